@@ -1,0 +1,120 @@
+//! Postgres connection settings and the schema migrations of every orderflow component.
+//!
+//! Every table of the pipeline (event store, outbox, inbox, saga store, service tables) is created by the
+//! migrations in `db/migrations`, applied in order by [`MIGRATOR`]. Migrations only ever move forward; a
+//! released migration is never edited (sqlx refuses to start when a checksum changes).
+//!
+//! What it promises: [`connect`] gives a pool whose connections have been checked once, or an error that names
+//! the server it tried. What it does not: it never creates the database itself; tests get theirs from
+//! `testkit`, deployments from their operators.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), db::DbError> {
+//! let settings = db::DbSettings::from_url("postgres://postgres@127.0.0.1:5432/postgres");
+//! let pool = db::connect(&settings).await?;
+//! db::migrate(&pool).await?;
+//! # Ok(()) }
+//! ```
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+/// The migrations of every component, embedded at compile time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Where the database is and how many connections to keep.
+#[derive(Clone, Debug)]
+pub struct DbSettings {
+    /// A `postgres://` URL. It may hold a password, so it is never logged whole.
+    pub url: String,
+    /// Upper bound on open connections.
+    pub max_connections: u32,
+    /// How long a caller waits for a free connection before it gets an error.
+    pub acquire_timeout: Duration,
+}
+
+impl DbSettings {
+    /// Settings with the defaults: 10 connections, 10 s acquire timeout.
+    pub fn from_url(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The URL without its password, fit for logs and error messages.
+    pub fn redacted_url(&self) -> String {
+        redact(&self.url)
+    }
+}
+
+/// What can go wrong while connecting or migrating.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The server did not answer or refused the connection.
+    #[error("cannot connect to Postgres at {url}")]
+    Connect {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A migration failed to apply, or an applied one was changed since.
+    #[error("database migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Opens a pool and checks one connection, so a wrong URL fails here and not at the first query.
+pub async fn connect(settings: &DbSettings) -> Result<PgPool, DbError> {
+    let connect_error = |source| DbError::Connect {
+        url: settings.redacted_url(),
+        source,
+    };
+    let pool = PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .connect(&settings.url)
+        .await
+        .map_err(connect_error)?;
+    tracing::debug!(url = %settings.redacted_url(), "connected to Postgres");
+    Ok(pool)
+}
+
+/// Applies every migration that has not been applied yet.
+pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// Replaces the password of a URL with `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redact_hides_the_password_only() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/orders"),
+            "postgres://app:***@db:5432/orders"
+        );
+        assert_eq!(
+            redact("postgres://postgres@127.0.0.1/test"),
+            "postgres://postgres@127.0.0.1/test"
+        );
+        assert_eq!(redact("not a url"), "not a url");
+    }
+}

@@ -1,0 +1,105 @@
+//! Kafka clients: the one place where they are configured.
+//!
+//! [`KafkaSettings`] carries the bootstrap servers and any librdkafka property to pass through unchanged
+//! (SASL and TLS settings of a real cluster, for example), and builds the `ClientConfig` of every producer,
+//! consumer and admin client of the pipeline. [`ensure_topic`] creates a topic and treats "already exists" as
+//! success, so start-up can call it every time.
+//!
+//! The outbox issue adds the idempotent producer (`acks=all`), headers (event id, event type, schema id,
+//! correlation and causation ids, W3C traceparent, origin region) and delivery reporting.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+/// Bootstrap servers used when `KAFKA_BOOTSTRAP` is not set: the local broker of `./dev up`.
+pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
+
+/// How to reach the cluster.
+#[derive(Clone, Debug)]
+pub struct KafkaSettings {
+    /// Comma-separated `host:port` list.
+    pub bootstrap: String,
+    /// librdkafka properties applied to every client after the defaults, e.g.
+    /// `security.protocol=SASL_SSL`, `sasl.mechanism=SCRAM-SHA-512`.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl KafkaSettings {
+    /// Settings for the given bootstrap servers and no extra properties.
+    pub fn new(bootstrap: impl Into<String>) -> Self {
+        Self {
+            bootstrap: bootstrap.into(),
+            properties: BTreeMap::new(),
+        }
+    }
+
+    /// The configuration every client starts from: bootstrap servers plus the pass-through properties.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap);
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+}
+
+/// What can go wrong while talking to the cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaAdminError {
+    /// The client could not be created (a bad property, for example).
+    #[error("cannot create a Kafka client for {bootstrap}")]
+    Client {
+        bootstrap: String,
+        #[source]
+        source: KafkaError,
+    },
+    /// The broker refused to create the topic.
+    #[error("cannot create topic {topic}")]
+    CreateTopic {
+        topic: String,
+        #[source]
+        source: KafkaError,
+    },
+}
+
+/// Creates `topic` with `partitions` partitions and replication factor 1 when it does not exist yet.
+///
+/// An existing topic is left as it is, whatever its partition count.
+pub async fn ensure_topic(
+    settings: &KafkaSettings,
+    topic: &str,
+    partitions: i32,
+) -> Result<(), KafkaAdminError> {
+    let admin: AdminClient<DefaultClientContext> =
+        settings
+            .client_config()
+            .create()
+            .map_err(|source| KafkaAdminError::Client {
+                bootstrap: settings.bootstrap.clone(),
+                source,
+            })?;
+    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let create_error = |source| KafkaAdminError::CreateTopic {
+        topic: topic.to_owned(),
+        source,
+    };
+    let results = admin
+        .create_topics([&new_topic], &options)
+        .await
+        .map_err(create_error)?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(create_error(KafkaError::AdminOp(code))),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Ask a Kafka-protocol broker for its metadata; exit 0 when it answers with at least one broker.
+
+Usage: kafka_ping.py HOST:PORT[,HOST:PORT...] [TIMEOUT_SECONDS]
+
+Uses only the standard library, so `./dev up` can wait for the broker before anything is built.
+Sends a Metadata v0 request (api key 3) for all topics and reads the broker list of the answer.
+"""
+import socket
+import struct
+import sys
+
+METADATA_API_KEY = 3
+CLIENT_ID = b"orderflow-dev"
+
+
+def read_exact(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("broker closed the connection")
+        data += chunk
+    return data
+
+
+def metadata(host, port, timeout):
+    correlation_id = 7
+    body = struct.pack(">hhih", METADATA_API_KEY, 0, correlation_id, len(CLIENT_ID)) + CLIENT_ID
+    body += struct.pack(">i", 0)  # v0: an empty topic array asks for every topic
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        sock.sendall(struct.pack(">i", len(body)) + body)
+        (size,) = struct.unpack(">i", read_exact(sock, 4))
+        answer = read_exact(sock, size)
+    (got_correlation, broker_count) = struct.unpack(">ii", answer[:8])
+    if got_correlation != correlation_id:
+        raise ValueError(f"correlation id {got_correlation}, expected {correlation_id}")
+    brokers, pos = [], 8
+    for _ in range(broker_count):
+        (node_id, host_len) = struct.unpack(">ih", answer[pos:pos + 6])
+        pos += 6
+        broker_host = answer[pos:pos + host_len].decode()
+        pos += host_len
+        (broker_port,) = struct.unpack(">i", answer[pos:pos + 4])
+        pos += 4
+        brokers.append(f"{node_id}@{broker_host}:{broker_port}")
+    return brokers
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    timeout = float(sys.argv[2]) if len(sys.argv) > 2 else 3.0
+    errors = []
+    for server in sys.argv[1].split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            brokers = metadata(host or "localhost", int(port), timeout)
+        except (OSError, ValueError, struct.error) as e:
+            errors.append(f"{server}: {e}")
+            continue
+        if brokers:
+            print(f"{server}: brokers {', '.join(brokers)}")
+            return 0
+        errors.append(f"{server}: metadata lists no broker")
+    print("; ".join(errors), file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

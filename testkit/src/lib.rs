@@ -1,0 +1,151 @@
+//! Test support shared by the integration tests of every crate.
+//!
+//! - [`TestDb::new`] creates a database with a random name, applies every migration and drops the database
+//!   when the value goes out of scope, so tests never see each other's rows.
+//! - [`unique_name`] gives topic and consumer-group names no other test uses.
+//! - [`database_url`] and [`kafka`] say where the real Postgres and Kafka-protocol broker are:
+//!   `DATABASE_URL` / `KAFKA_BOOTSTRAP` when set; else, with the `testcontainers` feature and a Docker engine
+//!   present, containers started once per test process; else the local environment of `./dev up`.
+//!
+//! Helpers panic with a message that says what to do, because a test cannot go on without its database or
+//! broker and a panic is how a test reports that.
+
+use std::time::Duration;
+
+use producers::KafkaSettings;
+use rdkafka::ClientConfig;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions as _, Connection as _};
+
+#[cfg(feature = "testcontainers")]
+pub mod containers;
+
+/// Postgres of the local environment (`./dev up`), used when `DATABASE_URL` is not set.
+pub const LOCAL_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Where the tests' Postgres server is: a URL whose database is used only to create and drop test databases.
+pub fn database_url() -> String {
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        return url;
+    }
+    #[cfg(feature = "testcontainers")]
+    if let Ok(running) = containers::shared() {
+        return running.database_url.clone();
+    }
+    LOCAL_DATABASE_URL.to_owned()
+}
+
+/// Where the tests' Kafka-protocol broker is.
+pub fn kafka() -> KafkaSettings {
+    if let Ok(bootstrap) = std::env::var("KAFKA_BOOTSTRAP") {
+        return KafkaSettings::new(bootstrap);
+    }
+    #[cfg(feature = "testcontainers")]
+    if let Ok(running) = containers::shared() {
+        return KafkaSettings::new(running.kafka_bootstrap.clone());
+    }
+    KafkaSettings::new(producers::DEFAULT_BOOTSTRAP)
+}
+
+/// A name no other test uses: `<prefix>-<random uuid>`. Use it for topics and consumer groups.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Consumer settings for tests: a unique group unless one is given, reading from the earliest offset, and a
+/// short session timeout, since a group with librdkafka's default takes about 23 s to form on tansu.
+pub fn consumer_config(kafka: &KafkaSettings, group: &str) -> ClientConfig {
+    let mut config = kafka.client_config();
+    config
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .set("enable.partition.eof", "false");
+    config
+}
+
+/// A fresh, migrated database that is dropped when this value is dropped.
+pub struct TestDb {
+    pool: PgPool,
+    name: String,
+    server: PgConnectOptions,
+}
+
+impl TestDb {
+    /// Creates `orderflow_test_<random>` on the server of [`database_url`] and applies every migration.
+    pub async fn new() -> Self {
+        let url = database_url();
+        let server: PgConnectOptions = url
+            .parse()
+            .unwrap_or_else(|e| panic!("DATABASE_URL is not a valid Postgres URL ({e}): {url}"));
+        let name = format!("orderflow_test_{}", uuid::Uuid::now_v7().simple());
+
+        let mut admin = server.connect().await.unwrap_or_else(|e| {
+            panic!("cannot reach Postgres at {url}: {e}. Run `./dev up` or set DATABASE_URL.")
+        });
+        // Identifiers cannot be bound as parameters; the name is ours and only [a-z0-9_].
+        sqlx::query(&format!(r#"CREATE DATABASE "{name}""#))
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+        admin.close().await.ok();
+
+        let pool = PgPoolOptions::new()
+            .max_connections(20)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(server.clone().database(&name))
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to test database {name}: {e}"));
+        db::migrate(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("cannot migrate test database {name}: {e:?}"));
+        Self { pool, name, server }
+    }
+
+    /// A pool on the test database.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The test database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A URL of the test database, for a child process such as the `orderflow` binary.
+    pub fn url(&self) -> String {
+        self.server
+            .clone()
+            .database(&self.name)
+            .to_url_lossy()
+            .to_string()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // Drop runs outside async context and possibly on a runtime that is shutting down, so the database
+        // is dropped from a thread with a runtime of its own. FORCE ends connections still open.
+        let server = self.server.clone();
+        let name = std::mem::take(&mut self.name);
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let mut admin = server.connect().await.map_err(std::io::Error::other)?;
+                sqlx::query(&format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#))
+                    .execute(&mut admin)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                Ok::<_, std::io::Error>(())
+            })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("warning: could not drop a test database: {e}"),
+            Err(_) => eprintln!("warning: the thread dropping a test database panicked"),
+        }
+    }
+}
