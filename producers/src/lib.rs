@@ -5,8 +5,16 @@
 //! consumer and admin client of the pipeline. [`ensure_topic`] creates a topic and treats "already exists" as
 //! success, so start-up can call it every time.
 //!
-//! The outbox issue adds the idempotent producer (`acks=all`), headers (event id, event type, schema id,
-//! correlation and causation ids, W3C traceparent, origin region) and delivery reporting.
+//! [`ProducerSettings`] holds the producer knobs (idempotence, `acks=all`, compression, linger, batch size,
+//! delivery timeout) with defaults fit for the relay; [`headers`] names the headers every record carries and
+//! [`topics`] is the one place topic names are made.
+//!
+//! Guarantees come from librdkafka's idempotent producer: with `enable.idempotence=true` records of one
+//! partition are written once and in the order they were handed over, across retries. Nothing here uses Kafka
+//! transactions: correctness rests on the outbox and on event-id dedup in consumers.
+
+pub mod headers;
+pub mod topics;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -43,6 +51,58 @@ impl KafkaSettings {
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap);
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+}
+
+/// Producer knobs. The defaults suit the relay: idempotent, `acks=all`, lz4, 5 ms linger.
+#[derive(Clone, Debug)]
+pub struct ProducerSettings {
+    /// librdkafka `linger.ms`: how long to wait for more records before sending a batch.
+    pub linger: Duration,
+    /// librdkafka `batch.size` in bytes.
+    pub batch_bytes: u32,
+    /// librdkafka `compression.type`: none, gzip, snappy, lz4 or zstd.
+    pub compression: String,
+    /// librdkafka `message.timeout.ms`: how long a record may wait for an acknowledgement before it fails.
+    pub delivery_timeout: Duration,
+    /// librdkafka `message.max.bytes`: larger records are refused before they are sent.
+    pub max_message_bytes: u32,
+}
+
+impl Default for ProducerSettings {
+    fn default() -> Self {
+        Self {
+            linger: Duration::from_millis(5),
+            batch_bytes: 1_000_000,
+            compression: "lz4".into(),
+            delivery_timeout: Duration::from_secs(300),
+            max_message_bytes: 1_000_000,
+        }
+    }
+}
+
+impl KafkaSettings {
+    /// The configuration of an idempotent producer (`acks=all`, in-order retries) with `producer`'s knobs.
+    /// Pass-through properties are applied last, so an operator can override any of them.
+    pub fn producer_config(&self, producer: &ProducerSettings) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", producer.linger.as_millis().to_string())
+            .set("batch.size", producer.batch_bytes.to_string())
+            .set("compression.type", &producer.compression)
+            .set(
+                "message.timeout.ms",
+                producer.delivery_timeout.as_millis().to_string(),
+            )
+            .set("message.max.bytes", producer.max_message_bytes.to_string())
+            .set("queue.buffering.max.messages", "500000");
         for (key, value) in &self.properties {
             config.set(key, value);
         }
