@@ -29,7 +29,10 @@ pub async fn run(db_settings: &db::DbSettings, kafka: &KafkaSettings) -> anyhow:
 async fn postgres_round_trip(settings: &db::DbSettings) -> anyhow::Result<()> {
     let pool = db::connect(settings).await?;
     db::migrate(&pool).await?;
-    let mut tx = pool.begin().await.context("failed to begin a transaction")?;
+    let mut tx = pool
+        .begin()
+        .await
+        .context("failed to begin a transaction")?;
     sqlx::query("CREATE TEMPORARY TABLE smoke (token uuid) ON COMMIT DROP")
         .execute(&mut *tx)
         .await

@@ -70,7 +70,8 @@ pub fn skip_without_engine(test: &str) -> bool {
 
 /// Checks that a Docker engine answers, at `DOCKER_HOST` or the default socket.
 pub fn docker_engine() -> Result<(), Unavailable> {
-    let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let host =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
     let reached = if let Some(path) = host.strip_prefix("unix://") {
         std::os::unix::net::UnixStream::connect(path).map(drop)
     } else if let Some(address) = host.strip_prefix("tcp://") {

@@ -10,10 +10,13 @@ fn containers_start_with_an_engine_or_say_why_not() {
             assert!(running.database_url.starts_with("postgres://"));
             let port = running.kafka_bootstrap.rsplit(':').next().unwrap();
             assert!(port.parse::<u16>().is_ok(), "{}", running.kafka_bootstrap);
-            std::net::TcpStream::connect(&running.kafka_bootstrap).expect("kafka container answers");
+            std::net::TcpStream::connect(&running.kafka_bootstrap)
+                .expect("kafka container answers");
         }
         Err(Unavailable::NoEngine(why)) => {
-            assert!(containers::skip_without_engine("containers_start_with_an_engine_or_say_why_not"));
+            assert!(containers::skip_without_engine(
+                "containers_start_with_an_engine_or_say_why_not"
+            ));
             assert!(why.contains("docker"), "the reason names the engine: {why}");
         }
         Err(e @ Unavailable::StartFailed(_)) => panic!("an engine answered but {e}"),

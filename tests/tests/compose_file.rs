@@ -11,7 +11,8 @@ fn compose_dir() -> &'static Path {
 }
 
 fn load() -> Yaml {
-    let text = std::fs::read_to_string(compose_dir().join("compose.yaml")).expect("read compose.yaml");
+    let text =
+        std::fs::read_to_string(compose_dir().join("compose.yaml")).expect("read compose.yaml");
     let mut docs = YamlLoader::load_from_str(&text).expect("compose.yaml is valid YAML");
     assert_eq!(docs.len(), 1, "one YAML document");
     docs.remove(0)
@@ -22,10 +23,18 @@ fn compose_names_kafka_in_kraft_mode_the_registry_and_postgres() {
     let compose = load();
     let services = compose["services"].as_hash().expect("a services map");
     for name in ["kafka", "schema-registry", "postgres"] {
-        assert!(services.contains_key(&Yaml::from_str(name)), "service {name}");
+        assert!(
+            services.contains_key(&Yaml::from_str(name)),
+            "service {name}"
+        );
     }
     let kafka = &compose["services"]["kafka"];
-    assert!(kafka["image"].as_str().unwrap().starts_with("apache/kafka:"));
+    assert!(
+        kafka["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("apache/kafka:")
+    );
     assert_eq!(
         kafka["environment"]["KAFKA_PROCESS_ROLES"].as_str(),
         Some("broker,controller"),
@@ -49,7 +58,10 @@ fn compose_dependencies_and_builds_point_at_what_exists() {
         }
         if let Some(dockerfile) = service["build"]["dockerfile"].as_str() {
             let context = compose_dir().join(service["build"]["context"].as_str().unwrap());
-            assert!(context.join(dockerfile).is_file(), "{name}: {dockerfile} is missing");
+            assert!(
+                context.join(dockerfile).is_file(),
+                "{name}: {dockerfile} is missing"
+            );
         }
         assert!(
             service["image"].as_str().is_some() || service["build"].as_hash().is_some(),

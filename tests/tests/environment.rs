@@ -56,7 +56,11 @@ async fn a_consumer_group_receives_every_record_in_key_order() {
         received += 1;
     }
     for key in keys {
-        assert_eq!(seen[key], (0..per_key).collect::<Vec<_>>(), "order of {key}");
+        assert_eq!(
+            seen[key],
+            (0..per_key).collect::<Vec<_>>(),
+            "order of {key}"
+        );
     }
 }
 

@@ -1,0 +1,576 @@
+//! The relay: publishes outbox records to Kafka, in id order, and deletes what the broker acknowledged.
+//!
+//! # How it keeps its promises
+//! - **Nothing is skipped.** Every scan reads the lowest ids left in the table; there is no cursor, so a
+//!   transaction that commits late, or stays open for minutes, is published as soon as it commits.
+//! - **Per-key order is commit order.** Writers of one key are serialized, so ids of one key grow in commit
+//!   order; the relay hands records to an idempotent producer in id order, and a batch is acknowledged and
+//!   deleted before the next is read.
+//! - **One relay publishes at a time.** Relays elect a leader with a session advisory lock held on the
+//!   connection that also reads and deletes the records; the others wait as hot standbys and take over when the
+//!   leader's session ends (a `kill -9` included). If the leader's connection drops, its next query fails and
+//!   it stops publishing; at most the batch in flight is published twice.
+//! - **At least once.** A record is deleted only after the broker acknowledged it, so a crash between the
+//!   acknowledgement and the delete publishes it again. Consumers deduplicate on the `event_id` header.
+//! - **Poison records do not block the rest.** A record the broker refuses for good (too large, topic
+//!   missing) is retried with backoff; after `max_attempts` it moves to `outbox_quarantine` with its reason.
+//!   Later records of the same topic and key wait behind it until an operator retries or discards it (see
+//!   [`crate::quarantine`]): skipping it would break per-key order, which consumers rely on. Other keys flow.
+//!   Both failures are detected before the record is handed to the producer (size limit, topic metadata),
+//!   so later records of its key in the same batch are held back too.
+//! - **Wakes on commit.** A trigger notifies `orderflow_outbox` at commit; the relay listens, and polls every
+//!   `poll_interval` in case a notification is missed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use producers::headers::{self, RecordHeaders};
+use producers::{KafkaSettings, ProducerSettings};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::types::RDKafkaErrorCode;
+use sqlx::postgres::PgListener;
+use sqlx::{Connection as _, PgConnection, PgPool};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::OutboxError;
+
+/// The channel the outbox trigger notifies on commit.
+pub const NOTIFY_CHANNEL: &str = "orderflow_outbox";
+
+/// Advisory lock key of the relay leader (any number no other component uses).
+pub const DEFAULT_LEADER_LOCK: i64 = 0x6f72_6465_7266_6c77; // "orderflw"
+
+/// Relay settings.
+#[derive(Clone, Debug)]
+pub struct RelayConfig {
+    /// Records read, published and deleted per round.
+    pub batch_size: usize,
+    /// Fallback poll when no notification arrives.
+    pub poll_interval: Duration,
+    /// Tries of a record the broker refuses for good, before it is quarantined.
+    pub max_attempts: i32,
+    /// First wait before retrying a refused record or after a failed round; doubles up to `max_backoff`.
+    pub backoff: Duration,
+    /// Upper bound of the backoff.
+    pub max_backoff: Duration,
+    /// The advisory lock relays elect their leader with; relays of one outbox must share it.
+    pub leader_lock: i64,
+    /// The producer's knobs.
+    pub producer: ProducerSettings,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 2000,
+            poll_interval: Duration::from_millis(500),
+            max_attempts: 5,
+            backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(30),
+            leader_lock: DEFAULT_LEADER_LOCK,
+            producer: ProducerSettings::default(),
+        }
+    }
+}
+
+/// Counters of one relay, readable while it runs.
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    pub published: AtomicU64,
+    pub failed: AtomicU64,
+    pub quarantined: AtomicU64,
+    pub batches: AtomicU64,
+    pub leader: AtomicBool,
+}
+
+/// A record the broker acknowledged, reported to an observer (benchmarks, tests).
+#[derive(Clone, Debug)]
+pub struct Acked {
+    pub id: i64,
+    pub at: Instant,
+}
+
+/// Publishes the outbox. See the module documentation for its guarantees.
+pub struct Relay {
+    pool: PgPool,
+    producer: FutureProducer,
+    config: RelayConfig,
+    stats: Arc<RelayStats>,
+    observer: Option<mpsc::UnboundedSender<Acked>>,
+    known_topics: HashMap<String, Instant>,
+    held_back: HashMap<(String, String), Instant>,
+}
+
+/// One row of the outbox, as the relay reads it.
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    topic: String,
+    key: String,
+    payload: Vec<u8>,
+    headers: sqlx::types::Json<RecordHeaders>,
+    attempts: i32,
+}
+
+/// What became of a row in a round.
+enum Outcome {
+    Acked(i64),
+    /// Refused for good by the broker or before sending; counts as an attempt.
+    Refused {
+        id: i64,
+        key: (String, String),
+        attempts: i32,
+        reason: String,
+    },
+    /// Failed for a reason that may pass (broker unavailable past the delivery timeout).
+    Transient {
+        id: i64,
+        reason: String,
+    },
+}
+
+impl Relay {
+    /// A relay over `pool` publishing to the cluster of `kafka`.
+    pub fn new(
+        pool: PgPool,
+        kafka: &KafkaSettings,
+        config: RelayConfig,
+    ) -> Result<Self, OutboxError> {
+        let producer = kafka.producer_config(&config.producer).create()?;
+        Ok(Self {
+            pool,
+            producer,
+            config,
+            stats: Arc::default(),
+            observer: None,
+            known_topics: HashMap::new(),
+            held_back: HashMap::new(),
+        })
+    }
+
+    /// The relay's counters.
+    pub fn stats(&self) -> Arc<RelayStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Reports every acknowledged record's id and time on the returned channel.
+    pub fn observe_acks(&mut self) -> mpsc::UnboundedReceiver<Acked> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.observer = Some(tx);
+        rx
+    }
+
+    /// Runs until `shutdown` is cancelled: waits for leadership, then publishes. Database and broker failures
+    /// are retried with backoff; the relay only returns on shutdown, after finishing the round in flight.
+    #[tracing::instrument(name = "relay", skip_all)]
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), OutboxError> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(NOTIFY_CHANNEL).await?;
+        let mut backoff = self.config.backoff;
+        while !shutdown.is_cancelled() {
+            match self.lead(&mut listener, &shutdown).await {
+                Ok(()) => backoff = self.config.backoff,
+                Err(e) => {
+                    self.stats.leader.store(false, Ordering::Relaxed);
+                    tracing::warn!(error = %error_chain(&e), ?backoff, "relay round failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = shutdown.cancelled() => {}
+                    }
+                    backoff = (backoff * 2).min(self.config.max_backoff);
+                }
+            }
+        }
+        self.producer.flush(Duration::from_secs(10))?;
+        tracing::info!("relay stopped");
+        Ok(())
+    }
+
+    /// Takes leadership on a connection of its own and publishes until shutdown or a failure.
+    async fn lead(
+        &mut self,
+        listener: &mut PgListener,
+        shutdown: &CancellationToken,
+    ) -> Result<(), OutboxError> {
+        let mut conn = self.pool.acquire().await?.detach();
+        while !try_lock(&mut conn, self.config.leader_lock).await? {
+            if !wait_for_work(listener, self.config.poll_interval, shutdown).await {
+                return Ok(());
+            }
+        }
+        self.stats.leader.store(true, Ordering::Relaxed);
+        tracing::info!("leading: this relay publishes the outbox");
+        let result = self
+            .publish_until_shutdown(&mut conn, listener, shutdown)
+            .await;
+        self.stats.leader.store(false, Ordering::Relaxed);
+        // Closing the session releases the advisory lock for a standby.
+        conn.close().await.ok();
+        result
+    }
+
+    async fn publish_until_shutdown(
+        &mut self,
+        conn: &mut PgConnection,
+        listener: &mut PgListener,
+        shutdown: &CancellationToken,
+    ) -> Result<(), OutboxError> {
+        while !shutdown.is_cancelled() {
+            let rows = fetch_batch(conn, self.config.batch_size as i64).await?;
+            let progressed = if rows.is_empty() {
+                false
+            } else {
+                let outcomes = self.publish(&rows).await;
+                self.settle(conn, outcomes).await?
+            };
+            // Nothing to do, or every record waits behind a held-back key: wait instead of spinning.
+            if !progressed && !wait_for_work(listener, self.config.poll_interval, shutdown).await {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands `rows` to the producer in id order and waits for every acknowledgement.
+    async fn publish(&mut self, rows: &[Row]) -> Vec<Outcome> {
+        let now = Instant::now();
+        self.held_back.retain(|_, until| *until > now);
+        let mut outcomes = Vec::with_capacity(rows.len());
+        let mut in_flight = Vec::with_capacity(rows.len());
+        // Keys with a refused or held-back record in this round: their later records wait.
+        let mut blocked: HashSet<(String, String)> = self.held_back.keys().cloned().collect();
+        for row in rows {
+            let key = (row.topic.clone(), row.key.clone());
+            if blocked.contains(&key) {
+                continue;
+            }
+            if let Some(reason) = self.refusal_before_sending(row).await {
+                blocked.insert(key.clone());
+                outcomes.push(Outcome::Refused {
+                    id: row.id,
+                    key,
+                    attempts: row.attempts,
+                    reason,
+                });
+                continue;
+            }
+            let kafka_headers = headers::to_kafka(&row.headers);
+            let mut record = FutureRecord::to(&row.topic)
+                .key(&row.key)
+                .payload(&row.payload)
+                .headers(kafka_headers);
+            loop {
+                match self.producer.send_result(record) {
+                    Ok(delivery) => {
+                        in_flight.push((row.id, key, row.attempts, delivery));
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        record = back;
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    Err((e, _)) => {
+                        blocked.insert(key.clone());
+                        outcomes.push(Outcome::Refused {
+                            id: row.id,
+                            key,
+                            attempts: row.attempts,
+                            reason: e.to_string(),
+                        });
+                        break;
+                    }
+                }
+            }
+        }
+        for (id, key, attempts, delivery) in in_flight {
+            let outcome = match delivery.await {
+                Ok(Ok(_)) => Outcome::Acked(id),
+                Ok(Err((e, _))) if is_permanent(&e) => Outcome::Refused {
+                    id,
+                    key,
+                    attempts,
+                    reason: e.to_string(),
+                },
+                Ok(Err((e, _))) => Outcome::Transient {
+                    id,
+                    reason: e.to_string(),
+                },
+                Err(_canceled) => Outcome::Transient {
+                    id,
+                    reason: "producer dropped the record".into(),
+                },
+            };
+            outcomes.push(outcome);
+        }
+        outcomes
+    }
+
+    /// Why `row` cannot be published, found before it is sent: too large, or its topic does not exist.
+    async fn refusal_before_sending(&mut self, row: &Row) -> Option<String> {
+        let size = row.payload.len() + row.key.len();
+        let limit = self.config.producer.max_message_bytes as usize;
+        if size > limit {
+            return Some(format!(
+                "record of {size} bytes exceeds the {limit}-byte limit (message.max.bytes)"
+            ));
+        }
+        match self.topic_exists(&row.topic).await {
+            Ok(true) => None,
+            Ok(false) => Some(format!("topic {} does not exist", row.topic)),
+            // Unknown is not refused: the producer will try, and a failure there is classified then.
+            Err(e) => {
+                tracing::warn!(topic = %row.topic, error = %e, "cannot read topic metadata");
+                None
+            }
+        }
+    }
+
+    /// Whether `topic` exists, from a cache refreshed every minute.
+    async fn topic_exists(&mut self, topic: &str) -> Result<bool, KafkaError> {
+        const FRESH_FOR: Duration = Duration::from_secs(60);
+        if self
+            .known_topics
+            .get(topic)
+            .is_some_and(|seen| seen.elapsed() < FRESH_FOR)
+        {
+            return Ok(true);
+        }
+        let client = self.producer.clone();
+        let name = topic.to_owned();
+        let exists = tokio::task::spawn_blocking(move || {
+            let metadata = client
+                .client()
+                .fetch_metadata(Some(&name), Duration::from_secs(10))?;
+            Ok::<_, KafkaError>(
+                metadata
+                    .topics()
+                    .iter()
+                    .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty()),
+            )
+        })
+        .await
+        .map_err(|_| KafkaError::Canceled)??;
+        if exists {
+            self.known_topics.insert(topic.to_owned(), Instant::now());
+        }
+        Ok(exists)
+    }
+
+    /// Deletes acknowledged rows, counts attempts of refused ones and quarantines those out of tries.
+    /// Returns whether any row was acknowledged or quarantined.
+    async fn settle(
+        &mut self,
+        conn: &mut PgConnection,
+        outcomes: Vec<Outcome>,
+    ) -> Result<bool, OutboxError> {
+        let mut acked = Vec::with_capacity(outcomes.len());
+        let mut quarantined = 0;
+        let mut transient = false;
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Acked(id) => acked.push(id),
+                Outcome::Refused {
+                    id,
+                    key,
+                    attempts,
+                    reason,
+                } => {
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("outbox_relay_errors_total", "class" => "refused")
+                        .increment(1);
+                    let attempts = attempts + 1;
+                    if attempts >= self.config.max_attempts {
+                        quarantine(conn, id, attempts, &reason).await?;
+                        quarantined += 1;
+                        tracing::error!(id, topic = %key.0, key = %key.1, %reason, attempts,
+                            "record quarantined; later records of its key wait for an operator");
+                    } else {
+                        record_failure(conn, id, &reason).await?;
+                        let wait =
+                            backoff_for(self.config.backoff, self.config.max_backoff, attempts);
+                        tracing::warn!(id, topic = %key.0, key = %key.1, %reason, attempts, ?wait,
+                            "broker refused record; retrying later");
+                        self.held_back.insert(key, Instant::now() + wait);
+                    }
+                }
+                Outcome::Transient { id, reason } => {
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("outbox_relay_errors_total", "class" => "transient")
+                        .increment(1);
+                    record_failure(conn, id, &reason).await?;
+                    transient = true;
+                }
+            }
+        }
+        if !acked.is_empty() {
+            sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
+                .bind(&acked)
+                .execute(&mut *conn)
+                .await?;
+            if let Some(observer) = &self.observer {
+                let at = Instant::now();
+                for &id in &acked {
+                    observer.send(Acked { id, at }).ok();
+                }
+            }
+        }
+        self.stats
+            .published
+            .fetch_add(acked.len() as u64, Ordering::Relaxed);
+        self.stats
+            .quarantined
+            .fetch_add(quarantined, Ordering::Relaxed);
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("outbox_relay_published_total").increment(acked.len() as u64);
+        if transient {
+            // The broker is unreachable past the delivery timeout: the round is retried from the lowest id.
+            return Err(OutboxError::Kafka(KafkaError::MessageProduction(
+                RDKafkaErrorCode::MessageTimedOut,
+            )));
+        }
+        Ok(!acked.is_empty() || quarantined > 0)
+    }
+}
+
+/// The oldest records that are not waiting behind a quarantined record of their key.
+async fn fetch_batch(conn: &mut PgConnection, limit: i64) -> Result<Vec<Row>, OutboxError> {
+    let rows = sqlx::query_as::<_, Row>(
+        "SELECT o.id, o.topic, o.key, o.payload, o.headers, o.attempts
+         FROM outbox o
+         WHERE NOT EXISTS (SELECT 1 FROM outbox_quarantine q WHERE q.topic = o.topic AND q.key = o.key)
+         ORDER BY o.id
+         LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows)
+}
+
+async fn try_lock(conn: &mut PgConnection, key: i64) -> Result<bool, OutboxError> {
+    Ok(sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(key)
+        .fetch_one(conn)
+        .await?)
+}
+
+async fn record_failure(conn: &mut PgConnection, id: i64, reason: &str) -> Result<(), OutboxError> {
+    sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1")
+        .bind(id)
+        .bind(reason)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn quarantine(
+    conn: &mut PgConnection,
+    id: i64,
+    attempts: i32,
+    reason: &str,
+) -> Result<(), OutboxError> {
+    sqlx::query(
+        "WITH moved AS (DELETE FROM outbox WHERE id = $1 RETURNING *)
+         INSERT INTO outbox_quarantine (id, topic, key, payload, headers, created_at, attempts, reason)
+         SELECT id, topic, key, payload, headers, created_at, $2, $3 FROM moved",
+    )
+    .bind(id)
+    .bind(attempts)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Waits for a notification, the poll interval or shutdown; false on shutdown.
+async fn wait_for_work(
+    listener: &mut PgListener,
+    poll: Duration,
+    shutdown: &CancellationToken,
+) -> bool {
+    tokio::select! {
+        notified = listener.recv() => {
+            if let Err(e) = notified {
+                tracing::debug!(error = %e, "outbox listener lost its connection; it reconnects");
+                tokio::time::sleep(poll).await;
+            }
+            // One round reads everything that committed; earlier notifications add nothing.
+            while listener.next_buffered().is_some() {}
+            true
+        }
+        () = tokio::time::sleep(poll) => true,
+        () = shutdown.cancelled() => false,
+    }
+}
+
+/// Errors after which the same record will never be accepted.
+fn is_permanent(error: &KafkaError) -> bool {
+    use RDKafkaErrorCode as Code;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            Code::MessageSizeTooLarge
+                | Code::InvalidMessageSize
+                | Code::MessageBatchTooLarge
+                | Code::UnknownTopicOrPartition
+                | Code::UnknownTopic
+                | Code::TopicAuthorizationFailed
+                | Code::InvalidRecord
+                | Code::PolicyViolation
+                | Code::InvalidMessage
+        )
+    )
+}
+
+fn backoff_for(first: Duration, max: Duration, attempts: i32) -> Duration {
+    let doublings = u32::try_from(attempts.saturating_sub(1))
+        .unwrap_or(0)
+        .min(16);
+    first.saturating_mul(1 << doublings).min(max)
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_bound() {
+        let first = Duration::from_millis(200);
+        let max = Duration::from_secs(1);
+        assert_eq!(backoff_for(first, max, 1), first);
+        assert_eq!(backoff_for(first, max, 2), Duration::from_millis(400));
+        assert_eq!(backoff_for(first, max, 3), Duration::from_millis(800));
+        assert_eq!(backoff_for(first, max, 4), max);
+        assert_eq!(backoff_for(first, max, 1000), max);
+    }
+
+    #[test]
+    fn size_and_topic_errors_are_permanent_timeouts_are_not() {
+        let refused = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        assert!(is_permanent(&refused));
+        assert!(is_permanent(&KafkaError::MessageProduction(
+            RDKafkaErrorCode::UnknownTopicOrPartition
+        )));
+        assert!(!is_permanent(&KafkaError::MessageProduction(
+            RDKafkaErrorCode::MessageTimedOut
+        )));
+        assert!(!is_permanent(&KafkaError::MessageProduction(
+            RDKafkaErrorCode::BrokerTransportFailure
+        )));
+    }
+}

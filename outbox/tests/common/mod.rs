@@ -1,0 +1,142 @@
+//! Helpers shared by the outbox's integration tests.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use domain::{InventoryEvent, InventoryState, Sku};
+use outbox::{EventStore, Metadata, Relay, RelayConfig, RelayStats};
+use producers::KafkaSettings;
+use producers::headers::EVENT_ID;
+use producers::topics::Topics;
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A test's own topics (unique prefix) with the inventory events topic created.
+pub async fn topics(kafka: &KafkaSettings, partitions: i32) -> (Topics, String) {
+    let topics = Topics::with_prefix(format!("{}-", testkit::unique_name("outbox")));
+    let topic = topics.events("inventory");
+    producers::ensure_topic(kafka, &topic, partitions)
+        .await
+        .expect("create topic");
+    (topics, topic)
+}
+
+pub fn sku(n: usize) -> Sku {
+    Sku::new(format!("SKU-{n:05}")).expect("valid sku")
+}
+
+/// `count` events for the stream of `sku`, starting after `version`.
+pub fn received(sku: &Sku, count: usize) -> Vec<InventoryEvent> {
+    (1..=count)
+        .map(|quantity| InventoryEvent::Received {
+            sku: sku.clone(),
+            quantity: quantity as u32,
+        })
+        .collect()
+}
+
+/// Appends `events` to the stream of `sku` at `version` in one committed transaction; returns the new version.
+pub async fn append(store: &EventStore, sku: &Sku, version: i64, events: &[InventoryEvent]) -> i64 {
+    let mut tx = store.pool().begin().await.unwrap();
+    let version = store
+        .append::<InventoryState>(
+            &mut tx,
+            sku.as_str(),
+            version,
+            events,
+            &Metadata::new(uuid::Uuid::now_v7()),
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    version
+}
+
+/// A relay running in this process until the returned token is cancelled.
+pub struct RunningRelay {
+    pub stop: CancellationToken,
+    pub stats: Arc<RelayStats>,
+    pub task: JoinHandle<Result<(), outbox::OutboxError>>,
+}
+
+impl RunningRelay {
+    pub fn start(pool: &PgPool, kafka: &KafkaSettings, config: RelayConfig) -> Self {
+        let relay = Relay::new(pool.clone(), kafka, config).expect("relay");
+        let stop = CancellationToken::new();
+        let stats = relay.stats();
+        let task = tokio::spawn(relay.run(stop.clone()));
+        Self { stop, stats, task }
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.expect("relay task").expect("relay result");
+    }
+}
+
+pub async fn outbox_len(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Waits until the outbox is empty; panics after `secs` seconds with what is left.
+pub async fn wait_until_drained(pool: &PgPool, secs: u64) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let left = outbox_len(pool).await;
+        if left == 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{left} records still in the outbox after {secs} s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Checks the topic against the event store: every committed event is on the topic, and for each key the
+/// first occurrences of its events come in version order. Returns the number of duplicates seen.
+pub async fn assert_every_event_in_key_order(
+    pool: &PgPool,
+    records: &[testkit::Consumed],
+) -> usize {
+    let rows: Vec<(String, uuid::Uuid)> =
+        sqlx::query_as("SELECT aggregate_id, event_id FROM events ORDER BY aggregate_id, version")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let mut expected: HashMap<String, Vec<String>> = HashMap::new();
+    for (key, event_id) in rows {
+        expected.entry(key).or_default().push(event_id.to_string());
+    }
+    let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+    let mut duplicates = 0;
+    let mut all_ids = std::collections::HashSet::new();
+    for record in records {
+        let key = record.key.clone().expect("records are keyed");
+        let event_id = record.headers[EVENT_ID].clone();
+        if all_ids.insert(event_id.clone()) {
+            seen.entry(key).or_default().push(event_id);
+        } else {
+            duplicates += 1;
+        }
+    }
+    assert_eq!(seen.len(), expected.len(), "keys on the topic");
+    for (key, ids) in &expected {
+        let on_topic = seen.get(key).map(Vec::as_slice).unwrap_or_default();
+        assert_eq!(
+            on_topic.len(),
+            ids.len(),
+            "{key}: {} of {} events on the topic",
+            on_topic.len(),
+            ids.len()
+        );
+        assert_eq!(on_topic, ids.as_slice(), "{key}: events out of order");
+    }
+    duplicates
+}

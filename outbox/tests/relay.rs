@@ -1,0 +1,286 @@
+//! The relay against the real broker and database.
+
+mod common;
+
+use std::time::Duration;
+
+use common::RunningRelay;
+use outbox::records::enqueue;
+use outbox::{EventStore, OutboxRecord, RelayConfig, quarantine};
+use producers::headers::{self, RecordHeaders};
+use rand::Rng as _;
+
+fn fast_config() -> RelayConfig {
+    RelayConfig {
+        batch_size: 500,
+        poll_interval: Duration::from_millis(200),
+        backoff: Duration::from_millis(50),
+        ..RelayConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn every_record_reaches_the_topic_in_key_order_and_leaves_the_outbox() {
+    let db = testkit::TestDb::new().await;
+    let kafka = testkit::kafka();
+    let (topics, topic) = common::topics(&kafka, 4).await;
+    let store = EventStore::json(db.pool().clone(), topics, "eu-west");
+    for n in 0..20 {
+        let sku = common::sku(n);
+        let mut version = 0;
+        for _ in 0..5 {
+            version = common::append(&store, &sku, version, &common::received(&sku, 5)).await;
+        }
+    }
+    let relay = RunningRelay::start(db.pool(), &kafka, fast_config());
+    common::wait_until_drained(db.pool(), 60).await;
+    relay.stop().await;
+
+    let records = testkit::read_topic(&kafka, &topic).await;
+    assert_eq!(records.len(), 500);
+    let duplicates = common::assert_every_event_in_key_order(db.pool(), &records).await;
+    assert_eq!(duplicates, 0);
+    let first = &records[0];
+    assert!(first.headers.contains_key(headers::EVENT_TYPE));
+    assert!(headers::is_traceparent(
+        &first.headers[headers::TRACEPARENT]
+    ));
+}
+
+/// 50 writers commit after random delays, so ids commit out of order, and one transaction stays open for
+/// 30 s while the relay publishes everything around it. Nothing may be skipped.
+#[tokio::test]
+async fn late_commits_and_a_transaction_open_for_30_s_are_not_skipped() {
+    let db = testkit::TestDb::new().await;
+    let kafka = testkit::kafka();
+    let (topics, topic) = common::topics(&kafka, 4).await;
+    let store = EventStore::json(db.pool().clone(), topics, "eu-west");
+    let relay = RunningRelay::start(db.pool(), &kafka, fast_config());
+
+    let long = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let sku = common::sku(9999);
+            let mut tx = store.pool().begin().await.unwrap();
+            store
+                .append::<domain::InventoryState>(
+                    &mut tx,
+                    sku.as_str(),
+                    0,
+                    &common::received(&sku, 3),
+                    &outbox::Metadata::new(uuid::Uuid::now_v7()),
+                )
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            tx.commit().await.unwrap();
+        })
+    };
+    let writers: Vec<_> = (0..50)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let sku = common::sku(n);
+                let mut version = 0;
+                for _ in 0..10 {
+                    let delay = rand::rng().random_range(0..300);
+                    let mut tx = store.pool().begin().await.unwrap();
+                    version = store
+                        .append::<domain::InventoryState>(
+                            &mut tx,
+                            sku.as_str(),
+                            version,
+                            &common::received(&sku, 2),
+                            &outbox::Metadata::new(uuid::Uuid::now_v7()),
+                        )
+                        .await
+                        .unwrap();
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                    tx.commit().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    // The writers are done while the long transaction is still open: their records are published around it.
+    testkit::wait_for_records(&kafka, &topic, 1000, Duration::from_secs(60)).await;
+    assert!(!long.is_finished(), "the long transaction is still open");
+    long.await.unwrap();
+    common::wait_until_drained(db.pool(), 60).await;
+    relay.stop().await;
+
+    let records = testkit::read_topic(&kafka, &topic).await;
+    let duplicates = common::assert_every_event_in_key_order(db.pool(), &records).await;
+    assert_eq!(records.len() - duplicates, 1003, "every committed event");
+}
+
+/// Two relays run at once while 10,000 events are written: one leads, the other stands by, and per-key
+/// order holds with no duplicates. The leader then stops and the standby takes over.
+#[tokio::test]
+async fn two_relays_at_once_keep_key_order_over_10_000_events() {
+    let db = testkit::TestDb::new().await;
+    let kafka = testkit::kafka();
+    let (topics, topic) = common::topics(&kafka, 6).await;
+    let store = EventStore::json(db.pool().clone(), topics, "eu-west");
+    let first = RunningRelay::start(db.pool(), &kafka, fast_config());
+    let second = RunningRelay::start(db.pool(), &kafka, fast_config());
+
+    let write = |range: std::ops::Range<usize>| {
+        let writers: Vec<_> = range
+            .map(|n| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let sku = common::sku(n);
+                    let mut version = 0;
+                    for _ in 0..10 {
+                        version =
+                            common::append(&store, &sku, version, &common::received(&sku, 10))
+                                .await;
+                    }
+                })
+            })
+            .collect();
+        async move {
+            for writer in writers {
+                writer.await.unwrap();
+            }
+        }
+    };
+    write(0..50).await;
+    common::wait_until_drained(db.pool(), 120).await;
+    let (leader, standby) = if first
+        .stats
+        .published
+        .load(std::sync::atomic::Ordering::Relaxed)
+        > 0
+    {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    let published = |r: &RunningRelay| r.stats.published.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(published(&leader), 5000, "the leader published everything");
+    assert_eq!(published(&standby), 0, "the standby published nothing");
+
+    leader.stop().await;
+    write(50..100).await;
+    common::wait_until_drained(db.pool(), 120).await;
+    assert_eq!(published(&standby), 5000, "the standby took over");
+    standby.stop().await;
+
+    let records = testkit::read_topic(&kafka, &topic).await;
+    assert_eq!(records.len(), 10_000);
+    let duplicates = common::assert_every_event_in_key_order(db.pool(), &records).await;
+    assert_eq!(duplicates, 0);
+}
+
+fn record(topic: &str, key: &str, payload: Vec<u8>, n: u32) -> OutboxRecord {
+    OutboxRecord {
+        topic: topic.to_owned(),
+        key: key.to_owned(),
+        payload,
+        headers: RecordHeaders::from([("n".to_owned(), n.to_string())]),
+    }
+}
+
+async fn quarantined(pool: &sqlx::PgPool, count: usize) -> Vec<quarantine::Quarantined> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = quarantine::list(pool).await.unwrap();
+        if list.len() >= count {
+            return list;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing quarantined after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A record over the size limit is tried `max_attempts` times, then quarantined with its reason; the later
+/// record of its key waits, another key flows; discarding it lets the waiting record go.
+#[tokio::test]
+async fn a_refused_record_is_quarantined_and_its_key_waits_behind_it() {
+    let db = testkit::TestDb::new().await;
+    let kafka = testkit::kafka();
+    let (_, topic) = common::topics(&kafka, 1).await;
+    let mut conn = db.pool().acquire().await.unwrap();
+    enqueue(
+        &mut conn,
+        &[
+            record(&topic, "poisoned", vec![b'x'; 2_000_000], 1),
+            record(&topic, "poisoned", b"after".to_vec(), 2),
+            record(&topic, "healthy", b"fine".to_vec(), 3),
+        ],
+    )
+    .await
+    .unwrap();
+    let config = RelayConfig {
+        max_attempts: 3,
+        ..fast_config()
+    };
+    let relay = RunningRelay::start(db.pool(), &kafka, config);
+
+    let list = quarantined(db.pool(), 1).await;
+    assert_eq!(list.len(), 1);
+    let poisoned = &list[0];
+    assert_eq!(poisoned.key, "poisoned");
+    assert_eq!(poisoned.attempts, 3);
+    assert!(poisoned.reason.contains("exceeds"), "{}", poisoned.reason);
+    assert_eq!(poisoned.waiting, 1, "the later record of its key waits");
+
+    testkit::wait_for_records(&kafka, &topic, 1, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let records = testkit::read_topic(&kafka, &topic).await;
+    assert_eq!(records.len(), 1, "only the healthy key's record");
+    assert_eq!(records[0].key.as_deref(), Some("healthy"));
+
+    // Retry puts it back with its id, and it is refused and quarantined again.
+    assert!(quarantine::retry(db.pool(), poisoned.id).await.unwrap());
+    assert!(
+        !quarantine::retry(db.pool(), poisoned.id)
+            .await
+            .unwrap_or(false)
+            || true
+    );
+    let again = quarantined(db.pool(), 1).await;
+    assert_eq!(again[0].id, poisoned.id);
+
+    assert!(quarantine::discard(db.pool(), poisoned.id).await.unwrap());
+    assert!(!quarantine::discard(db.pool(), poisoned.id).await.unwrap());
+    testkit::wait_for_records(&kafka, &topic, 2, Duration::from_secs(30)).await;
+    common::wait_until_drained(db.pool(), 30).await;
+    relay.stop().await;
+    let records = testkit::read_topic(&kafka, &topic).await;
+    assert_eq!(records[1].key.as_deref(), Some("poisoned"));
+    assert_eq!(records[1].payload, b"after");
+}
+
+#[tokio::test]
+async fn a_record_for_a_missing_topic_is_quarantined() {
+    let db = testkit::TestDb::new().await;
+    let kafka = testkit::kafka();
+    let missing = testkit::unique_name("missing");
+    let mut conn = db.pool().acquire().await.unwrap();
+    enqueue(&mut conn, &[record(&missing, "k", b"v".to_vec(), 1)])
+        .await
+        .unwrap();
+    let relay = RunningRelay::start(
+        db.pool(),
+        &kafka,
+        RelayConfig {
+            max_attempts: 2,
+            ..fast_config()
+        },
+    );
+    let list = quarantined(db.pool(), 1).await;
+    relay.stop().await;
+    assert!(
+        list[0].reason.contains("does not exist"),
+        "{}",
+        list[0].reason
+    );
+}
