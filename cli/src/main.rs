@@ -3,6 +3,8 @@
 //! Each subcommand is a part: later issues add `relay`, `registry`, `dlq`, `serve`, `demo` and `bench`.
 //! Settings come from flags or, for each flag that names one, the environment variable of the same meaning.
 
+mod bench;
+mod relay;
 mod smoke;
 
 use clap::{Parser, Subcommand};
@@ -41,19 +43,47 @@ enum Command {
     Smoke,
     /// Apply the database migrations that have not been applied yet.
     Migrate,
+    /// Publish the transactional outbox to Kafka until SIGINT or SIGTERM. Several relays may run at once:
+    /// one leads, the others stand by and take over when it stops.
+    Relay(relay::RelayArgs),
+    /// Inspect the outbox, and retry or discard records the broker refused for good.
+    Outbox {
+        #[command(subcommand)]
+        command: relay::OutboxCommand,
+    },
+    /// Benchmarks; each prints its figures and, last, the ratio to a baseline measured in the same run.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The cause chain, one line, without a backtrace: this is for operators.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let db_settings = db::DbSettings::from_url(&cli.connections.database_url);
     let kafka = producers::KafkaSettings::new(&cli.connections.kafka_bootstrap);
     match cli.command {
         Command::Smoke => smoke::run(&db_settings, &kafka).await,
+        Command::Relay(args) => relay::run(&db_settings, &kafka, &args).await,
+        Command::Outbox { command } => relay::outbox_command(&db_settings, &command).await,
+        Command::Bench { command } => bench::run(&db_settings, &kafka, &command).await,
         Command::Migrate => {
             let pool = db::connect(&db_settings).await?;
             db::migrate(&pool).await?;
@@ -61,4 +91,24 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Cancels `token` on SIGINT (Ctrl-C) or SIGTERM.
+async fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
+    let mut terminate = match tokio::signal::unix::signal(
+        tokio::signal::unix::SignalKind::terminate(),
+    ) {
+        Ok(signal) => signal,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops this process");
+            tokio::signal::ctrl_c().await.ok();
+            token.cancel();
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+    }
+    token.cancel();
 }

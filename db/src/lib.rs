@@ -18,7 +18,8 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions as _, Connection as _};
 
 /// The migrations of every component, embedded at compile time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -60,6 +61,13 @@ pub enum DbError {
         #[source]
         source: sqlx::Error,
     },
+    /// An administrative statement (create or drop a database) failed.
+    #[error("cannot {action}")]
+    Admin {
+        action: String,
+        #[source]
+        source: sqlx::Error,
+    },
     /// A migration failed to apply, or an applied one was changed since.
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -85,6 +93,63 @@ pub async fn connect(settings: &DbSettings) -> Result<PgPool, DbError> {
 pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
     MIGRATOR.run(pool).await?;
     Ok(())
+}
+
+/// Creates database `name` on the server of `server` (a URL whose database is only used to connect) and
+/// returns the URL of the new database. `name` must be lowercase ASCII letters, digits and `_`.
+pub async fn create_database(server: &str, name: &str) -> Result<String, DbError> {
+    let (options, mut admin) = admin_connection(server).await?;
+    sqlx::query(&format!(
+        r#"CREATE DATABASE "{}""#,
+        checked_identifier(name)
+    ))
+    .execute(&mut admin)
+    .await
+    .map_err(|source| DbError::Admin {
+        action: format!("create database {name}"),
+        source,
+    })?;
+    admin.close().await.ok();
+    Ok(options.database(name).to_url_lossy().to_string())
+}
+
+/// Drops database `name` on the server of `server`, ending its open connections.
+pub async fn drop_database(server: &str, name: &str) -> Result<(), DbError> {
+    let (_, mut admin) = admin_connection(server).await?;
+    sqlx::query(&format!(
+        r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#,
+        checked_identifier(name)
+    ))
+    .execute(&mut admin)
+    .await
+    .map_err(|source| DbError::Admin {
+        action: format!("drop database {name}"),
+        source,
+    })?;
+    admin.close().await.ok();
+    Ok(())
+}
+
+async fn admin_connection(server: &str) -> Result<(PgConnectOptions, PgConnection), DbError> {
+    let connect_error = |source| DbError::Connect {
+        url: redact(server),
+        source,
+    };
+    let options: PgConnectOptions = server.parse().map_err(connect_error)?;
+    let conn = options.connect().await.map_err(connect_error)?;
+    Ok((options, conn))
+}
+
+/// Identifiers cannot be bound as query parameters, so the names this crate formats into DDL are checked.
+fn checked_identifier(name: &str) -> &str {
+    assert!(
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+        "database name {name:?} must be lowercase letters, digits and _"
+    );
+    name
 }
 
 /// Replaces the password of a URL with `***`.

@@ -15,13 +15,17 @@ pub struct OutboxRecord {
     pub headers: RecordHeaders,
 }
 
-/// Writes `records` to the outbox on `conn`, which should be inside the caller's transaction.
+/// Writes `records` to the outbox on `conn`, which should be inside the caller's transaction, and returns
+/// their outbox ids in the same order.
 ///
 /// Per-key order on the topic is the order of outbox ids, so writers of one key must be serialized; the
 /// event store's version check does this for events, and a saga store's for saga commands.
-pub async fn enqueue(conn: &mut PgConnection, records: &[OutboxRecord]) -> Result<(), OutboxError> {
+pub async fn enqueue(
+    conn: &mut PgConnection,
+    records: &[OutboxRecord],
+) -> Result<Vec<i64>, OutboxError> {
     if records.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let mut topics = Vec::with_capacity(records.len());
     let mut keys = Vec::with_capacity(records.len());
@@ -34,18 +38,19 @@ pub async fn enqueue(conn: &mut PgConnection, records: &[OutboxRecord]) -> Resul
         headers.push(sqlx::types::Json(&record.headers));
     }
     // WITH ORDINALITY keeps the records' order in their ids.
-    sqlx::query(
+    let ids = sqlx::query_scalar(
         "INSERT INTO outbox (topic, key, payload, headers)
          SELECT topic, key, payload, headers
          FROM unnest($1::text[], $2::text[], $3::bytea[], $4::jsonb[])
               WITH ORDINALITY AS r(topic, key, payload, headers, n)
-         ORDER BY n",
+         ORDER BY n
+         RETURNING id",
     )
     .bind(&topics)
     .bind(&keys)
     .bind(&payloads)
     .bind(&headers)
-    .execute(conn)
+    .fetch_all(conn)
     .await?;
-    Ok(())
+    Ok(ids)
 }

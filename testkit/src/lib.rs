@@ -16,8 +16,7 @@ use producers::KafkaSettings;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::message::Message as _;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{ConnectOptions as _, Connection as _};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 
 #[cfg(feature = "testcontainers")]
 pub mod containers;
@@ -70,38 +69,35 @@ pub fn consumer_config(kafka: &KafkaSettings, group: &str) -> ClientConfig {
 pub struct TestDb {
     pool: PgPool,
     name: String,
-    server: PgConnectOptions,
+    url: String,
+    server: String,
 }
 
 impl TestDb {
     /// Creates `orderflow_test_<random>` on the server of [`database_url`] and applies every migration.
     pub async fn new() -> Self {
-        let url = database_url();
-        let server: PgConnectOptions = url
-            .parse()
-            .unwrap_or_else(|e| panic!("DATABASE_URL is not a valid Postgres URL ({e}): {url}"));
+        let server = database_url();
         let name = format!("orderflow_test_{}", uuid::Uuid::now_v7().simple());
-
-        let mut admin = server.connect().await.unwrap_or_else(|e| {
-            panic!("cannot reach Postgres at {url}: {e}. Run `./dev up` or set DATABASE_URL.")
-        });
-        // Identifiers cannot be bound as parameters; the name is ours and only [a-z0-9_].
-        sqlx::query(&format!(r#"CREATE DATABASE "{name}""#))
-            .execute(&mut admin)
+        let url = db::create_database(&server, &name)
             .await
-            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
-        admin.close().await.ok();
-
+            .unwrap_or_else(|e| {
+                panic!("cannot create a test database on {server}: {e:?}. Run `./dev up` or set DATABASE_URL.")
+            });
         let pool = PgPoolOptions::new()
             .max_connections(20)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(server.clone().database(&name))
+            .connect(&url)
             .await
             .unwrap_or_else(|e| panic!("cannot connect to test database {name}: {e}"));
         db::migrate(&pool)
             .await
             .unwrap_or_else(|e| panic!("cannot migrate test database {name}: {e:?}"));
-        Self { pool, name, server }
+        Self {
+            pool,
+            name,
+            url,
+            server,
+        }
     }
 
     /// A pool on the test database.
@@ -114,34 +110,25 @@ impl TestDb {
         &self.name
     }
 
-    /// A URL of the test database, for a child process such as the `orderflow` binary.
-    pub fn url(&self) -> String {
-        self.server
-            .clone()
-            .database(&self.name)
-            .to_url_lossy()
-            .to_string()
+    /// The URL of the test database, for a child process such as the `orderflow` binary.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
         // Drop runs outside async context and possibly on a runtime that is shutting down, so the database
-        // is dropped from a thread with a runtime of its own. FORCE ends connections still open.
-        let server = self.server.clone();
+        // is dropped from a thread with a runtime of its own.
+        let server = std::mem::take(&mut self.server);
         let name = std::mem::take(&mut self.name);
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
+            tokio::runtime::Builder::new_current_thread()
                 .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let mut admin = server.connect().await.map_err(std::io::Error::other)?;
-                sqlx::query(&format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#))
-                    .execute(&mut admin)
-                    .await
-                    .map_err(std::io::Error::other)?;
-                Ok::<_, std::io::Error>(())
-            })
+                .build()
+                .map_err(|e| e.to_string())?
+                .block_on(db::drop_database(&server, &name))
+                .map_err(|e| format!("{e:?}"))
         })
         .join();
         match dropped {

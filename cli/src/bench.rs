@@ -1,0 +1,302 @@
+//! `orderflow bench ...`: benchmarks that print figures and their ratio to a baseline measured in the same run.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, ensure};
+use outbox::records::enqueue;
+use outbox::relay::Acked;
+use outbox::{OutboxRecord, Relay, RelayConfig};
+use producers::headers::{self, RecordHeaders};
+use producers::{KafkaSettings, ProducerSettings};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// `orderflow bench ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Relay drain rate of a backlog against a raw rdkafka producer, and commit-to-acknowledged latency at a
+    /// steady rate. Uses a database and a topic of its own; the last line printed is the ratio.
+    Outbox(OutboxBenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OutboxBenchArgs {
+    /// Records in the backlog the relay drains (and the raw producer sends).
+    #[arg(long, default_value_t = 200_000)]
+    records: usize,
+    /// Payload size of each record, in bytes.
+    #[arg(long, default_value_t = 300)]
+    payload_bytes: usize,
+    /// Distinct keys (aggregates) the records are spread over.
+    #[arg(long, default_value_t = 1000)]
+    keys: usize,
+    /// Partitions of the benchmark topic.
+    #[arg(long, default_value_t = 6)]
+    partitions: i32,
+    /// Events per second written during the latency phase.
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
+    /// Length of the latency phase, in seconds.
+    #[arg(long, default_value_t = 10)]
+    latency_seconds: u64,
+}
+
+pub async fn run(
+    db_settings: &db::DbSettings,
+    kafka: &KafkaSettings,
+    command: &BenchCommand,
+) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Outbox(args) => outbox_bench(db_settings, kafka, args).await,
+    }
+}
+
+async fn outbox_bench(
+    db_settings: &db::DbSettings,
+    kafka: &KafkaSettings,
+    args: &OutboxBenchArgs,
+) -> anyhow::Result<()> {
+    ensure!(
+        args.records > 0 && args.keys > 0 && args.rate > 0,
+        "records, keys and rate must be above zero"
+    );
+    let run_id = uuid::Uuid::now_v7().simple().to_string();
+    let db_name = format!("orderflow_bench_{run_id}");
+    let url = db::create_database(&db_settings.url, &db_name).await?;
+    let result = async {
+        let pool = db::connect(&db::DbSettings { url: url.clone(), ..db::DbSettings::from_url(&url) }).await?;
+        db::migrate(&pool).await?;
+        let topic = format!("orderflow-bench-{run_id}");
+        producers::ensure_topic(kafka, &topic, args.partitions).await?;
+        eprintln!("bench outbox: {} records of {} bytes over {} keys, topic {topic} ({} partitions)",
+            args.records, args.payload_bytes, args.keys, args.partitions);
+
+        let records = make_records(&topic, args.records, args.payload_bytes, args.keys);
+        let raw = raw_producer_rate(kafka, &records).await?;
+        println!("raw producer:  {} records in {:.2} s = {:.0} records/s", records.len(), raw.0.as_secs_f64(), raw.1);
+
+        let relay = relay_drain_and_latency(&pool, kafka, &records, args).await?;
+        println!("relay drain:   {} records in {:.2} s = {:.0} records/s", records.len(), relay.drain.as_secs_f64(), relay.drain_rate);
+        println!(
+            "latency:       {} events at {}/s for {} s, commit to acknowledged: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            relay.latencies.len(), args.rate, args.latency_seconds,
+            percentile(&relay.latencies, 0.50), percentile(&relay.latencies, 0.99), percentile(&relay.latencies, 1.0)
+        );
+        println!("ratio (relay drain / raw producer): {:.2}", relay.drain_rate / raw.1);
+        pool.close().await;
+        anyhow::Ok(())
+    }
+    .await;
+    db::drop_database(&db_settings.url, &db_name).await.ok();
+    result
+}
+
+fn make_records(topic: &str, count: usize, payload_bytes: usize, keys: usize) -> Vec<OutboxRecord> {
+    let payload: Vec<u8> = (0..payload_bytes).map(|i| b'a' + (i % 26) as u8).collect();
+    let traceparent = headers::new_traceparent();
+    (0..count)
+        .map(|n| OutboxRecord {
+            topic: topic.to_owned(),
+            key: format!("aggregate-{:06}", n % keys),
+            payload: payload.clone(),
+            headers: RecordHeaders::from([
+                (
+                    headers::EVENT_ID.to_owned(),
+                    uuid::Uuid::now_v7().to_string(),
+                ),
+                (headers::EVENT_TYPE.to_owned(), "BenchEvent".to_owned()),
+                (
+                    headers::CORRELATION_ID.to_owned(),
+                    uuid::Uuid::now_v7().to_string(),
+                ),
+                (headers::TRACEPARENT.to_owned(), traceparent.clone()),
+                (headers::ORIGIN_REGION.to_owned(), "local".to_owned()),
+            ]),
+        })
+        .collect()
+}
+
+/// Sends every record with a producer configured like the relay's and waits for every acknowledgement.
+async fn raw_producer_rate(
+    kafka: &KafkaSettings,
+    records: &[OutboxRecord],
+) -> anyhow::Result<(Duration, f64)> {
+    let producer: FutureProducer = kafka
+        .producer_config(&ProducerSettings::default())
+        .create()?;
+    eprintln!(
+        "bench outbox: raw producer sending {} records",
+        records.len()
+    );
+    let started = Instant::now();
+    let mut deliveries = Vec::with_capacity(records.len());
+    for r in records {
+        let mut record = FutureRecord::to(&r.topic)
+            .key(&r.key)
+            .payload(&r.payload)
+            .headers(headers::to_kafka(&r.headers));
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => break deliveries.push(delivery),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err((e, _)) => return Err(e).context("raw producer refused a record"),
+            }
+        }
+    }
+    for delivery in deliveries {
+        delivery
+            .await
+            .context("producer dropped a record")?
+            .map_err(|(e, _)| e)
+            .context("raw producer delivery failed")?;
+    }
+    let elapsed = started.elapsed();
+    Ok((elapsed, records.len() as f64 / elapsed.as_secs_f64()))
+}
+
+struct RelayFigures {
+    drain: Duration,
+    drain_rate: f64,
+    latencies: Vec<f64>,
+}
+
+/// Fills the outbox with `records`, times the relay draining it, then writes single-record transactions at
+/// `args.rate` per second and measures each one's commit-to-acknowledged time.
+async fn relay_drain_and_latency(
+    pool: &sqlx::PgPool,
+    kafka: &KafkaSettings,
+    records: &[OutboxRecord],
+    args: &OutboxBenchArgs,
+) -> anyhow::Result<RelayFigures> {
+    eprintln!(
+        "bench outbox: filling the outbox with {} records",
+        records.len()
+    );
+    for chunk in records.chunks(5000) {
+        let mut tx = pool.begin().await?;
+        enqueue(&mut tx, chunk).await?;
+        tx.commit().await?;
+    }
+    let mut relay = Relay::new(pool.clone(), kafka, RelayConfig::default())?;
+    let mut acks = relay.observe_acks();
+    let shutdown = CancellationToken::new();
+    eprintln!("bench outbox: relay draining the backlog");
+    let started = Instant::now();
+    let relay_task = tokio::spawn(relay.run(shutdown.clone()));
+    let mut drained = 0;
+    while drained < records.len() {
+        let ack = tokio::time::timeout(Duration::from_secs(60), acks.recv())
+            .await
+            .with_context(|| format!("relay stalled after {drained} of {} records", records.len()))?
+            .context("relay stopped")?;
+        let _: Acked = ack;
+        drained += 1;
+    }
+    let drain = started.elapsed();
+
+    eprintln!(
+        "bench outbox: latency at {} events/s for {} s",
+        args.rate, args.latency_seconds
+    );
+    let committed: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
+    let writers = 10u32.min(args.rate);
+    let per_writer = Duration::from_secs_f64(f64::from(writers) / f64::from(args.rate));
+    let ticks = args.latency_seconds * u64::from(args.rate) / u64::from(writers);
+    let (errors_tx, mut errors_rx) = mpsc::unbounded_channel();
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let (pool, committed, errors) = (pool.clone(), Arc::clone(&committed), errors_tx.clone());
+        let record = records[writer as usize % records.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            let mut every = tokio::time::interval(per_writer);
+            for _ in 0..ticks {
+                every.tick().await;
+                let written = async {
+                    let mut tx = pool.begin().await?;
+                    let ids = enqueue(&mut tx, std::slice::from_ref(&record)).await?;
+                    tx.commit().await?;
+                    anyhow::Ok(ids[0])
+                }
+                .await;
+                match written {
+                    Ok(id) => {
+                        committed.lock().await.insert(id, Instant::now());
+                    }
+                    Err(e) => {
+                        errors.send(e).ok();
+                    }
+                }
+            }
+        }));
+    }
+    drop(errors_tx);
+    let expected = ticks as usize * writers as usize;
+    let mut acked_at = HashMap::with_capacity(expected);
+    let deadline = Instant::now() + Duration::from_secs(args.latency_seconds + 60);
+    while acked_at.len() < expected && Instant::now() < deadline {
+        if let Ok(Some(ack)) = tokio::time::timeout(Duration::from_millis(500), acks.recv()).await {
+            acked_at.insert(ack.id, ack.at);
+        }
+    }
+    for task in tasks {
+        task.await?;
+    }
+    if let Ok(e) = errors_rx.try_recv() {
+        return Err(e.context("a latency-phase write failed"));
+    }
+    shutdown.cancel();
+    relay_task.await??;
+    ensure!(
+        acked_at.len() == expected,
+        "only {} of {expected} latency-phase records were acknowledged",
+        acked_at.len()
+    );
+
+    let committed = committed.lock().await;
+    let mut latencies: Vec<f64> = acked_at
+        .iter()
+        .filter_map(|(id, acked)| {
+            // The acknowledgement can be seen before the writer noted its commit time: that is zero latency.
+            let commit = committed.get(id)?;
+            Some(acked.saturating_duration_since(*commit).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    Ok(RelayFigures {
+        drain,
+        drain_rate: records.len() as f64 / drain.as_secs_f64(),
+        latencies,
+    })
+}
+
+/// The `q` quantile (0 to 1) of sorted `values`, by nearest rank; 0 for none.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let values: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&values, 0.5), 50.0);
+        assert_eq!(percentile(&values, 0.99), 99.0);
+        assert_eq!(percentile(&values, 1.0), 100.0);
+        assert_eq!(percentile(&[7.0], 0.5), 7.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+}

@@ -1,0 +1,170 @@
+//! `orderflow relay` and `orderflow outbox ...`: run the relay, and what operators do about the outbox.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use outbox::{Relay, RelayConfig, quarantine};
+use producers::{KafkaSettings, ProducerSettings};
+use tokio_util::sync::CancellationToken;
+
+/// Settings of `orderflow relay`.
+#[derive(Debug, clap::Args)]
+pub struct RelayArgs {
+    /// Records read, published and deleted per round.
+    #[arg(long, env = "RELAY_BATCH_SIZE", default_value_t = 2000)]
+    batch_size: usize,
+    /// Poll the outbox this often when no notification arrives, in milliseconds.
+    #[arg(long, env = "RELAY_POLL_INTERVAL_MS", default_value_t = 500)]
+    poll_interval_ms: u64,
+    /// Tries of a record the broker refuses for good (too large, topic missing) before it is quarantined.
+    #[arg(long, env = "RELAY_MAX_ATTEMPTS", default_value_t = 5)]
+    max_attempts: i32,
+    /// Producer linger, in milliseconds: how long a batch waits for more records.
+    #[arg(long, env = "RELAY_LINGER_MS", default_value_t = 5)]
+    linger_ms: u64,
+    /// Largest record the relay sends, in bytes (librdkafka message.max.bytes); keep it at or below the
+    /// broker's limit so oversized records are refused before they are sent.
+    #[arg(long, env = "RELAY_MAX_MESSAGE_BYTES", default_value_t = 1_000_000)]
+    max_message_bytes: u32,
+    /// Serve Prometheus metrics on this address (for example 127.0.0.1:9464).
+    #[arg(long, env = "METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
+}
+
+impl RelayArgs {
+    fn config(&self) -> RelayConfig {
+        RelayConfig {
+            batch_size: self.batch_size,
+            poll_interval: Duration::from_millis(self.poll_interval_ms),
+            max_attempts: self.max_attempts,
+            producer: ProducerSettings {
+                linger: Duration::from_millis(self.linger_ms),
+                max_message_bytes: self.max_message_bytes,
+                ..ProducerSettings::default()
+            },
+            ..RelayConfig::default()
+        }
+    }
+}
+
+/// Runs the relay until SIGINT or SIGTERM, reporting the backlog every few seconds.
+pub async fn run(
+    db: &db::DbSettings,
+    kafka: &KafkaSettings,
+    args: &RelayArgs,
+) -> anyhow::Result<()> {
+    if let Some(addr) = args.metrics_addr {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .with_context(|| format!("failed to serve metrics on {addr}"))?;
+        tracing::info!(%addr, "serving Prometheus metrics");
+    }
+    let pool = db::connect(db).await?;
+    db::migrate(&pool).await?;
+    let relay =
+        Relay::new(pool.clone(), kafka, args.config()).context("failed to create the relay")?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(crate::cancel_on_signal(shutdown.clone()));
+    let reporter = tokio::spawn(report_backlog(pool, shutdown.clone()));
+    tracing::info!(bootstrap = %kafka.bootstrap, "relay starting");
+    let result = relay.run(shutdown.clone()).await;
+    shutdown.cancel();
+    reporter.await.ok();
+    result.context("relay failed")
+}
+
+async fn report_backlog(pool: sqlx::PgPool, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        match quarantine::backlog(&pool).await {
+            Ok(backlog) => tracing::info!(
+                backlog = backlog.records,
+                oldest_age = ?backlog.oldest_age,
+                quarantined = backlog.quarantined,
+                "outbox"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot read the outbox backlog"),
+        }
+    }
+}
+
+/// `orderflow outbox ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum OutboxCommand {
+    /// Backlog, age of the oldest unpublished record, and quarantined records.
+    Status,
+    /// Records the broker refused for good; later records of their key wait behind them.
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
+}
+
+/// `orderflow outbox quarantine ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum QuarantineCommand {
+    /// List quarantined records with their reasons.
+    List,
+    /// Put a quarantined record back in the outbox, ahead of the records waiting behind it.
+    Retry { id: i64 },
+    /// Delete a quarantined record for good; the records waiting behind it are published.
+    Discard { id: i64 },
+}
+
+pub async fn outbox_command(db: &db::DbSettings, command: &OutboxCommand) -> anyhow::Result<()> {
+    let pool = db::connect(db).await?;
+    db::migrate(&pool).await?;
+    match command {
+        OutboxCommand::Status => {
+            let backlog = quarantine::backlog(&pool).await?;
+            println!("unpublished records: {}", backlog.records);
+            match backlog.oldest_age {
+                Some(age) => println!("oldest unpublished: {:.1?} ago", age),
+                None => println!("oldest unpublished: -"),
+            }
+            println!("quarantined records: {}", backlog.quarantined);
+        }
+        OutboxCommand::Quarantine { command } => match command {
+            QuarantineCommand::List => {
+                let records = quarantine::list(&pool).await?;
+                if records.is_empty() {
+                    println!("no quarantined records");
+                }
+                for r in records {
+                    println!(
+                        "{id}\t{topic}\tkey={key}\t{size} bytes\tattempts={attempts}\twaiting={waiting}\tquarantined {at}\n\treason: {reason}",
+                        id = r.id,
+                        topic = r.topic,
+                        key = r.key,
+                        size = r.size,
+                        attempts = r.attempts,
+                        waiting = r.waiting,
+                        at = r.quarantined_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                        reason = r.reason,
+                    );
+                }
+            }
+            QuarantineCommand::Retry { id } => {
+                anyhow::ensure!(
+                    quarantine::retry(&pool, *id).await?,
+                    "no quarantined record with id {id} (see `orderflow outbox quarantine list`)"
+                );
+                println!("record {id} is back in the outbox");
+            }
+            QuarantineCommand::Discard { id } => {
+                anyhow::ensure!(
+                    quarantine::discard(&pool, *id).await?,
+                    "no quarantined record with id {id} (see `orderflow outbox quarantine list`)"
+                );
+                println!("record {id} discarded");
+            }
+        },
+    }
+    Ok(())
+}
