@@ -38,7 +38,7 @@ async fn every_record_reaches_the_topic_in_key_order_and_leaves_the_outbox() {
 
     let records = testkit::read_topic(&kafka, &topic).await;
     assert_eq!(records.len(), 500);
-    let duplicates = common::assert_every_event_in_key_order(db.pool(), &records).await;
+    let duplicates = testkit::assert_every_event_in_key_order(db.pool(), &records).await;
     assert_eq!(duplicates, 0);
     let first = &records[0];
     assert!(first.headers.contains_key(headers::EVENT_TYPE));
@@ -112,7 +112,7 @@ async fn late_commits_and_a_transaction_open_for_30_s_are_not_skipped() {
     relay.stop().await;
 
     let records = testkit::read_topic(&kafka, &topic).await;
-    let duplicates = common::assert_every_event_in_key_order(db.pool(), &records).await;
+    let duplicates = testkit::assert_every_event_in_key_order(db.pool(), &records).await;
     assert_eq!(records.len() - duplicates, 1003, "every committed event");
 }
 
@@ -172,7 +172,7 @@ async fn two_relays_at_once_keep_key_order_over_10_000_events() {
 
     let records = testkit::read_topic(&kafka, &topic).await;
     assert_eq!(records.len(), 10_000);
-    let duplicates = common::assert_every_event_in_key_order(db.pool(), &records).await;
+    let duplicates = testkit::assert_every_event_in_key_order(db.pool(), &records).await;
     assert_eq!(duplicates, 0);
 }
 

@@ -10,6 +10,7 @@
 //! Helpers panic with a message that says what to do, because a test cannot go on without its database or
 //! broker and a panic is how a test reports that.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use producers::KafkaSettings;
@@ -236,8 +237,7 @@ fn read_topic_blocking(config: ClientConfig, topic: &str) -> Vec<Consumed> {
         return records;
     }
     consumer.assign(&assignment).expect("assign");
-    let ends: std::collections::HashMap<i32, i64> =
-        marks.iter().map(|&(p, _, high)| (p, high)).collect();
+    let ends: HashMap<i32, i64> = marks.iter().map(|&(p, _, high)| (p, high)).collect();
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     let mut read_per_partition: std::collections::BTreeMap<i32, i64> = Default::default();
     while remaining > 0 {
@@ -269,4 +269,44 @@ fn read_topic_blocking(config: ClientConfig, topic: &str) -> Vec<Consumed> {
         });
     }
     records
+}
+
+/// Checks a topic against the event store of `pool`: every committed event is on the topic (by its
+/// `event_id` header), and for each key the first occurrences come in stream-version order. Returns the
+/// number of duplicates, which at-least-once delivery allows.
+pub async fn assert_every_event_in_key_order(pool: &PgPool, records: &[Consumed]) -> usize {
+    let rows: Vec<(String, uuid::Uuid)> =
+        sqlx::query_as("SELECT aggregate_id, event_id FROM events ORDER BY aggregate_id, version")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let mut expected: HashMap<String, Vec<String>> = HashMap::new();
+    for (key, event_id) in rows {
+        expected.entry(key).or_default().push(event_id.to_string());
+    }
+    let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+    let mut duplicates = 0;
+    let mut all_ids = HashSet::new();
+    for record in records {
+        let key = record.key.clone().expect("records are keyed");
+        let event_id = record.headers[producers::headers::EVENT_ID].clone();
+        if all_ids.insert(event_id.clone()) {
+            seen.entry(key).or_default().push(event_id);
+        } else {
+            duplicates += 1;
+        }
+    }
+    assert_eq!(seen.len(), expected.len(), "keys on the topic");
+    for (key, ids) in &expected {
+        let on_topic = seen.get(key).map(Vec::as_slice).unwrap_or_default();
+        assert_eq!(
+            on_topic.len(),
+            ids.len(),
+            "{key}: {} of {} events on the topic",
+            on_topic.len(),
+            ids.len()
+        );
+        assert_eq!(on_topic, ids.as_slice(), "{key}: events out of order");
+    }
+    duplicates
 }

@@ -1,13 +1,11 @@
 //! Helpers shared by the outbox's integration tests.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use domain::{InventoryEvent, InventoryState, Sku};
 use outbox::{EventStore, Metadata, Relay, RelayConfig, RelayStats};
 use producers::KafkaSettings;
-use producers::headers::EVENT_ID;
 use producers::topics::Topics;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
@@ -97,46 +95,4 @@ pub async fn wait_until_drained(pool: &PgPool, secs: u64) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-}
-
-/// Checks the topic against the event store: every committed event is on the topic, and for each key the
-/// first occurrences of its events come in version order. Returns the number of duplicates seen.
-pub async fn assert_every_event_in_key_order(
-    pool: &PgPool,
-    records: &[testkit::Consumed],
-) -> usize {
-    let rows: Vec<(String, uuid::Uuid)> =
-        sqlx::query_as("SELECT aggregate_id, event_id FROM events ORDER BY aggregate_id, version")
-            .fetch_all(pool)
-            .await
-            .unwrap();
-    let mut expected: HashMap<String, Vec<String>> = HashMap::new();
-    for (key, event_id) in rows {
-        expected.entry(key).or_default().push(event_id.to_string());
-    }
-    let mut seen: HashMap<String, Vec<String>> = HashMap::new();
-    let mut duplicates = 0;
-    let mut all_ids = std::collections::HashSet::new();
-    for record in records {
-        let key = record.key.clone().expect("records are keyed");
-        let event_id = record.headers[EVENT_ID].clone();
-        if all_ids.insert(event_id.clone()) {
-            seen.entry(key).or_default().push(event_id);
-        } else {
-            duplicates += 1;
-        }
-    }
-    assert_eq!(seen.len(), expected.len(), "keys on the topic");
-    for (key, ids) in &expected {
-        let on_topic = seen.get(key).map(Vec::as_slice).unwrap_or_default();
-        assert_eq!(
-            on_topic.len(),
-            ids.len(),
-            "{key}: {} of {} events on the topic",
-            on_topic.len(),
-            ids.len()
-        );
-        assert_eq!(on_topic, ids.as_slice(), "{key}: events out of order");
-    }
-    duplicates
 }
