@@ -80,6 +80,13 @@ async fn outbox_bench(
         let raw = raw_producer_rate(kafka, &records).await?;
         println!("raw producer:  {} records in {:.2} s = {:.0} records/s", records.len(), raw.0.as_secs_f64(), raw.1);
 
+        let floor = raw_producer_latency(kafka, &records, args).await?;
+        println!(
+            "raw latency:   {} records at {}/s for {} s, send to acknowledged: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            floor.len(), args.rate, args.latency_seconds,
+            percentile(&floor, 0.50), percentile(&floor, 0.99), percentile(&floor, 1.0)
+        );
+
         let relay = relay_drain_and_latency(&pool, kafka, &records, args).await?;
         println!("relay drain:   {} records in {:.2} s = {:.0} records/s", records.len(), relay.drain.as_secs_f64(), relay.drain_rate);
         println!(
@@ -160,6 +167,48 @@ async fn raw_producer_rate(
     }
     let elapsed = started.elapsed();
     Ok((elapsed, records.len() as f64 / elapsed.as_secs_f64()))
+}
+
+/// The broker's own floor: a raw producer sending single records at `args.rate` per second, each one's
+/// send-to-acknowledged time in milliseconds, sorted.
+async fn raw_producer_latency(
+    kafka: &KafkaSettings,
+    records: &[OutboxRecord],
+    args: &OutboxBenchArgs,
+) -> anyhow::Result<Vec<f64>> {
+    eprintln!(
+        "bench outbox: raw producer latency at {} records/s for {} s",
+        args.rate, args.latency_seconds
+    );
+    let producer: FutureProducer = kafka
+        .producer_config(&ProducerSettings::default())
+        .create()?;
+    let mut every = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(args.rate)));
+    let total = args.latency_seconds * u64::from(args.rate);
+    let mut waiting = tokio::task::JoinSet::new();
+    for n in 0..total {
+        every.tick().await;
+        let r = &records[n as usize % records.len()];
+        let record = FutureRecord::to(&r.topic)
+            .key(&r.key)
+            .payload(&r.payload)
+            .headers(headers::to_kafka(&r.headers));
+        let sent = Instant::now();
+        let delivery = producer
+            .send_result(record)
+            .map_err(|(e, _)| e)
+            .context("raw producer refused a record")?;
+        waiting.spawn(async move {
+            delivery.await.ok()?.ok()?;
+            Some(sent.elapsed().as_secs_f64() * 1000.0)
+        });
+    }
+    let mut latencies = Vec::with_capacity(total as usize);
+    while let Some(latency) = waiting.join_next().await {
+        latencies.push(latency?.context("raw producer delivery failed")?);
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok(latencies)
 }
 
 struct RelayFigures {
