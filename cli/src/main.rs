@@ -35,6 +35,29 @@ struct Connections {
     /// Kafka bootstrap servers, comma-separated host:port.
     #[arg(long, env = "KAFKA_BOOTSTRAP", default_value = producers::DEFAULT_BOOTSTRAP, global = true)]
     kafka_bootstrap: String,
+    /// A librdkafka property for every Kafka client, as key=value; repeat it for several, e.g.
+    /// -X security.protocol=SASL_SSL -X sasl.mechanism=SCRAM-SHA-512. In the environment, separate them
+    /// with ';'.
+    #[arg(
+        short = 'X',
+        value_name = "KEY=VALUE",
+        env = "KAFKA_PROPERTIES",
+        value_delimiter = ';',
+        value_parser = parse_property,
+        global = true,
+        hide_env_values = true
+    )]
+    kafka_property: Vec<(String, String)>,
+}
+
+/// Parses `key=value`, refusing an empty key.
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,7 +101,8 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let db_settings = db::DbSettings::from_url(&cli.connections.database_url);
-    let kafka = producers::KafkaSettings::new(&cli.connections.kafka_bootstrap);
+    let mut kafka = producers::KafkaSettings::new(&cli.connections.kafka_bootstrap);
+    kafka.properties.extend(cli.connections.kafka_property);
     match cli.command {
         Command::Smoke => smoke::run(&db_settings, &kafka).await,
         Command::Relay(args) => relay::run(&db_settings, &kafka, &args).await,

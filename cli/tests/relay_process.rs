@@ -8,15 +8,41 @@ use domain::{InventoryEvent, InventoryState, Sku};
 use outbox::{EventStore, Metadata};
 use producers::topics::Topics;
 
-fn start_relay(db: &testkit::TestDb, kafka: &producers::KafkaSettings) -> Child {
+fn start_relay(db: &testkit::TestDb, kafka: &producers::KafkaSettings, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_orderflow"))
         .args(["relay", "--batch-size", "200", "--poll-interval-ms", "200"])
+        .args(extra)
         .env("DATABASE_URL", db.url())
         .env("KAFKA_BOOTSTRAP", &kafka.bootstrap)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .spawn()
         .expect("start orderflow relay")
+}
+
+fn free_local_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// The value of a Prometheus counter or gauge scraped from `addr`.
+async fn metric(addr: &str, name: &str) -> f64 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("metrics endpoint");
+    stream
+        .write_all(
+            format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.unwrap();
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in the metrics:\n{body}"))
 }
 
 async fn outbox_len(db: &testkit::TestDb) -> i64 {
@@ -64,7 +90,7 @@ async fn a_relay_killed_mid_batch_loses_nothing_and_keeps_key_order() {
 
     // Kill it in the middle of a batch: records are on the topic that the outbox still holds (acknowledged or
     // in flight, not yet deleted).
-    let mut relay = start_relay(&db, &kafka);
+    let mut relay = start_relay(&db, &kafka, &[]);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
         let deleted = total - outbox_len(&db).await;
@@ -83,7 +109,8 @@ async fn a_relay_killed_mid_batch_loses_nothing_and_keeps_key_order() {
     assert!(left > 0, "the relay was killed before it finished");
 
     // A new relay takes over (the killed session's lock is gone) and drains the rest.
-    let mut relay = start_relay(&db, &kafka);
+    let metrics_addr = free_local_address();
+    let mut relay = start_relay(&db, &kafka, &["--metrics-addr", &metrics_addr]);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
     while outbox_len(&db).await > 0 {
         assert!(
@@ -92,6 +119,11 @@ async fn a_relay_killed_mid_batch_loses_nothing_and_keeps_key_order() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let published = metric(&metrics_addr, "outbox_relay_published_total").await;
+    assert!(
+        published >= left as f64,
+        "the second relay reports {published} published, at least {left} expected"
+    );
     let terminated = Command::new("kill")
         .args(["-TERM", &relay.id().to_string()])
         .status()

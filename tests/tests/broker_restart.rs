@@ -1,0 +1,78 @@
+//! The local broker keeps its records across `kill -9`, and `./dev up` brings it back.
+//!
+//! It kills the broker every other test uses, so it is ignored in the normal run; `./dev test` runs it alone,
+//! after the suite: `cargo test -p orderflow-tests --test broker_restart -- --ignored`.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+fn orderflow_home() -> PathBuf {
+    std::env::var_os("ORDERFLOW_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".orderflow")
+        })
+}
+
+#[tokio::test]
+#[ignore = "kills the shared local broker; `./dev test` runs it alone after the suite"]
+async fn records_survive_a_kill_9_of_the_local_broker_and_dev_up_restarts_it() {
+    let pid_file = orderflow_home().join("run/tansu.pid");
+    let pid = std::fs::read_to_string(&pid_file).unwrap_or_else(|e| {
+        panic!(
+            "no local broker started by ./dev ({}: {e})",
+            pid_file.display()
+        )
+    });
+    let kafka = testkit::kafka();
+    let topic = testkit::unique_name("restart");
+    producers::ensure_topic(&kafka, &topic, 2).await.unwrap();
+    let producer: FutureProducer = kafka
+        .client_config()
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    for n in 0..20 {
+        let payload = format!("record {n}");
+        producer
+            .send(
+                FutureRecord::to(&topic)
+                    .key(&format!("k{}", n % 5))
+                    .payload(&payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    drop(producer);
+
+    let killed = Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "kill -9 {pid}");
+    let dev = concat!(env!("CARGO_MANIFEST_DIR"), "/../dev");
+    let status = Command::new(dev).arg("status").status().unwrap();
+    assert!(
+        !status.success(),
+        "status reports the broker down after kill -9"
+    );
+    let up = Command::new(dev).arg("up").status().unwrap();
+    assert!(up.success(), "./dev up restarts the broker");
+    let restarted = std::fs::read_to_string(&pid_file).unwrap();
+    assert_ne!(restarted.trim(), pid.trim(), "a new broker process");
+
+    let mut payloads: Vec<String> = testkit::read_topic(&kafka, &topic)
+        .await
+        .into_iter()
+        .map(|r| String::from_utf8(r.payload).unwrap())
+        .collect();
+    payloads.sort();
+    let mut expected: Vec<String> = (0..20).map(|n| format!("record {n}")).collect();
+    expected.sort();
+    assert_eq!(payloads, expected, "every record produced before the kill");
+}
