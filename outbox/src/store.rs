@@ -151,6 +151,7 @@ impl<C: Codec> EventStore<C> {
         let mut versions = Vec::with_capacity(events.len());
         let mut event_ids = Vec::with_capacity(events.len());
         let mut types = Vec::with_capacity(events.len());
+        let mut type_versions = Vec::with_capacity(events.len());
         let mut payloads = Vec::with_capacity(events.len());
         let mut records = Vec::with_capacity(events.len());
         for (version, event) in (expected_version + 1..).zip(events) {
@@ -199,23 +200,24 @@ impl<C: Codec> EventStore<C> {
             versions.push(version);
             event_ids.push(event_id);
             types.push(event.event_type());
+            type_versions.push(event.version() as i16);
             payloads.push(payload);
         }
         let inserted = sqlx::query(
             "INSERT INTO events (aggregate_type, aggregate_id, version, event_id, event_type,
                                  event_version, payload, correlation_id, causation_id)
-             SELECT $1, $2, version, event_id, event_type, $3, payload, $4, $5
-             FROM unnest($6::bigint[], $7::uuid[], $8::text[], $9::jsonb[])
-                  AS e(version, event_id, event_type, payload)",
+             SELECT $1, $2, version, event_id, event_type, event_version, payload, $3, $4
+             FROM unnest($5::bigint[], $6::uuid[], $7::text[], $8::smallint[], $9::jsonb[])
+                  AS e(version, event_id, event_type, event_version, payload)",
         )
         .bind(A::NAME)
         .bind(id)
-        .bind(<A::Event as DomainEvent>::CURRENT_VERSION as i16)
         .bind(metadata.correlation_id)
         .bind(metadata.causation_id)
         .bind(&versions)
         .bind(&event_ids)
         .bind(&types)
+        .bind(&type_versions)
         .bind(&payloads)
         .execute(&mut *conn)
         .await;
