@@ -1,8 +1,29 @@
-//! Consumer runtime.
+//! Consumer runtime: idempotent handling, retries in place, dead letters, graceful shutdown.
 //!
-//! This crate will own the consumer runtime over rdkafka: offsets stored only after the handler's
-//! transaction committed, inbox dedup by `(consumer group, event id)` in that same transaction, transient
-//! retries that hold the partition, delayed retry topics, dead letters with a full envelope, rebalance
-//! handling and graceful shutdown.
+//! [`ConsumerRuntime`] reads a consumer group's topics with rdkafka and hands each record to a [`Handler`].
 //!
-//! Not built yet: see the consumers issue.
+//! What it promises:
+//! - **One effect per event id.** The effect, the inbox row `(consumer group, event id)` and any outbox records
+//!   the handler writes commit in one transaction; a redelivered event finds its inbox row and is acknowledged
+//!   and counted as a duplicate, without a second effect. This holds across crashes, rebalances and replays
+//!   within the inbox horizon ([`inbox::prune`]).
+//! - **At least once.** Offsets are stored only after the record's transaction committed (auto-commit on,
+//!   auto offset store off), committed on partition revoke and once more on shutdown. A crash between the
+//!   commit of the effect and the offset commit redelivers the record, and the inbox skips it.
+//! - **Order per partition, parallel across partitions.** Each partition's records are applied one after the
+//!   other by a worker of its own; a bounded buffer per partition bounds memory.
+//! - **Failures by class**, chosen by the handler's [`HandlerError`]: transient failures (database or broker
+//!   unavailable) are retried in place with exponential backoff and jitter, holding the partition so per-key
+//!   order is kept; poison records (no event id, cannot decode, fails validation) go straight to
+//!   `<topic>.dlq` with the original key, value and headers plus `dlq.*` headers (source topic, partition,
+//!   offset, group, error class and message, attempts, times), and the partition moves on.
+//!
+//! Not built yet (consumers issue): the delayed retry topic for retryable business failures (they go to the
+//! dead-letter topic with class `retryable` for now), `orderflow dlq list | show | redrive`, and lag metrics.
+
+mod error;
+pub mod inbox;
+pub mod runtime;
+
+pub use error::{ConsumerError, HandlerError};
+pub use runtime::{ConsumerRuntime, ConsumerSettings, ConsumerStats, Handler, Incoming};

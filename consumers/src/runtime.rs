@@ -1,0 +1,443 @@
+//! The consumer runtime: one consumer in a group, records of a partition in order, partitions in parallel.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use producers::headers::{self, RecordHeaders};
+use producers::topics::Topics;
+use producers::{KafkaSettings, ProducerSettings};
+use rand::Rng as _;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Message as _, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientContext, TopicPartitionList};
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{ConsumerError, HandlerError, inbox};
+
+/// Headers a dead letter carries besides the original record's own.
+pub mod dead_letter_headers {
+    pub const SOURCE_TOPIC: &str = "dlq.source_topic";
+    pub const SOURCE_PARTITION: &str = "dlq.source_partition";
+    pub const SOURCE_OFFSET: &str = "dlq.source_offset";
+    pub const CONSUMER_GROUP: &str = "dlq.consumer_group";
+    /// `poison` or `retryable`.
+    pub const ERROR_CLASS: &str = "dlq.error_class";
+    pub const ERROR_MESSAGE: &str = "dlq.error_message";
+    pub const ATTEMPTS: &str = "dlq.attempts";
+    /// Milliseconds since the Unix epoch.
+    pub const FIRST_FAILED_AT: &str = "dlq.first_failed_at_ms";
+    pub const DEAD_LETTERED_AT: &str = "dlq.dead_lettered_at_ms";
+}
+
+/// A record as the handler sees it.
+#[derive(Clone, Debug)]
+pub struct Incoming {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: RecordHeaders,
+    /// From the `event_id` header; the inbox deduplicates on it.
+    pub event_id: Uuid,
+}
+
+/// Applies records. The runtime opens the transaction, claims the event in the inbox, calls the handler and
+/// commits: the effect, the inbox row and any outbox records the handler writes commit together.
+pub trait Handler: Send + Sync + 'static {
+    /// Applies `record` on `tx`. Return [`HandlerError`] to say how a failure is handled.
+    fn handle(
+        &self,
+        tx: &mut PgConnection,
+        record: &Incoming,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// Settings of one consumer.
+#[derive(Clone, Debug)]
+pub struct ConsumerSettings {
+    pub group_id: String,
+    pub topics: Vec<String>,
+    /// librdkafka `session.timeout.ms`.
+    pub session_timeout: Duration,
+    /// Records buffered per partition before the consumer stops reading (bounds memory).
+    pub partition_buffer: usize,
+    /// First wait before retrying a transient failure; doubles, with jitter, up to `max_backoff`.
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    /// Producer of dead letters.
+    pub producer: ProducerSettings,
+}
+
+impl ConsumerSettings {
+    /// Defaults for `group_id` reading `topics`.
+    pub fn new(group_id: impl Into<String>, topics: Vec<String>) -> Self {
+        Self {
+            group_id: group_id.into(),
+            topics,
+            session_timeout: Duration::from_secs(6),
+            partition_buffer: 256,
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+            producer: ProducerSettings::default(),
+        }
+    }
+}
+
+/// Counters of one consumer.
+#[derive(Debug, Default)]
+pub struct ConsumerStats {
+    /// Records whose effect was applied.
+    pub applied: AtomicU64,
+    /// Records skipped because the group had applied their event before.
+    pub duplicates: AtomicU64,
+    /// Records sent to a dead-letter topic.
+    pub dead_lettered: AtomicU64,
+    /// Transient failures retried in place.
+    pub retries: AtomicU64,
+}
+
+/// Commits stored offsets when partitions are revoked, so the next owner starts where this one stopped.
+struct RebalanceContext;
+
+impl ClientContext for RebalanceContext {}
+
+impl ConsumerContext for RebalanceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            tracing::info!(
+                partitions = partitions.count(),
+                "partitions revoked; committing"
+            );
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::debug!(error = %e, "nothing to commit on revoke");
+            }
+        }
+    }
+}
+
+type Consumer = StreamConsumer<RebalanceContext>;
+
+/// A consumer in a group, applying records through a [`Handler`].
+pub struct ConsumerRuntime<H> {
+    consumer: Arc<Consumer>,
+    dead_letters: FutureProducer,
+    pool: PgPool,
+    handler: Arc<H>,
+    settings: Arc<ConsumerSettings>,
+    stats: Arc<ConsumerStats>,
+}
+
+impl<H: Handler> ConsumerRuntime<H> {
+    /// A consumer of `settings.topics` in `settings.group_id`, applying records with `handler` on `pool`.
+    pub fn new(
+        pool: PgPool,
+        kafka: &KafkaSettings,
+        settings: ConsumerSettings,
+        handler: H,
+    ) -> Result<Self, ConsumerError> {
+        let mut config = kafka.client_config();
+        config
+            .set("group.id", &settings.group_id)
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set(
+                "session.timeout.ms",
+                settings.session_timeout.as_millis().to_string(),
+            )
+            .set("enable.partition.eof", "false");
+        let consumer: Consumer = config.create_with_context(RebalanceContext)?;
+        let dead_letters = kafka.producer_config(&settings.producer).create()?;
+        Ok(Self {
+            consumer: Arc::new(consumer),
+            dead_letters,
+            pool,
+            handler: Arc::new(handler),
+            settings: Arc::new(settings),
+            stats: Arc::default(),
+        })
+    }
+
+    /// The consumer's counters.
+    pub fn stats(&self) -> Arc<ConsumerStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Consumes until `shutdown` is cancelled; then finishes the record each partition is applying, stores
+    /// its offset and commits once more.
+    #[tracing::instrument(name = "consumer", skip_all, fields(group = %self.settings.group_id))]
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ConsumerError> {
+        let topics: Vec<&str> = self.settings.topics.iter().map(String::as_str).collect();
+        self.consumer.subscribe(&topics)?;
+        let mut partitions: HashMap<(String, i32), mpsc::Sender<OwnedMessage>> = HashMap::new();
+        let mut workers = JoinSet::new();
+        loop {
+            let message = tokio::select! {
+                received = self.consumer.recv() => received,
+                () = shutdown.cancelled() => break,
+            };
+            let message = match message {
+                Ok(message) => message.detach(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "consumer error; librdkafka retries");
+                    continue;
+                }
+            };
+            let key = (message.topic().to_owned(), message.partition());
+            let sender = partitions.entry(key).or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(self.settings.partition_buffer);
+                workers.spawn(self.partition_worker(rx, shutdown.clone()));
+                tx
+            });
+            tokio::select! {
+                sent = sender.send(message) => { sent.ok(); }
+                () = shutdown.cancelled() => break,
+            }
+        }
+        drop(partitions);
+        while workers.join_next().await.is_some() {}
+        match self.consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(())
+            | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => tracing::warn!(error = %e, "last commit failed"),
+        }
+        tracing::info!("consumer stopped");
+        Ok(())
+    }
+
+    /// Applies the records of one partition in order, storing each offset once its record is done.
+    fn partition_worker(
+        &self,
+        mut records: mpsc::Receiver<OwnedMessage>,
+        shutdown: CancellationToken,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let worker = Worker {
+            consumer: Arc::clone(&self.consumer),
+            dead_letters: self.dead_letters.clone(),
+            pool: self.pool.clone(),
+            handler: Arc::clone(&self.handler),
+            settings: Arc::clone(&self.settings),
+            stats: Arc::clone(&self.stats),
+        };
+        async move {
+            while let Some(message) = records.recv().await {
+                if !worker.process(&message, &shutdown).await {
+                    // Shutting down in the middle of a retry: the offset is not stored, the record comes back.
+                    return;
+                }
+                let mut offsets = TopicPartitionList::new();
+                let stored = offsets
+                    .add_partition_offset(
+                        message.topic(),
+                        message.partition(),
+                        rdkafka::Offset::Offset(message.offset() + 1),
+                    )
+                    .and_then(|()| worker.consumer.store_offsets(&offsets));
+                if let Err(e) = stored {
+                    // The partition was revoked meanwhile; its next owner gets the record again and the
+                    // inbox skips it.
+                    tracing::debug!(error = %e, "offset not stored");
+                }
+            }
+        }
+    }
+}
+
+struct Worker<H> {
+    consumer: Arc<Consumer>,
+    dead_letters: FutureProducer,
+    pool: PgPool,
+    handler: Arc<H>,
+    settings: Arc<ConsumerSettings>,
+    stats: Arc<ConsumerStats>,
+}
+
+enum Applied {
+    Done,
+    Duplicate,
+}
+
+impl<H: Handler> Worker<H> {
+    /// Handles one record to its end (applied, duplicate or dead-lettered); false on shutdown mid-retry.
+    async fn process(&self, message: &OwnedMessage, shutdown: &CancellationToken) -> bool {
+        let first_failed_at = now_ms();
+        let mut attempts = 0u32;
+        let mut backoff = self.settings.backoff;
+        loop {
+            attempts += 1;
+            let failure = match incoming(message) {
+                Err(reason) => HandlerError::Poison(reason.into()),
+                Ok(record) => match self.apply(&record).await {
+                    Ok(Applied::Done) => {
+                        self.stats.applied.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!("consumer_applied_total").increment(1);
+                        return true;
+                    }
+                    Ok(Applied::Duplicate) => {
+                        self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!("consumer_duplicates_total").increment(1);
+                        return true;
+                    }
+                    Err(failure) => failure,
+                },
+            };
+            let outcome = match failure {
+                HandlerError::Transient(e) => Err(e.to_string()),
+                HandlerError::Poison(e) => {
+                    self.dead_letter(message, "poison", &e.to_string(), attempts, first_failed_at)
+                        .await
+                }
+                HandlerError::Retryable(e) => {
+                    self.dead_letter(
+                        message,
+                        "retryable",
+                        &e.to_string(),
+                        attempts,
+                        first_failed_at,
+                    )
+                    .await
+                }
+            };
+            let Err(reason) = outcome else {
+                return true;
+            };
+            // Transient (or the dead-letter topic is unreachable): hold the partition and retry in place.
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("consumer_transient_retries_total").increment(1);
+            let wait = jittered(backoff);
+            tracing::warn!(topic = message.topic(), partition = message.partition(),
+                offset = message.offset(), attempts, %reason, ?wait, "transient failure; retrying in place");
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = shutdown.cancelled() => return false,
+            }
+            backoff = (backoff * 2).min(self.settings.max_backoff);
+        }
+    }
+
+    /// The effect, the inbox row and the handler's outbox records, in one transaction.
+    async fn apply(&self, record: &Incoming) -> Result<Applied, HandlerError> {
+        let mut tx = self.pool.begin().await.map_err(transient)?;
+        let fresh = inbox::claim(
+            &mut tx,
+            &self.settings.group_id,
+            record.event_id,
+            &record.topic,
+        )
+        .await
+        .map_err(transient)?;
+        if !fresh {
+            return Ok(Applied::Duplicate);
+        }
+        self.handler.handle(&mut tx, record).await?;
+        tx.commit().await.map_err(transient)?;
+        Ok(Applied::Done)
+    }
+
+    /// Sends `message` to `<topic>.dlq` with its original key, value and headers, and headers saying where
+    /// it came from and why. Err when the dead-letter topic could not be written (retried in place).
+    async fn dead_letter(
+        &self,
+        message: &OwnedMessage,
+        class: &str,
+        error: &str,
+        attempts: u32,
+        first_failed_at: u128,
+    ) -> Result<(), String> {
+        use dead_letter_headers as dlq;
+        let topic = Topics::dead_letters(message.topic());
+        let mut envelope = message
+            .headers()
+            .map(headers::from_kafka)
+            .unwrap_or_default();
+        envelope.extend([
+            (dlq::SOURCE_TOPIC.to_owned(), message.topic().to_owned()),
+            (
+                dlq::SOURCE_PARTITION.to_owned(),
+                message.partition().to_string(),
+            ),
+            (dlq::SOURCE_OFFSET.to_owned(), message.offset().to_string()),
+            (
+                dlq::CONSUMER_GROUP.to_owned(),
+                self.settings.group_id.clone(),
+            ),
+            (dlq::ERROR_CLASS.to_owned(), class.to_owned()),
+            (dlq::ERROR_MESSAGE.to_owned(), error.to_owned()),
+            (dlq::ATTEMPTS.to_owned(), attempts.to_string()),
+            (dlq::FIRST_FAILED_AT.to_owned(), first_failed_at.to_string()),
+            (dlq::DEAD_LETTERED_AT.to_owned(), now_ms().to_string()),
+        ]);
+        let mut record = FutureRecord::to(&topic).headers(headers::to_kafka(&envelope));
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        if let Some(payload) = message.payload() {
+            record = record.payload(payload);
+        }
+        self.dead_letters
+            .send(record, Duration::from_secs(30))
+            .await
+            .map_err(|(e, _)| format!("cannot write dead letter to {topic}: {e}"))?;
+        self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("consumer_dead_lettered_total", "class" => class.to_owned()).increment(1);
+        tracing::error!(
+            source = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            class,
+            error,
+            "record dead-lettered; the partition moves on"
+        );
+        Ok(())
+    }
+}
+
+/// The record as the handler sees it, or why it cannot be handled at all.
+fn incoming(message: &OwnedMessage) -> Result<Incoming, String> {
+    let record_headers = message
+        .headers()
+        .map(headers::from_kafka)
+        .unwrap_or_default();
+    let event_id = record_headers
+        .get(headers::EVENT_ID)
+        .ok_or_else(|| format!("no {} header", headers::EVENT_ID))?
+        .parse::<Uuid>()
+        .map_err(|e| format!("{} header is not a UUID: {e}", headers::EVENT_ID))?;
+    Ok(Incoming {
+        topic: message.topic().to_owned(),
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key().map(<[u8]>::to_vec),
+        payload: message.payload().unwrap_or_default().to_vec(),
+        headers: record_headers,
+        event_id,
+    })
+}
+
+fn transient(error: sqlx::Error) -> HandlerError {
+    HandlerError::Transient(error.into())
+}
+
+/// `wait` scaled by a random factor in [0.5, 1.5), so retries of many consumers spread out.
+fn jittered(wait: Duration) -> Duration {
+    wait.mul_f64(rand::rng().random_range(0.5..1.5))
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default()
+}
