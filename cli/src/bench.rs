@@ -22,6 +22,22 @@ pub enum BenchCommand {
     /// Relay drain rate of a backlog against a raw rdkafka producer, and commit-to-acknowledged latency at a
     /// steady rate. Uses a database and a topic of its own; the last line printed is the ratio.
     Outbox(OutboxBenchArgs),
+    /// Consumer throughput with the inbox against the same handler without it, in one run, on a topic and a
+    /// database of its own; the last line printed is the ratio.
+    Consumers(ConsumerBenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConsumerBenchArgs {
+    /// Records consumed by each of the two runs.
+    #[arg(long, default_value_t = 50_000)]
+    records: usize,
+    /// Payload size of each record, in bytes.
+    #[arg(long, default_value_t = 300)]
+    payload_bytes: usize,
+    /// Partitions of the benchmark topic (partitions are applied in parallel).
+    #[arg(long, default_value_t = 6)]
+    partitions: i32,
 }
 
 #[derive(Debug, clap::Args)]
@@ -53,6 +69,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     match command {
         BenchCommand::Outbox(args) => outbox_bench(db_settings, kafka, args).await,
+        BenchCommand::Consumers(args) => consumers_bench(db_settings, kafka, args).await,
     }
 }
 
@@ -101,6 +118,118 @@ async fn outbox_bench(
     .await;
     db::drop_database(&db_settings.url, &db_name).await.ok();
     result
+}
+
+/// Inserts one row per record: the effect both runs of the consumer benchmark apply.
+struct InsertEffect;
+
+impl consumers::Handler for InsertEffect {
+    async fn handle(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        record: &consumers::Incoming,
+    ) -> Result<(), consumers::HandlerError> {
+        sqlx::query("INSERT INTO bench_effects (event_id, payload) VALUES ($1, $2)")
+            .bind(record.event_id)
+            .bind(&record.payload)
+            .execute(tx)
+            .await
+            .map_err(|e| consumers::HandlerError::Transient(e.into()))?;
+        Ok(())
+    }
+}
+
+async fn consumers_bench(
+    db_settings: &db::DbSettings,
+    kafka: &KafkaSettings,
+    args: &ConsumerBenchArgs,
+) -> anyhow::Result<()> {
+    ensure!(args.records > 0, "records must be above zero");
+    let run_id = uuid::Uuid::now_v7().simple().to_string();
+    let db_name = format!("orderflow_bench_{run_id}");
+    let url = db::create_database(&db_settings.url, &db_name).await?;
+    let result = async {
+        let pool = db::connect(&db::DbSettings {
+            max_connections: 20,
+            ..db::DbSettings::from_url(&url)
+        })
+        .await?;
+        db::migrate(&pool).await?;
+        sqlx::query("CREATE TABLE bench_effects (event_id uuid NOT NULL, payload bytea NOT NULL)")
+            .execute(&pool)
+            .await?;
+        let topic = format!("orderflow-bench-{run_id}");
+        producers::ensure_topic(kafka, &topic, args.partitions).await?;
+        eprintln!(
+            "bench consumers: {} records of {} bytes, topic {topic} ({} partitions)",
+            args.records, args.payload_bytes, args.partitions
+        );
+        let records = make_records(&topic, args.records, args.payload_bytes, 1000);
+        raw_producer_rate(kafka, &records).await?;
+
+        let without = consume_all(&pool, kafka, &topic, args.records, false).await?;
+        println!(
+            "without inbox: {} records in {:.2} s = {:.0} records/s",
+            args.records,
+            without.as_secs_f64(),
+            args.records as f64 / without.as_secs_f64()
+        );
+        let with = consume_all(&pool, kafka, &topic, args.records, true).await?;
+        println!(
+            "with inbox:    {} records in {:.2} s = {:.0} records/s",
+            args.records,
+            with.as_secs_f64(),
+            args.records as f64 / with.as_secs_f64()
+        );
+        println!(
+            "ratio (with inbox / without): {:.2}",
+            without.as_secs_f64() / with.as_secs_f64()
+        );
+        pool.close().await;
+        anyhow::Ok(())
+    }
+    .await;
+    db::drop_database(&db_settings.url, &db_name).await.ok();
+    result
+}
+
+/// Consumes the whole topic with a new group; the time runs from the first applied record to the last, so
+/// the group join is not counted.
+async fn consume_all(
+    pool: &sqlx::PgPool,
+    kafka: &KafkaSettings,
+    topic: &str,
+    records: usize,
+    inbox: bool,
+) -> anyhow::Result<Duration> {
+    let group = format!("bench-{}", uuid::Uuid::now_v7().simple());
+    let settings = consumers::ConsumerSettings {
+        inbox,
+        ..consumers::ConsumerSettings::new(group, vec![topic.to_owned()])
+    };
+    let runtime = consumers::ConsumerRuntime::new(pool.clone(), kafka, settings, InsertEffect)?;
+    let stats = runtime.stats();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(runtime.run(shutdown.clone()));
+    let applied = || stats.applied.load(std::sync::atomic::Ordering::Relaxed) as usize;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while applied() == 0 {
+        ensure!(Instant::now() < deadline, "the consumer applied nothing");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let started = Instant::now();
+    while applied() < records {
+        ensure!(
+            Instant::now() < deadline,
+            "the consumer applied only {} of {records} records",
+            applied()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    shutdown.cancel();
+    task.await??;
+    Ok(elapsed)
 }
 
 fn make_records(topic: &str, count: usize, payload_bytes: usize, keys: usize) -> Vec<OutboxRecord> {

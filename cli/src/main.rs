@@ -4,6 +4,7 @@
 //! Settings come from flags or, for each flag that names one, the environment variable of the same meaning.
 
 mod bench;
+mod dlq;
 mod relay;
 mod smoke;
 
@@ -74,6 +75,11 @@ enum Command {
         #[command(subcommand)]
         command: relay::OutboxCommand,
     },
+    /// Dead letters: list them, show one, redrive them to their source topics.
+    Dlq {
+        #[command(subcommand)]
+        command: dlq::DlqCommand,
+    },
     /// Benchmarks; each prints its figures and, last, the ratio to a baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -107,6 +113,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Smoke => smoke::run(&db_settings, &kafka).await,
         Command::Relay(args) => relay::run(&db_settings, &kafka, &args).await,
         Command::Outbox { command } => relay::outbox_command(&db_settings, &command).await,
+        Command::Dlq { command } => dlq::run(&kafka, &command).await,
         Command::Bench { command } => bench::run(&db_settings, &kafka, &command).await,
         Command::Migrate => {
             let pool = db::connect(&db_settings).await?;

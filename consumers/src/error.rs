@@ -22,6 +22,9 @@ pub enum ConsumerError {
     /// A Kafka client could not be created or subscribed.
     #[error("kafka error")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// A topic could not be read back (missing, or the broker stopped answering).
+    #[error("{0}")]
+    Read(String),
     /// The database failed outside a record's handling.
     #[error("database error")]
     Database(#[from] sqlx::Error),

@@ -21,8 +21,10 @@
 //! Not built yet (consumers issue): the delayed retry topic for retryable business failures (they go to the
 //! dead-letter topic with class `retryable` for now), `orderflow dlq list | show | redrive`, and lag metrics.
 
+pub mod dlq;
 mod error;
 pub mod inbox;
+pub mod reader;
 pub mod runtime;
 
 pub use error::{ConsumerError, HandlerError};

@@ -78,6 +78,9 @@ pub struct ConsumerSettings {
     pub max_backoff: Duration,
     /// Producer of dead letters.
     pub producer: ProducerSettings,
+    /// Claim each event in the inbox before applying it. Turn off only for a handler whose effects are
+    /// idempotent by themselves, or to measure what the inbox costs (`orderflow bench consumers`).
+    pub inbox: bool,
 }
 
 impl ConsumerSettings {
@@ -91,6 +94,7 @@ impl ConsumerSettings {
             backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
             producer: ProducerSettings::default(),
+            inbox: true,
         }
     }
 }
@@ -330,16 +334,18 @@ impl<H: Handler> Worker<H> {
     /// The effect, the inbox row and the handler's outbox records, in one transaction.
     async fn apply(&self, record: &Incoming) -> Result<Applied, HandlerError> {
         let mut tx = self.pool.begin().await.map_err(transient)?;
-        let fresh = inbox::claim(
-            &mut tx,
-            &self.settings.group_id,
-            record.event_id,
-            &record.topic,
-        )
-        .await
-        .map_err(transient)?;
-        if !fresh {
-            return Ok(Applied::Duplicate);
+        if self.settings.inbox {
+            let fresh = inbox::claim(
+                &mut tx,
+                &self.settings.group_id,
+                record.event_id,
+                &record.topic,
+            )
+            .await
+            .map_err(transient)?;
+            if !fresh {
+                return Ok(Applied::Duplicate);
+            }
         }
         self.handler.handle(&mut tx, record).await?;
         tx.commit().await.map_err(transient)?;

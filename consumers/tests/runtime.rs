@@ -104,6 +104,7 @@ async fn a_transient_failure_is_retried_in_place_and_keeps_partition_order() {
         Effects {
             flaky_failures: AtomicU32::new(0),
             fail_first: 3,
+            accept_poison: Default::default(),
         },
     );
     consumer.wait_until_handled(3).await;
@@ -116,4 +117,46 @@ async fn a_transient_failure_is_retried_in_place_and_keeps_partition_order() {
         ["before", "flaky", "after"],
         "held the partition while retrying"
     );
+}
+
+#[tokio::test]
+async fn redriving_a_dead_letter_twice_applies_it_once() {
+    let (db, kafka, topic) = setup().await;
+    let poison = uuid::Uuid::now_v7();
+    produce(&kafka, &topic, &[(Some(poison), "poison")]).await;
+    let fixed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let consumer = Running::start(
+        &db,
+        &kafka,
+        &topic,
+        Effects {
+            accept_poison: fixed.clone(),
+            ..handler()
+        },
+    );
+    consumer.wait_until_handled(1).await;
+    assert!(effects(&db).await.is_empty());
+
+    // The handler is fixed; an operator redrives the dead letter, twice.
+    fixed.store(true, Ordering::SeqCst);
+    let dlq_topic = format!("{topic}.dlq");
+    let letters = consumers::dlq::list(&kafka, &dlq_topic).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].source_topic, topic);
+    assert!(
+        !letters[0]
+            .original_headers()
+            .keys()
+            .any(|k| k.starts_with("dlq."))
+    );
+    for _ in 0..2 {
+        consumers::dlq::redrive(&kafka, &dlq_topic, &letters)
+            .await
+            .unwrap();
+    }
+    consumer.wait_until_handled(3).await;
+    assert_eq!(consumer.stats.applied.load(Ordering::Relaxed), 1);
+    assert_eq!(consumer.stats.duplicates.load(Ordering::Relaxed), 1);
+    consumer.stop().await;
+    assert_eq!(effects(&db).await, [(poison, "poison".to_owned())]);
 }

@@ -14,9 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use producers::KafkaSettings;
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::message::Message as _;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 #[cfg(feature = "testcontainers")]
@@ -150,33 +148,28 @@ pub struct Consumed {
     pub headers: producers::headers::RecordHeaders,
 }
 
-/// Every record in `topic` now: each partition read from its low to its high watermark, in offset order per
-/// partition. Reads by assignment, not through a group, so it takes no group join.
+/// Every record in `topic` now, read from each partition's low to its high watermark (see
+/// [`consumers::reader::read_to_end`]).
 pub async fn read_topic(kafka: &KafkaSettings, topic: &str) -> Vec<Consumed> {
-    let mut config = kafka.client_config();
-    // librdkafka wants a group even for assigned partitions; nothing is committed to it.
-    config
-        .set("group.id", unique_name("reader"))
-        .set("enable.auto.commit", "false");
-    let topic = topic.to_owned();
-    tokio::task::spawn_blocking(move || read_topic_blocking(config, &topic))
+    consumers::reader::read_to_end(kafka, topic)
         .await
-        .expect("reader thread")
+        .unwrap_or_else(|e| panic!("reading {topic}: {e}"))
+        .into_iter()
+        .map(|r| Consumed {
+            partition: r.partition,
+            offset: r.offset,
+            key: r.key.map(|k| String::from_utf8_lossy(&k).into_owned()),
+            payload: r.payload,
+            headers: r.headers,
+        })
+        .collect()
 }
 
 /// The total number of records in `topic` (sum of high minus low watermarks over its partitions).
 pub async fn count_records(kafka: &KafkaSettings, topic: &str) -> i64 {
-    let config = kafka.client_config();
-    let topic = topic.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = config.create().expect("consumer");
-        watermarks(&consumer, &topic)
-            .into_iter()
-            .map(|(_, low, high)| high - low)
-            .sum()
-    })
-    .await
-    .expect("watermark thread")
+    consumers::reader::count(kafka, topic)
+        .await
+        .unwrap_or_else(|e| panic!("counting {topic}: {e}"))
 }
 
 /// Waits until `topic` holds at least `count` records; panics after `timeout` with the count it saw.
@@ -193,82 +186,6 @@ pub async fn wait_for_records(kafka: &KafkaSettings, topic: &str, count: i64, ti
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn watermarks(consumer: &BaseConsumer, topic: &str) -> Vec<(i32, i64, i64)> {
-    let metadata = consumer
-        .fetch_metadata(Some(topic), KAFKA_TIMEOUT)
-        .unwrap_or_else(|e| panic!("metadata of {topic}: {e}"));
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic)
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    assert!(!partitions.is_empty(), "topic {topic} has no partitions");
-    partitions
-        .into_iter()
-        .map(|partition| {
-            let (low, high) = consumer
-                .fetch_watermarks(topic, partition, KAFKA_TIMEOUT)
-                .unwrap_or_else(|e| panic!("watermarks of {topic}/{partition}: {e}"));
-            (partition, low, high)
-        })
-        .collect()
-}
-
-fn read_topic_blocking(config: ClientConfig, topic: &str) -> Vec<Consumed> {
-    let consumer: BaseConsumer = config.create().expect("consumer");
-    let marks = watermarks(&consumer, topic);
-    let mut assignment = TopicPartitionList::new();
-    let mut remaining = 0;
-    for &(partition, low, high) in &marks {
-        if high > low {
-            assignment
-                .add_partition_offset(topic, partition, Offset::Offset(low))
-                .expect("assignment");
-            remaining += high - low;
-        }
-    }
-    let mut records = Vec::with_capacity(usize::try_from(remaining).unwrap_or(0));
-    if remaining == 0 {
-        return records;
-    }
-    consumer.assign(&assignment).expect("assign");
-    let ends: HashMap<i32, i64> = marks.iter().map(|&(p, _, high)| (p, high)).collect();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    let mut read_per_partition: std::collections::BTreeMap<i32, i64> = Default::default();
-    while remaining > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{topic}: {remaining} records not read after 120 s; watermarks (partition, low, high) {marks:?}, \
-             read per partition {read_per_partition:?}"
-        );
-        let Some(message) = consumer.poll(Duration::from_millis(500)) else {
-            continue;
-        };
-        let message = message.unwrap_or_else(|e| panic!("reading {topic}: {e}"));
-        if message.offset() >= ends[&message.partition()] {
-            continue;
-        }
-        remaining -= 1;
-        *read_per_partition.entry(message.partition()).or_default() += 1;
-        records.push(Consumed {
-            partition: message.partition(),
-            offset: message.offset(),
-            key: message
-                .key()
-                .map(|k| String::from_utf8_lossy(k).into_owned()),
-            payload: message.payload().unwrap_or_default().to_vec(),
-            headers: message
-                .headers()
-                .map(producers::headers::from_kafka)
-                .unwrap_or_default(),
-        });
-    }
-    records
 }
 
 /// Checks a topic against the event store of `pool`: every committed event is on the topic (by its

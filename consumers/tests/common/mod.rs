@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use consumers::{
@@ -19,13 +19,15 @@ use tokio_util::sync::CancellationToken;
 pub struct Effects {
     pub flaky_failures: AtomicU32,
     pub fail_first: u32,
+    /// Once set, "poison" payloads are applied like any other (the bug was fixed).
+    pub accept_poison: Arc<AtomicBool>,
 }
 
 impl Handler for Effects {
     async fn handle(&self, tx: &mut PgConnection, record: &Incoming) -> Result<(), HandlerError> {
         let payload = String::from_utf8(record.payload.clone())
             .map_err(|e| HandlerError::Poison(e.into()))?;
-        if payload == "poison" {
+        if payload == "poison" && !self.accept_poison.load(Ordering::SeqCst) {
             return Err(HandlerError::Poison("payload fails validation".into()));
         }
         if payload == "flaky"
@@ -143,6 +145,7 @@ pub fn handler() -> Effects {
     Effects {
         flaky_failures: AtomicU32::new(0),
         fail_first: 0,
+        accept_poison: Arc::default(),
     }
 }
 

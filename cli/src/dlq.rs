@@ -1,0 +1,105 @@
+//! `orderflow dlq ...`: list, inspect and redrive dead letters.
+
+use anyhow::Context as _;
+use consumers::dlq::{self, DeadLetter};
+use producers::KafkaSettings;
+
+/// `orderflow dlq ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum DlqCommand {
+    /// List the dead letters of a dead-letter topic (for example orders.events.dlq).
+    List { topic: String },
+    /// Show one dead letter whole: envelope, original headers, key and value.
+    Show {
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
+    /// Publish dead letters back to their source topics with their original headers. Idempotent: the event
+    /// id is unchanged, so consumers that applied it already skip it. Without --offset, every dead letter.
+    Redrive {
+        topic: String,
+        /// Only the dead letter at this partition and offset.
+        #[arg(long, requires = "offset")]
+        partition: Option<i32>,
+        #[arg(long, requires = "partition")]
+        offset: Option<i64>,
+    },
+}
+
+pub async fn run(kafka: &KafkaSettings, command: &DlqCommand) -> anyhow::Result<()> {
+    match command {
+        DlqCommand::List { topic } => {
+            let letters = dlq::list(kafka, topic)
+                .await
+                .with_context(|| format!("failed to read {topic}"))?;
+            if letters.is_empty() {
+                println!("{topic}: no dead letters");
+            }
+            for l in &letters {
+                println!(
+                    "{}/{}\tfrom {}/{}/{}\t{}\tattempts={}\t{}",
+                    l.record.partition,
+                    l.record.offset,
+                    l.source_topic,
+                    l.source_partition,
+                    l.source_offset,
+                    l.error_class,
+                    l.attempts,
+                    l.error_message
+                );
+            }
+        }
+        DlqCommand::Show {
+            topic,
+            partition,
+            offset,
+        } => {
+            let letter = find(kafka, topic, *partition, *offset).await?;
+            let r = &letter.record;
+            println!("dead letter {topic}/{partition}/{offset}");
+            for (name, value) in &r.headers {
+                println!("  {name}: {value}");
+            }
+            let key = r.key.as_deref().map(String::from_utf8_lossy);
+            println!("key: {}", key.as_deref().unwrap_or("(none)"));
+            println!(
+                "value ({} bytes): {}",
+                r.payload.len(),
+                String::from_utf8_lossy(&r.payload)
+            );
+        }
+        DlqCommand::Redrive {
+            topic,
+            partition,
+            offset,
+        } => {
+            let letters = match (partition, offset) {
+                (Some(p), Some(o)) => vec![find(kafka, topic, *p, *o).await?],
+                _ => dlq::list(kafka, topic).await?,
+            };
+            let sent = dlq::redrive(kafka, topic, &letters).await?;
+            println!("redriven {sent} dead letter(s) from {topic}");
+        }
+    }
+    Ok(())
+}
+
+async fn find(
+    kafka: &KafkaSettings,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> anyhow::Result<DeadLetter> {
+    let letters = dlq::list(kafka, topic)
+        .await
+        .with_context(|| format!("failed to read {topic}"))?;
+    letters
+        .into_iter()
+        .find(|l| l.record.partition == partition && l.record.offset == offset)
+        .with_context(|| {
+            format!(
+                "no dead letter at {topic}/{partition}/{offset} (see `orderflow dlq list {topic}`)"
+            )
+        })
+}
