@@ -1,0 +1,82 @@
+//! Broker faults, injected with librdkafka's mock cluster: the broker goes down for 20 s under load.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Running, handler};
+use producers::KafkaSettings;
+use producers::headers::{self, RecordHeaders};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_down_for_20_s_under_load_loses_nothing_and_doubles_no_effect() {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    let topic = testkit::unique_name("faults");
+    mock.create_topic(&topic, 2, 1).unwrap();
+    mock.create_topic(&format!("{topic}.dlq"), 1, 1).unwrap();
+    let kafka = KafkaSettings::new(mock.bootstrap_servers());
+    let db = testkit::TestDb::new().await;
+    sqlx::query("CREATE TABLE effects (n bigserial PRIMARY KEY, event_id uuid NOT NULL, payload text NOT NULL)")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let consumer = Running::start(&db, &kafka, &topic, handler());
+
+    let total = 2_000;
+    let producing = {
+        let (kafka, topic) = (kafka.clone(), topic.clone());
+        tokio::spawn(async move {
+            let producer: FutureProducer = kafka
+                .client_config()
+                .set("enable.idempotence", "true")
+                .set("message.timeout.ms", "120000")
+                .create()
+                .unwrap();
+            let mut every = tokio::time::interval(Duration::from_millis(10));
+            let mut deliveries = Vec::new();
+            for n in 0..total {
+                every.tick().await;
+                let record_headers = RecordHeaders::from([(
+                    headers::EVENT_ID.to_owned(),
+                    uuid::Uuid::now_v7().to_string(),
+                )]);
+                let (key, payload) = (format!("order-{}", n % 13), n.to_string());
+                let record = FutureRecord::to(&topic)
+                    .key(&key)
+                    .payload(&payload)
+                    .headers(headers::to_kafka(&record_headers));
+                deliveries.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
+            }
+            for delivery in deliveries {
+                delivery.await.unwrap().map_err(|(e, _)| e).unwrap();
+            }
+        })
+    };
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    mock.broker_down(1).unwrap();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    mock.broker_up(1).unwrap();
+    producing.await.unwrap();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let (rows, distinct): (i64, i64) =
+            sqlx::query_as("SELECT count(*), count(DISTINCT event_id) FROM effects")
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+        assert_eq!(rows, distinct, "an event had two effects");
+        if rows == total {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {rows} of {total} events applied two minutes after the broker came back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    consumer.stop().await;
+}
