@@ -71,6 +71,8 @@ pub struct ConsumerSettings {
     pub topics: Vec<String>,
     /// librdkafka `session.timeout.ms`.
     pub session_timeout: Duration,
+    /// librdkafka `auto.commit.interval.ms`: how often stored offsets are committed.
+    pub commit_interval: Duration,
     /// Records buffered per partition before the consumer stops reading (bounds memory).
     pub partition_buffer: usize,
     /// First wait before retrying a transient failure; doubles, with jitter, up to `max_backoff`.
@@ -90,6 +92,7 @@ impl ConsumerSettings {
             group_id: group_id.into(),
             topics,
             session_timeout: Duration::from_secs(6),
+            commit_interval: Duration::from_secs(5),
             partition_buffer: 256,
             backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
@@ -160,6 +163,10 @@ impl<H: Handler> ConsumerRuntime<H> {
             .set(
                 "session.timeout.ms",
                 settings.session_timeout.as_millis().to_string(),
+            )
+            .set(
+                "auto.commit.interval.ms",
+                settings.commit_interval.as_millis().to_string(),
             )
             .set("enable.partition.eof", "false");
         let consumer: Consumer = config.create_with_context(RebalanceContext)?;
