@@ -80,6 +80,10 @@ pub struct ConsumerSettings {
     pub max_backoff: Duration,
     /// Producer of dead letters.
     pub producer: ProducerSettings,
+    /// Inbox rows older than this are pruned (hourly). It must exceed the longest window over which an event
+    /// can be delivered again (the topic's retention when operators may replay from the start): an event
+    /// redelivered after its row was pruned is applied again. Default 14 days.
+    pub inbox_horizon: Duration,
     /// Claim each event in the inbox before applying it. Turn off only for a handler whose effects are
     /// idempotent by themselves, or to measure what the inbox costs (`orderflow bench consumers`).
     pub inbox: bool,
@@ -97,6 +101,7 @@ impl ConsumerSettings {
             backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
             producer: ProducerSettings::default(),
+            inbox_horizon: Duration::from_secs(14 * 24 * 3600),
             inbox: true,
         }
     }
@@ -194,6 +199,14 @@ impl<H: Handler> ConsumerRuntime<H> {
         self.consumer.subscribe(&topics)?;
         let mut partitions: HashMap<(String, i32), mpsc::Sender<OwnedMessage>> = HashMap::new();
         let mut workers = JoinSet::new();
+        if self.settings.inbox {
+            workers.spawn(prune_inbox(
+                self.pool.clone(),
+                self.settings.group_id.clone(),
+                self.settings.inbox_horizon,
+                shutdown.clone(),
+            ));
+        }
         loop {
             let message = tokio::select! {
                 received = self.consumer.recv() => received,
@@ -414,6 +427,21 @@ impl<H: Handler> Worker<H> {
             "record dead-lettered; the partition moves on"
         );
         Ok(())
+    }
+}
+
+/// Prunes the group's inbox rows older than `horizon` every hour until shutdown.
+async fn prune_inbox(pool: PgPool, group: String, horizon: Duration, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        match inbox::prune(&pool, &group, horizon).await {
+            Ok(pruned) => tracing::debug!(pruned, "inbox pruned"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune the inbox; retrying in an hour"),
+        }
     }
 }
 

@@ -160,3 +160,30 @@ async fn redriving_a_dead_letter_twice_applies_it_once() {
     consumer.stop().await;
     assert_eq!(effects(&db).await, [(poison, "poison".to_owned())]);
 }
+
+#[tokio::test]
+async fn pruning_removes_only_inbox_rows_past_the_horizon() {
+    let (db, _, _) = setup().await;
+    for (group, age_hours) in [("g", 48), ("g", 1), ("other", 48)] {
+        sqlx::query(
+            "INSERT INTO inbox (consumer_group, event_id, topic, processed_at)
+             VALUES ($1, $2, 't', now() - $3 * interval '1 hour')",
+        )
+        .bind(group)
+        .bind(uuid::Uuid::now_v7())
+        .bind(f64::from(age_hours))
+        .execute(db.pool())
+        .await
+        .unwrap();
+    }
+    let pruned = consumers::inbox::prune(db.pool(), "g", std::time::Duration::from_secs(24 * 3600))
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1);
+    let left: Vec<(String,)> =
+        sqlx::query_as("SELECT consumer_group FROM inbox ORDER BY consumer_group")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(left, [("g".to_owned(),), ("other".to_owned(),)]);
+}
