@@ -7,6 +7,7 @@ mod bench;
 mod dlq;
 mod relay;
 mod smoke;
+mod status;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -75,6 +76,8 @@ enum Command {
         #[command(subcommand)]
         command: relay::OutboxCommand,
     },
+    /// The outbox backlog and, with --group, consumer groups' lag per partition.
+    Status(status::StatusArgs),
     /// Dead letters: list them, show one, redrive them to their source topics.
     Dlq {
         #[command(subcommand)]
@@ -113,6 +116,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Smoke => smoke::run(&db_settings, &kafka).await,
         Command::Relay(args) => relay::run(&db_settings, &kafka, &args).await,
         Command::Outbox { command } => relay::outbox_command(&db_settings, &command).await,
+        Command::Status(args) => status::run(&db_settings, &kafka, &args).await,
         Command::Dlq { command } => dlq::run(&kafka, &command).await,
         Command::Bench { command } => bench::run(&db_settings, &kafka, &command).await,
         Command::Migrate => {

@@ -24,6 +24,7 @@
 pub mod dlq;
 mod error;
 pub mod inbox;
+pub mod lag;
 pub mod reader;
 pub mod runtime;
 

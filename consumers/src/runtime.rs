@@ -143,6 +143,7 @@ type Consumer = StreamConsumer<RebalanceContext>;
 
 /// A consumer in a group, applying records through a [`Handler`].
 pub struct ConsumerRuntime<H> {
+    kafka: KafkaSettings,
     consumer: Arc<Consumer>,
     dead_letters: FutureProducer,
     pool: PgPool,
@@ -177,6 +178,7 @@ impl<H: Handler> ConsumerRuntime<H> {
         let consumer: Consumer = config.create_with_context(RebalanceContext)?;
         let dead_letters = kafka.producer_config(&settings.producer).create()?;
         Ok(Self {
+            kafka: kafka.clone(),
             consumer: Arc::new(consumer),
             dead_letters,
             pool,
@@ -199,6 +201,12 @@ impl<H: Handler> ConsumerRuntime<H> {
         self.consumer.subscribe(&topics)?;
         let mut partitions: HashMap<(String, i32), mpsc::Sender<OwnedMessage>> = HashMap::new();
         let mut workers = JoinSet::new();
+        workers.spawn(report_lag(
+            self.kafka.clone(),
+            self.settings.group_id.clone(),
+            self.settings.topics.clone(),
+            shutdown.clone(),
+        ));
         if self.settings.inbox {
             workers.spawn(prune_inbox(
                 self.pool.clone(),
@@ -427,6 +435,25 @@ impl<H: Handler> Worker<H> {
             "record dead-lettered; the partition moves on"
         );
         Ok(())
+    }
+}
+
+/// Reports the group's lag as gauges every 15 s until shutdown.
+async fn report_lag(
+    kafka: KafkaSettings,
+    group: String,
+    topics: Vec<String>,
+    shutdown: CancellationToken,
+) {
+    let mut every = tokio::time::interval(Duration::from_secs(15));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        if let Err(e) = crate::lag::group_lag(&kafka, &group, &topics).await {
+            tracing::debug!(error = %e, "cannot read the group's lag");
+        }
     }
 }
 

@@ -187,3 +187,29 @@ async fn pruning_removes_only_inbox_rows_past_the_horizon() {
             .unwrap();
     assert_eq!(left, [("g".to_owned(),), ("other".to_owned(),)]);
 }
+
+#[tokio::test]
+async fn lag_counts_what_the_group_has_not_committed() {
+    let (db, kafka, topic) = setup().await;
+    let records: Vec<_> = (0..5).map(|_| (Some(uuid::Uuid::now_v7()), "x")).collect();
+    produce(&kafka, &topic, &records).await;
+    let group = testkit::unique_name("lag");
+    let topics = [topic.clone()];
+
+    let before = consumers::lag::group_lag(&kafka, &group, &topics)
+        .await
+        .unwrap();
+    assert_eq!(before.len(), 1);
+    assert_eq!(
+        (before[0].committed, before[0].high, before[0].lag),
+        (None, 5, 5)
+    );
+
+    let consumer = Running::start_in(&group, &db, &kafka, &topic, handler());
+    consumer.wait_until_handled(5).await;
+    consumer.stop().await; // the last commit
+    let after = consumers::lag::group_lag(&kafka, &group, &topics)
+        .await
+        .unwrap();
+    assert_eq!((after[0].committed, after[0].lag), (Some(5), 0));
+}
