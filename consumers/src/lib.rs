@@ -18,8 +18,13 @@
 //!   `<topic>.dlq` with the original key, value and headers plus `dlq.*` headers (source topic, partition,
 //!   offset, group, error class and message, attempts, times), and the partition moves on.
 //!
-//! Not built yet (consumers issue): the delayed retry topic for retryable business failures (they go to the
-//! dead-letter topic with class `retryable` for now), `orderflow dlq list | show | redrive`, and lag metrics.
+//! - **Operators** list, inspect and redrive dead letters ([`dlq`], `orderflow dlq`); redrive keeps the event
+//!   id, so it never doubles an effect. [`lag`] reports each partition's lag (gauge `consumer_lag`, and
+//!   `orderflow status --group`). The inbox is pruned hourly past `inbox_horizon` ([`inbox::prune`]).
+//!
+//! Not built yet (consumers issue): the delayed retry topic for retryable business failures; they go to the
+//! dead-letter topic with class `retryable` for now. Each record is its own transaction, so throughput is
+//! bounded by Postgres commit latency times the number of partitions.
 
 pub mod dlq;
 mod error;
