@@ -144,12 +144,8 @@ type Consumer = StreamConsumer<RebalanceContext>;
 /// A consumer in a group, applying records through a [`Handler`].
 pub struct ConsumerRuntime<H> {
     kafka: KafkaSettings,
-    consumer: Arc<Consumer>,
-    dead_letters: FutureProducer,
-    pool: PgPool,
-    handler: Arc<H>,
-    settings: Arc<ConsumerSettings>,
-    stats: Arc<ConsumerStats>,
+    /// What every partition worker shares.
+    worker: Arc<Worker<H>>,
 }
 
 impl<H: Handler> ConsumerRuntime<H> {
@@ -179,45 +175,48 @@ impl<H: Handler> ConsumerRuntime<H> {
         let dead_letters = kafka.producer_config(&settings.producer).create()?;
         Ok(Self {
             kafka: kafka.clone(),
-            consumer: Arc::new(consumer),
-            dead_letters,
-            pool,
-            handler: Arc::new(handler),
-            settings: Arc::new(settings),
-            stats: Arc::default(),
+            worker: Arc::new(Worker {
+                consumer,
+                dead_letters,
+                pool,
+                handler,
+                settings,
+                stats: Arc::default(),
+            }),
         })
     }
 
     /// The consumer's counters.
     pub fn stats(&self) -> Arc<ConsumerStats> {
-        Arc::clone(&self.stats)
+        Arc::clone(&self.worker.stats)
     }
 
     /// Consumes until `shutdown` is cancelled; then finishes the record each partition is applying, stores
     /// its offset and commits once more.
-    #[tracing::instrument(name = "consumer", skip_all, fields(group = %self.settings.group_id))]
+    #[tracing::instrument(name = "consumer", skip_all, fields(group = %self.worker.settings.group_id))]
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ConsumerError> {
-        let topics: Vec<&str> = self.settings.topics.iter().map(String::as_str).collect();
-        self.consumer.subscribe(&topics)?;
+        let worker = &self.worker;
+        let topics: Vec<&str> = worker.settings.topics.iter().map(String::as_str).collect();
+        worker.consumer.subscribe(&topics)?;
         let mut partitions: HashMap<(String, i32), mpsc::Sender<OwnedMessage>> = HashMap::new();
         let mut workers = JoinSet::new();
         workers.spawn(report_lag(
             self.kafka.clone(),
-            self.settings.group_id.clone(),
-            self.settings.topics.clone(),
+            worker.settings.group_id.clone(),
+            worker.settings.topics.clone(),
             shutdown.clone(),
         ));
-        if self.settings.inbox {
+        if worker.settings.inbox {
             workers.spawn(prune_inbox(
-                self.pool.clone(),
-                self.settings.group_id.clone(),
-                self.settings.inbox_horizon,
+                worker.pool.clone(),
+                worker.settings.group_id.clone(),
+                worker.settings.inbox_horizon,
                 shutdown.clone(),
             ));
         }
         loop {
             let message = tokio::select! {
-                received = self.consumer.recv() => received,
+                received = worker.consumer.recv() => received,
                 () = shutdown.cancelled() => break,
             };
             let message = match message {
@@ -229,7 +228,7 @@ impl<H: Handler> ConsumerRuntime<H> {
             };
             let key = (message.topic().to_owned(), message.partition());
             let sender = partitions.entry(key).or_insert_with(|| {
-                let (tx, rx) = mpsc::channel(self.settings.partition_buffer);
+                let (tx, rx) = mpsc::channel(worker.settings.partition_buffer);
                 workers.spawn(self.partition_worker(rx, shutdown.clone()));
                 tx
             });
@@ -240,7 +239,7 @@ impl<H: Handler> ConsumerRuntime<H> {
         }
         drop(partitions);
         while workers.join_next().await.is_some() {}
-        match self.consumer.commit_consumer_state(CommitMode::Sync) {
+        match worker.consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(())
             | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => tracing::warn!(error = %e, "last commit failed"),
@@ -255,14 +254,7 @@ impl<H: Handler> ConsumerRuntime<H> {
         mut records: mpsc::Receiver<OwnedMessage>,
         shutdown: CancellationToken,
     ) -> impl Future<Output = ()> + Send + 'static {
-        let worker = Worker {
-            consumer: Arc::clone(&self.consumer),
-            dead_letters: self.dead_letters.clone(),
-            pool: self.pool.clone(),
-            handler: Arc::clone(&self.handler),
-            settings: Arc::clone(&self.settings),
-            stats: Arc::clone(&self.stats),
-        };
+        let worker = Arc::clone(&self.worker);
         async move {
             while let Some(message) = records.recv().await {
                 if !worker.process(&message, &shutdown).await {
@@ -287,12 +279,13 @@ impl<H: Handler> ConsumerRuntime<H> {
     }
 }
 
+/// The consumer, the dead-letter producer, the database and the handler: shared by the partition workers.
 struct Worker<H> {
-    consumer: Arc<Consumer>,
+    consumer: Consumer,
     dead_letters: FutureProducer,
     pool: PgPool,
-    handler: Arc<H>,
-    settings: Arc<ConsumerSettings>,
+    handler: H,
+    settings: ConsumerSettings,
     stats: Arc<ConsumerStats>,
 }
 

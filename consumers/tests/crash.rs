@@ -57,22 +57,6 @@ async fn effect_count(db: &testkit::TestDb) -> (i64, i64) {
         .unwrap()
 }
 
-async fn wait_for_effects(db: &testkit::TestDb, count: i64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let (rows, distinct) = effect_count(db).await;
-        assert_eq!(rows, distinct, "an event had two effects");
-        if rows >= count {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{rows} of {count} effects after 90 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_consumer_killed_before_its_offset_commit_applies_each_event_once() {
     let (db, kafka, topic) = common::setup().await;
@@ -83,7 +67,7 @@ async fn a_consumer_killed_before_its_offset_commit_applies_each_event_once() {
     let spec = format!("{}|{}|{topic}|{group}", db.url(), kafka.bootstrap);
 
     let mut first = spawn_child(&spec);
-    wait_for_effects(&db, 50).await;
+    common::wait_for_effects(&db, 50, Duration::from_secs(90)).await;
     first.kill().unwrap(); // SIGKILL: the effects are committed, the offsets are not
     first.wait().unwrap();
 

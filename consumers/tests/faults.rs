@@ -17,11 +17,7 @@ async fn a_broker_down_for_20_s_under_load_loses_nothing_and_doubles_no_effect()
     mock.create_topic(&topic, 2, 1).unwrap();
     mock.create_topic(&format!("{topic}.dlq"), 1, 1).unwrap();
     let kafka = KafkaSettings::new(mock.bootstrap_servers());
-    let db = testkit::TestDb::new().await;
-    sqlx::query("CREATE TABLE effects (n bigserial PRIMARY KEY, event_id uuid NOT NULL, payload text NOT NULL)")
-        .execute(db.pool())
-        .await
-        .unwrap();
+    let db = common::effects_db().await;
     let consumer = Running::start(&db, &kafka, &topic, handler());
 
     let total = 2_000;
@@ -61,22 +57,6 @@ async fn a_broker_down_for_20_s_under_load_loses_nothing_and_doubles_no_effect()
     mock.broker_up(1).unwrap();
     producing.await.unwrap();
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let (rows, distinct): (i64, i64) =
-            sqlx::query_as("SELECT count(*), count(DISTINCT event_id) FROM effects")
-                .fetch_one(db.pool())
-                .await
-                .unwrap();
-        assert_eq!(rows, distinct, "an event had two effects");
-        if rows == total {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {rows} of {total} events applied two minutes after the broker came back"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    common::wait_for_effects(&db, total, Duration::from_secs(180)).await;
     consumer.stop().await;
 }

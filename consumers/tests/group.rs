@@ -11,11 +11,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 #[tokio::test]
 async fn consumers_joining_and_leaving_apply_every_event_exactly_once() {
-    let db = testkit::TestDb::new().await;
-    sqlx::query("CREATE TABLE effects (n bigserial PRIMARY KEY, event_id uuid NOT NULL, payload text NOT NULL)")
-        .execute(db.pool())
-        .await
-        .unwrap();
+    let db = common::effects_db().await;
     let kafka = testkit::kafka();
     let topic = testkit::unique_name("group-flow");
     producers::ensure_topic(&kafka, &topic, 4).await.unwrap();
@@ -61,23 +57,7 @@ async fn consumers_joining_and_leaving_apply_every_event_exactly_once() {
     let third = Running::start_in(&group, &db, &kafka, &topic, handler());
     producing.await.unwrap();
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
-    loop {
-        let (rows, distinct): (i64, i64) =
-            sqlx::query_as("SELECT count(*), count(DISTINCT event_id) FROM effects")
-                .fetch_one(db.pool())
-                .await
-                .unwrap();
-        assert_eq!(rows, distinct, "an event had two effects");
-        if rows == total as i64 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {rows} of {total} events applied after the deadline"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    common::wait_for_effects(&db, total as i64, Duration::from_secs(180)).await;
     let duplicates = first.stats.duplicates.load(Ordering::Relaxed)
         + third.stats.duplicates.load(Ordering::Relaxed);
     let applied = |r: &Running| r.stats.applied.load(Ordering::Relaxed);

@@ -105,12 +105,41 @@ impl Running {
     }
 }
 
-pub async fn setup() -> (testkit::TestDb, KafkaSettings, String) {
+/// A fresh database with the table the [`Effects`] handler writes to.
+pub async fn effects_db() -> testkit::TestDb {
     let db = testkit::TestDb::new().await;
-    sqlx::query("CREATE TABLE effects (n bigserial PRIMARY KEY, event_id uuid NOT NULL, payload text NOT NULL)")
-        .execute(db.pool())
-        .await
-        .unwrap();
+    sqlx::query(
+        "CREATE TABLE effects (n bigserial PRIMARY KEY, event_id uuid NOT NULL, payload text NOT NULL)",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    db
+}
+
+/// Waits until `count` effects exist, asserting all along that no event has two.
+pub async fn wait_for_effects(db: &testkit::TestDb, count: i64, timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let (rows, distinct): (i64, i64) =
+            sqlx::query_as("SELECT count(*), count(DISTINCT event_id) FROM effects")
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+        assert_eq!(rows, distinct, "an event had two effects");
+        if rows >= count {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {rows} of {count} effects after {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn setup() -> (testkit::TestDb, KafkaSettings, String) {
+    let db = effects_db().await;
     let kafka = testkit::kafka();
     let topic = testkit::unique_name("consumed");
     producers::ensure_topic(&kafka, &topic, 1).await.unwrap();
