@@ -167,20 +167,23 @@ async fn consumers_bench(
         let records = make_records(&topic, args.records, args.payload_bytes, 1000);
         raw_producer_rate(kafka, &records).await?;
 
-        let without = consume_all(&pool, kafka, &topic, args.records, false).await?;
-        println!(
-            "without inbox: {} records in {:.2} s = {:.0} records/s",
-            args.records,
-            without.as_secs_f64(),
-            args.records as f64 / without.as_secs_f64()
-        );
-        let with = consume_all(&pool, kafka, &topic, args.records, true).await?;
-        println!(
-            "with inbox:    {} records in {:.2} s = {:.0} records/s",
-            args.records,
-            with.as_secs_f64(),
-            args.records as f64 / with.as_secs_f64()
-        );
+        // Two runs each, alternating, keeping the faster of each: the first run on a topic also pays for
+        // cold caches, and this machine is shared.
+        let (mut without, mut with) = (Duration::MAX, Duration::MAX);
+        for round in 1..=2 {
+            for inbox in [false, true] {
+                let run = consume_all(&pool, kafka, &topic, args.records, inbox).await?;
+                println!(
+                    "{} inbox, run {round}: {} records in {:.2} s = {:.0} records/s",
+                    if inbox { "with   " } else { "without" },
+                    args.records,
+                    run.as_secs_f64(),
+                    args.records as f64 / run.as_secs_f64()
+                );
+                let best = if inbox { &mut with } else { &mut without };
+                *best = (*best).min(run);
+            }
+        }
         println!(
             "ratio (with inbox / without): {:.2}",
             without.as_secs_f64() / with.as_secs_f64()
