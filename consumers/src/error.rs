@@ -7,7 +7,7 @@ pub enum HandlerError {
     #[error("transient failure: {0}")]
     Transient(Box<dyn std::error::Error + Send + Sync>),
     /// A business step failed in a way that may pass later (the payment provider timed out). Goes to the
-    /// dead-letter topic with class `retryable` until the delayed retry topic exists.
+    /// delayed retry topic, then to the dead-letter topic with class `retryable`.
     #[error("retryable failure: {0}")]
     Retryable(Box<dyn std::error::Error + Send + Sync>),
     /// The record can never be applied (cannot decode, unknown type, schema mismatch, fails validation):
@@ -22,6 +22,9 @@ pub enum ConsumerError {
     /// A Kafka client could not be created or subscribed.
     #[error("kafka error")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// A dead-letter or retry topic could not be created.
+    #[error("cannot create a topic")]
+    Admin(#[from] producers::KafkaAdminError),
     /// A topic could not be read back (missing, or the broker stopped answering).
     #[error("{0}")]
     Read(String),

@@ -14,7 +14,9 @@
 //!   other by a worker of its own; a bounded buffer per partition bounds memory.
 //! - **Failures by class**, chosen by the handler's [`HandlerError`]: transient failures (database or broker
 //!   unavailable) are retried in place with exponential backoff and jitter, holding the partition so per-key
-//!   order is kept; poison records (no event id, cannot decode, fails validation) go straight to
+//!   order is kept; retryable business failures (the payment provider timed out) go to `<topic>.retry` with
+//!   an attempt count and a not-before time, are applied again after each of `retry_delays`, then
+//!   dead-lettered, and the partition moves on meanwhile (so per-key order gives way for them); poison records (no event id, cannot decode, fails validation) go straight to
 //!   `<topic>.dlq` with the original key, value and headers plus `dlq.*` headers (source topic, partition,
 //!   offset, group, error class and message, attempts, times), and the partition moves on.
 //!
@@ -22,9 +24,8 @@
 //!   id, so it never doubles an effect. [`lag`] reports each partition's lag (gauge `consumer_lag`, and
 //!   `orderflow status --group`). The inbox is pruned hourly past `inbox_horizon` ([`inbox::prune`]).
 //!
-//! Not built yet (consumers issue): the delayed retry topic for retryable business failures; they go to the
-//! dead-letter topic with class `retryable` for now. Each record is its own transaction, so throughput is
-//! bounded by Postgres commit latency times the number of partitions.
+//! Each record is its own transaction, so throughput is bounded by Postgres commit latency times the number of
+//! partitions. The runtime creates `<topic>.dlq` and `<topic>.retry` (one partition) when they are missing.
 
 pub mod dlq;
 mod error;

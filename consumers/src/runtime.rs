@@ -40,6 +40,60 @@ pub mod dead_letter_headers {
     pub const DEAD_LETTERED_AT: &str = "dlq.dead_lettered_at_ms";
 }
 
+/// Headers a record on a `<topic>.retry` topic carries besides the original record's own.
+pub mod retry_headers {
+    /// The topic the record was first consumed from.
+    pub const SOURCE_TOPIC: &str = "retry.source_topic";
+    pub const SOURCE_PARTITION: &str = "retry.source_partition";
+    pub const SOURCE_OFFSET: &str = "retry.source_offset";
+    /// How many retries this is (1 for the first).
+    pub const ATTEMPT: &str = "retry.attempt";
+    /// Not to be applied before this time, in milliseconds since the Unix epoch.
+    pub const NOT_BEFORE: &str = "retry.not_before_ms";
+    pub const FIRST_FAILED_AT: &str = "retry.first_failed_at_ms";
+    pub const LAST_ERROR: &str = "retry.last_error";
+}
+
+/// Where a record first came from: itself, or for a retry, the record it retries.
+struct Origin {
+    topic: String,
+    partition: String,
+    offset: String,
+    /// Retries so far (0 for a record read from its source topic).
+    attempt: u32,
+    first_failed_at: Option<u128>,
+    not_before: u128,
+}
+
+impl Origin {
+    fn of(message: &OwnedMessage, record_headers: &RecordHeaders) -> Self {
+        use retry_headers as retry;
+        let header = |name: &str| record_headers.get(name).cloned();
+        match header(retry::SOURCE_TOPIC) {
+            Some(topic) if message.topic() == Topics::retries(&topic) => Self {
+                topic,
+                partition: header(retry::SOURCE_PARTITION).unwrap_or_default(),
+                offset: header(retry::SOURCE_OFFSET).unwrap_or_default(),
+                attempt: header(retry::ATTEMPT)
+                    .and_then(|a| a.parse().ok())
+                    .unwrap_or(1),
+                first_failed_at: header(retry::FIRST_FAILED_AT).and_then(|t| t.parse().ok()),
+                not_before: header(retry::NOT_BEFORE)
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0),
+            },
+            _ => Self {
+                topic: message.topic().to_owned(),
+                partition: message.partition().to_string(),
+                offset: message.offset().to_string(),
+                attempt: 0,
+                first_failed_at: None,
+                not_before: 0,
+            },
+        }
+    }
+}
+
 /// A record as the handler sees it.
 #[derive(Clone, Debug)]
 pub struct Incoming {
@@ -80,6 +134,9 @@ pub struct ConsumerSettings {
     pub max_backoff: Duration,
     /// Producer of dead letters.
     pub producer: ProducerSettings,
+    /// Waits before each retry of a retryable business failure, on `<topic>.retry`; after the last, the
+    /// record goes to the dead-letter topic. Empty: retryable failures go straight to the dead-letter topic.
+    pub retry_delays: Vec<Duration>,
     /// Inbox rows older than this are pruned (hourly). It must exceed the longest window over which an event
     /// can be delivered again (the topic's retention when operators may replay from the start): an event
     /// redelivered after its row was pruned is applied again. Default 14 days.
@@ -101,6 +158,11 @@ impl ConsumerSettings {
             backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
             producer: ProducerSettings::default(),
+            retry_delays: vec![
+                Duration::from_secs(1),
+                Duration::from_secs(10),
+                Duration::from_secs(60),
+            ],
             inbox_horizon: Duration::from_secs(14 * 24 * 3600),
             inbox: true,
         }
@@ -118,6 +180,8 @@ pub struct ConsumerStats {
     pub dead_lettered: AtomicU64,
     /// Transient failures retried in place.
     pub retries: AtomicU64,
+    /// Retryable failures sent to the delayed retry topic.
+    pub retried_later: AtomicU64,
 }
 
 /// Commits stored offsets when partitions are revoked, so the next owner starts where this one stopped.
@@ -196,7 +260,17 @@ impl<H: Handler> ConsumerRuntime<H> {
     #[tracing::instrument(name = "consumer", skip_all, fields(group = %self.worker.settings.group_id))]
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ConsumerError> {
         let worker = &self.worker;
-        let topics: Vec<&str> = worker.settings.topics.iter().map(String::as_str).collect();
+        let mut topics = worker.settings.topics.clone();
+        for topic in &worker.settings.topics {
+            // Created when missing, so a failure never waits on a topic nobody made.
+            producers::ensure_topic(&self.kafka, &Topics::dead_letters(topic), 1).await?;
+            if !worker.settings.retry_delays.is_empty() {
+                let retries = Topics::retries(topic);
+                producers::ensure_topic(&self.kafka, &retries, 1).await?;
+                topics.push(retries);
+            }
+        }
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         worker.consumer.subscribe(&topics)?;
         let mut partitions: HashMap<(String, i32), mpsc::Sender<OwnedMessage>> = HashMap::new();
         let mut workers = JoinSet::new();
@@ -295,14 +369,29 @@ enum Applied {
 }
 
 impl<H: Handler> Worker<H> {
-    /// Handles one record to its end (applied, duplicate or dead-lettered); false on shutdown mid-retry.
+    /// Handles one record to its end (applied, duplicate, sent to retry or dead-lettered); false on shutdown
+    /// before that.
     async fn process(&self, message: &OwnedMessage, shutdown: &CancellationToken) -> bool {
-        let first_failed_at = now_ms();
+        let record_headers = message
+            .headers()
+            .map(headers::from_kafka)
+            .unwrap_or_default();
+        let origin = Origin::of(message, &record_headers);
+        // A delayed retry waits for its time, holding its retry partition (retries are in time order).
+        let wait = origin.not_before.saturating_sub(now_ms());
+        if wait > 0 {
+            let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(u64::MAX));
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = shutdown.cancelled() => return false,
+            }
+        }
+        let first_failed_at = origin.first_failed_at.unwrap_or_else(now_ms);
         let mut attempts = 0u32;
         let mut backoff = self.settings.backoff;
         loop {
             attempts += 1;
-            let failure = match incoming(message) {
+            let failure = match incoming(message, &origin, &record_headers) {
                 Err(reason) => HandlerError::Poison(reason.into()),
                 Ok(record) => match self.apply(&record).await {
                     Ok(Applied::Done) => {
@@ -318,27 +407,34 @@ impl<H: Handler> Worker<H> {
                     Err(failure) => failure,
                 },
             };
+            let failed = Failed {
+                message,
+                origin: &origin,
+                headers: &record_headers,
+                first_failed_at,
+            };
             let outcome = match failure {
                 HandlerError::Transient(e) => Err(e.to_string()),
                 HandlerError::Poison(e) => {
-                    self.dead_letter(message, "poison", &e.to_string(), attempts, first_failed_at)
+                    self.dead_letter(&failed, "poison", &e.to_string(), attempts)
                         .await
                 }
                 HandlerError::Retryable(e) => {
-                    self.dead_letter(
-                        message,
-                        "retryable",
-                        &e.to_string(),
-                        attempts,
-                        first_failed_at,
-                    )
-                    .await
+                    let retries = origin.attempt as usize;
+                    match self.settings.retry_delays.get(retries) {
+                        Some(&delay) => self.send_to_retry(&failed, &e.to_string(), delay).await,
+                        None => {
+                            let attempts = origin.attempt + attempts;
+                            self.dead_letter(&failed, "retryable", &e.to_string(), attempts)
+                                .await
+                        }
+                    }
                 }
             };
             let Err(reason) = outcome else {
                 return true;
             };
-            // Transient (or the dead-letter topic is unreachable): hold the partition and retry in place.
+            // Transient (or the retry or dead-letter topic is unreachable): hold the partition, retry in place.
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("consumer_transient_retries_total").increment(1);
             let wait = jittered(backoff);
@@ -373,29 +469,23 @@ impl<H: Handler> Worker<H> {
         Ok(Applied::Done)
     }
 
-    /// Sends `message` to `<topic>.dlq` with its original key, value and headers, and headers saying where
-    /// it came from and why. Err when the dead-letter topic could not be written (retried in place).
+    /// Sends the record to `<source topic>.dlq` with its original key, value and headers, and headers saying
+    /// where it came from and why. Err when the dead-letter topic could not be written (retried in place).
     async fn dead_letter(
         &self,
-        message: &OwnedMessage,
+        failed: &Failed<'_>,
         class: &str,
         error: &str,
         attempts: u32,
-        first_failed_at: u128,
     ) -> Result<(), String> {
         use dead_letter_headers as dlq;
-        let topic = Topics::dead_letters(message.topic());
-        let mut envelope = message
-            .headers()
-            .map(headers::from_kafka)
-            .unwrap_or_default();
+        let origin = failed.origin;
+        let topic = Topics::dead_letters(&origin.topic);
+        let mut envelope = failed.original_headers();
         envelope.extend([
-            (dlq::SOURCE_TOPIC.to_owned(), message.topic().to_owned()),
-            (
-                dlq::SOURCE_PARTITION.to_owned(),
-                message.partition().to_string(),
-            ),
-            (dlq::SOURCE_OFFSET.to_owned(), message.offset().to_string()),
+            (dlq::SOURCE_TOPIC.to_owned(), origin.topic.clone()),
+            (dlq::SOURCE_PARTITION.to_owned(), origin.partition.clone()),
+            (dlq::SOURCE_OFFSET.to_owned(), origin.offset.clone()),
             (
                 dlq::CONSUMER_GROUP.to_owned(),
                 self.settings.group_id.clone(),
@@ -403,9 +493,13 @@ impl<H: Handler> Worker<H> {
             (dlq::ERROR_CLASS.to_owned(), class.to_owned()),
             (dlq::ERROR_MESSAGE.to_owned(), error.to_owned()),
             (dlq::ATTEMPTS.to_owned(), attempts.to_string()),
-            (dlq::FIRST_FAILED_AT.to_owned(), first_failed_at.to_string()),
+            (
+                dlq::FIRST_FAILED_AT.to_owned(),
+                failed.first_failed_at.to_string(),
+            ),
             (dlq::DEAD_LETTERED_AT.to_owned(), now_ms().to_string()),
         ]);
+        let message = failed.message;
         let mut record = FutureRecord::to(&topic).headers(headers::to_kafka(&envelope));
         if let Some(key) = message.key() {
             record = record.key(key);
@@ -427,6 +521,49 @@ impl<H: Handler> Worker<H> {
             error,
             "record dead-lettered; the partition moves on"
         );
+        Ok(())
+    }
+
+    /// Sends the record to `<source topic>.retry`, to be applied again after `delay`; the partition moves on.
+    async fn send_to_retry(
+        &self,
+        failed: &Failed<'_>,
+        error: &str,
+        delay: Duration,
+    ) -> Result<(), String> {
+        use retry_headers as retry;
+        let origin = failed.origin;
+        let topic = Topics::retries(&origin.topic);
+        let attempt = origin.attempt + 1;
+        let not_before = now_ms() + delay.as_millis();
+        let mut envelope = failed.original_headers();
+        envelope.extend([
+            (retry::SOURCE_TOPIC.to_owned(), origin.topic.clone()),
+            (retry::SOURCE_PARTITION.to_owned(), origin.partition.clone()),
+            (retry::SOURCE_OFFSET.to_owned(), origin.offset.clone()),
+            (retry::ATTEMPT.to_owned(), attempt.to_string()),
+            (retry::NOT_BEFORE.to_owned(), not_before.to_string()),
+            (
+                retry::FIRST_FAILED_AT.to_owned(),
+                failed.first_failed_at.to_string(),
+            ),
+            (retry::LAST_ERROR.to_owned(), error.to_owned()),
+        ]);
+        let message = failed.message;
+        let mut record = FutureRecord::to(&topic).headers(headers::to_kafka(&envelope));
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        if let Some(payload) = message.payload() {
+            record = record.payload(payload);
+        }
+        self.dead_letters
+            .send(record, Duration::from_secs(30))
+            .await
+            .map_err(|(e, _)| format!("cannot write to {topic}: {e}"))?;
+        self.stats.retried_later.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("consumer_delayed_retries_total").increment(1);
+        tracing::warn!(source = %origin.topic, attempt, ?delay, error, "retryable failure; retried later");
         Ok(())
     }
 }
@@ -465,24 +602,43 @@ async fn prune_inbox(pool: PgPool, group: String, horizon: Duration, shutdown: C
     }
 }
 
-/// The record as the handler sees it, or why it cannot be handled at all.
-fn incoming(message: &OwnedMessage) -> Result<Incoming, String> {
-    let record_headers = message
-        .headers()
-        .map(headers::from_kafka)
-        .unwrap_or_default();
+/// A record whose handling failed, and where it first came from.
+struct Failed<'a> {
+    message: &'a OwnedMessage,
+    origin: &'a Origin,
+    headers: &'a RecordHeaders,
+    first_failed_at: u128,
+}
+
+impl Failed<'_> {
+    /// The record's headers without those a retry added.
+    fn original_headers(&self) -> RecordHeaders {
+        self.headers
+            .iter()
+            .filter(|(name, _)| !name.starts_with("retry."))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect()
+    }
+}
+
+/// The record as the handler sees it (a retry as its original), or why it cannot be handled at all.
+fn incoming(
+    message: &OwnedMessage,
+    origin: &Origin,
+    record_headers: &RecordHeaders,
+) -> Result<Incoming, String> {
     let event_id = record_headers
         .get(headers::EVENT_ID)
         .ok_or_else(|| format!("no {} header", headers::EVENT_ID))?
         .parse::<Uuid>()
         .map_err(|e| format!("{} header is not a UUID: {e}", headers::EVENT_ID))?;
     Ok(Incoming {
-        topic: message.topic().to_owned(),
+        topic: origin.topic.clone(),
         partition: message.partition(),
         offset: message.offset(),
         key: message.key().map(<[u8]>::to_vec),
         payload: message.payload().unwrap_or_default().to_vec(),
-        headers: record_headers,
+        headers: record_headers.clone(),
         event_id,
     })
 }

@@ -104,7 +104,7 @@ async fn a_transient_failure_is_retried_in_place_and_keeps_partition_order() {
         Effects {
             flaky_failures: AtomicU32::new(0),
             fail_first: 3,
-            accept_poison: Default::default(),
+            ..handler()
         },
     );
     consumer.wait_until_handled(3).await;
@@ -212,4 +212,68 @@ async fn lag_counts_what_the_group_has_not_committed() {
         .await
         .unwrap();
     assert_eq!((after[0].committed, after[0].lag), (Some(5), 0));
+}
+
+#[tokio::test]
+async fn a_retryable_failure_is_retried_later_then_dead_lettered_and_the_partition_moves_on() {
+    let (db, kafka, topic) = setup().await;
+    let (busy, always, after) = (
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+    );
+    produce(
+        &kafka,
+        &topic,
+        &[
+            (Some(busy), "busy"),
+            (Some(always), "always busy"),
+            (Some(after), "after"),
+        ],
+    )
+    .await;
+    let consumer = Running::start(
+        &db,
+        &kafka,
+        &topic,
+        Effects {
+            busy_fail_first: 2,
+            ..handler()
+        },
+    );
+    // "after" is applied while the others wait on the retry topic; "busy" succeeds on its second retry;
+    // "always busy" is dead-lettered after two retries.
+    consumer.wait_until_handled(3).await;
+    assert_eq!(consumer.stats.retried_later.load(Ordering::Relaxed), 4);
+    consumer.stop().await;
+    let applied: Vec<uuid::Uuid> = effects(&db).await.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(
+        applied,
+        [after, busy],
+        "the partition moved on while busy waited"
+    );
+
+    let retries = testkit::read_topic(&kafka, &format!("{topic}.retry")).await;
+    assert_eq!(retries.len(), 4);
+    assert!(
+        retries
+            .iter()
+            .all(|r| r.headers[consumers::runtime::retry_headers::SOURCE_TOPIC] == topic)
+    );
+    let dead = testkit::read_topic(&kafka, &format!("{topic}.dlq")).await;
+    assert_eq!(dead.len(), 1);
+    let h = &dead[0].headers;
+    assert_eq!(h[headers::EVENT_ID], always.to_string());
+    assert_eq!(h[dlq::ERROR_CLASS], "retryable");
+    assert_eq!(h[dlq::ATTEMPTS], "3");
+    assert_eq!(
+        h[dlq::SOURCE_TOPIC],
+        topic,
+        "the source, not the retry topic"
+    );
+    assert_eq!(h[dlq::SOURCE_OFFSET], "1");
+    assert!(
+        !h.keys().any(|k| k.starts_with("retry.")),
+        "retry headers are not kept"
+    );
 }

@@ -39,6 +39,11 @@ impl Topics {
         format!("{topic}.dlq")
     }
 
+    /// The delayed-retry topic of `topic`.
+    pub fn retries(topic: &str) -> String {
+        format!("{topic}.retry")
+    }
+
     /// The name of `topic` replicated from `region`.
     pub fn replicated(region: &str, topic: &str) -> String {
         format!("{region}.{topic}")
@@ -58,6 +63,7 @@ mod tests {
         assert_eq!(topics.events("delivery"), "delivery.events");
         assert_eq!(topics.commands("payments"), "payments.commands");
         assert_eq!(Topics::dead_letters("orders.events"), "orders.events.dlq");
+        assert_eq!(Topics::retries("orders.events"), "orders.events.retry");
         assert_eq!(
             Topics::replicated("eu-west", "orders.events"),
             "eu-west.orders.events"

@@ -21,6 +21,9 @@ pub struct Effects {
     pub fail_first: u32,
     /// Once set, "poison" payloads are applied like any other (the bug was fixed).
     pub accept_poison: Arc<AtomicBool>,
+    /// "busy" payloads fail as retryable this many times, then succeed; "always busy" ones never do.
+    pub busy_failures: AtomicU32,
+    pub busy_fail_first: u32,
 }
 
 impl Handler for Effects {
@@ -29,6 +32,12 @@ impl Handler for Effects {
             .map_err(|e| HandlerError::Poison(e.into()))?;
         if payload == "poison" && !self.accept_poison.load(Ordering::SeqCst) {
             return Err(HandlerError::Poison("payload fails validation".into()));
+        }
+        if payload == "always busy"
+            || (payload == "busy"
+                && self.busy_failures.fetch_add(1, Ordering::SeqCst) < self.busy_fail_first)
+        {
+            return Err(HandlerError::Retryable("payment provider timed out".into()));
         }
         if payload == "flaky"
             && self.flaky_failures.fetch_add(1, Ordering::SeqCst) < self.fail_first
@@ -72,6 +81,7 @@ impl Running {
     ) -> Self {
         let settings = ConsumerSettings {
             backoff: Duration::from_millis(20),
+            retry_delays: vec![Duration::from_millis(200), Duration::from_millis(200)],
             ..ConsumerSettings::new(group, vec![topic.to_owned()])
         };
         let runtime = ConsumerRuntime::new(db.pool().clone(), kafka, settings, handler).unwrap();
@@ -175,6 +185,8 @@ pub fn handler() -> Effects {
         flaky_failures: AtomicU32::new(0),
         fail_first: 0,
         accept_poison: Arc::default(),
+        busy_failures: AtomicU32::new(0),
+        busy_fail_first: 0,
     }
 }
 
