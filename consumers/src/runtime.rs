@@ -137,6 +137,8 @@ pub struct ConsumerSettings {
     /// Waits before each retry of a retryable business failure, on `<topic>.retry`; after the last, the
     /// record goes to the dead-letter topic. Empty: retryable failures go straight to the dead-letter topic.
     pub retry_delays: Vec<Duration>,
+    /// Create `<topic>.dlq` and `<topic>.retry` at start when they are missing.
+    pub create_topics: bool,
     /// Inbox rows older than this are pruned (hourly). It must exceed the longest window over which an event
     /// can be delivered again (the topic's retention when operators may replay from the start): an event
     /// redelivered after its row was pruned is applied again. Default 14 days.
@@ -163,6 +165,7 @@ impl ConsumerSettings {
                 Duration::from_secs(10),
                 Duration::from_secs(60),
             ],
+            create_topics: true,
             inbox_horizon: Duration::from_secs(14 * 24 * 3600),
             inbox: true,
         }
@@ -262,12 +265,17 @@ impl<H: Handler> ConsumerRuntime<H> {
         let worker = &self.worker;
         let mut topics = worker.settings.topics.clone();
         for topic in &worker.settings.topics {
-            // Created when missing, so a failure never waits on a topic nobody made.
-            producers::ensure_topic(&self.kafka, &Topics::dead_letters(topic), 1).await?;
+            let mut needed = vec![Topics::dead_letters(topic)];
             if !worker.settings.retry_delays.is_empty() {
-                let retries = Topics::retries(topic);
-                producers::ensure_topic(&self.kafka, &retries, 1).await?;
-                topics.push(retries);
+                needed.push(Topics::retries(topic));
+                topics.push(Topics::retries(topic));
+            }
+            // Created when missing, so a failure never waits on a topic nobody made. A cluster that refuses
+            // (no permission to create topics) is warned about, not fatal: its operators create them.
+            for name in needed.into_iter().filter(|_| worker.settings.create_topics) {
+                if let Err(e) = producers::ensure_topic(&self.kafka, &name, 1).await {
+                    tracing::warn!(topic = %name, error = %e, "cannot create topic; create it before failures need it");
+                }
             }
         }
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();

@@ -16,9 +16,17 @@ async fn a_broker_down_for_20_s_under_load_loses_nothing_and_doubles_no_effect()
     let topic = testkit::unique_name("faults");
     mock.create_topic(&topic, 2, 1).unwrap();
     mock.create_topic(&format!("{topic}.dlq"), 1, 1).unwrap();
+    mock.create_topic(&format!("{topic}.retry"), 1, 1).unwrap();
     let kafka = KafkaSettings::new(mock.bootstrap_servers());
     let db = common::effects_db().await;
-    let consumer = Running::start(&db, &kafka, &topic, handler());
+    // The mock cluster does not answer CreateTopics; the topics above exist already.
+    let group = testkit::unique_name("faults");
+    let consumer = Running::start_with(&group, &db, &kafka, &topic, handler(), |settings| {
+        consumers::ConsumerSettings {
+            create_topics: false,
+            ..settings
+        }
+    });
 
     let total = 2_000;
     let producing = {

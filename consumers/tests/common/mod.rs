@@ -79,11 +79,23 @@ impl Running {
         topic: &str,
         handler: Effects,
     ) -> Self {
+        Self::start_with(group, db, kafka, topic, handler, |s| s)
+    }
+
+    pub fn start_with(
+        group: &str,
+        db: &testkit::TestDb,
+        kafka: &KafkaSettings,
+        topic: &str,
+        handler: Effects,
+        adjust: impl FnOnce(ConsumerSettings) -> ConsumerSettings,
+    ) -> Self {
         let settings = ConsumerSettings {
             backoff: Duration::from_millis(20),
             retry_delays: vec![Duration::from_millis(200), Duration::from_millis(200)],
             ..ConsumerSettings::new(group, vec![topic.to_owned()])
         };
+        let settings = adjust(settings);
         let runtime = ConsumerRuntime::new(db.pool().clone(), kafka, settings, handler).unwrap();
         let stop = CancellationToken::new();
         let stats = runtime.stats();
