@@ -268,10 +268,7 @@ async fn raw_producer_rate(
     let producer: FutureProducer = kafka
         .producer_config(&ProducerSettings::default())
         .create()?;
-    eprintln!(
-        "bench outbox: raw producer sending {} records",
-        records.len()
-    );
+    eprintln!("bench: raw producer sending {} records", records.len());
     let started = Instant::now();
     let mut deliveries = Vec::with_capacity(records.len());
     for r in records {
