@@ -4,6 +4,7 @@
 //! Settings come from flags or, for each flag that names one, the environment variable of the same meaning.
 
 mod bench;
+mod config_file;
 mod dlq;
 mod relay;
 mod smoke;
@@ -16,6 +17,10 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Parser)]
 #[command(name = "orderflow", version, about, long_about = None)]
 struct Cli {
+    /// Read settings from this file: NAME=value lines with the environment variable names shown here.
+    /// Flags and the environment take precedence over it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     #[command(flatten)]
     connections: Connections,
     #[command(subcommand)]
@@ -98,7 +103,14 @@ async fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse()).await {
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // The cause chain, one line, without a backtrace: this is for operators.
@@ -106,6 +118,18 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Parses the command line, with a config file's values as defaults when one is given.
+fn parse() -> anyhow::Result<Cli> {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut command = Cli::command();
+    if let Some(path) = config_file::path(&args) {
+        command = config_file::apply(command, &config_file::read(&path)?)?;
+    }
+    let matches = command.get_matches_from(args);
+    Ok(Cli::from_arg_matches(&matches)?)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
