@@ -508,17 +508,7 @@ impl<H: Handler> Worker<H> {
             (dlq::DEAD_LETTERED_AT.to_owned(), now_ms().to_string()),
         ]);
         let message = failed.message;
-        let mut record = FutureRecord::to(&topic).headers(headers::to_kafka(&envelope));
-        if let Some(key) = message.key() {
-            record = record.key(key);
-        }
-        if let Some(payload) = message.payload() {
-            record = record.payload(payload);
-        }
-        self.dead_letters
-            .send(record, Duration::from_secs(30))
-            .await
-            .map_err(|(e, _)| format!("cannot write dead letter to {topic}: {e}"))?;
+        self.forward(message, &topic, &envelope).await?;
         self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("consumer_dead_lettered_total", "class" => class.to_owned()).increment(1);
         tracing::error!(
@@ -530,6 +520,27 @@ impl<H: Handler> Worker<H> {
             "record dead-lettered; the partition moves on"
         );
         Ok(())
+    }
+
+    /// Writes `message`'s key and value to `topic` with `envelope` as its headers.
+    async fn forward(
+        &self,
+        message: &OwnedMessage,
+        topic: &str,
+        envelope: &RecordHeaders,
+    ) -> Result<(), String> {
+        let mut record = FutureRecord::to(topic).headers(headers::to_kafka(envelope));
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        if let Some(payload) = message.payload() {
+            record = record.payload(payload);
+        }
+        self.dead_letters
+            .send(record, Duration::from_secs(30))
+            .await
+            .map(drop)
+            .map_err(|(e, _)| format!("cannot write to {topic}: {e}"))
     }
 
     /// Sends the record to `<source topic>.retry`, to be applied again after `delay`; the partition moves on.
@@ -557,18 +568,7 @@ impl<H: Handler> Worker<H> {
             ),
             (retry::LAST_ERROR.to_owned(), error.to_owned()),
         ]);
-        let message = failed.message;
-        let mut record = FutureRecord::to(&topic).headers(headers::to_kafka(&envelope));
-        if let Some(key) = message.key() {
-            record = record.key(key);
-        }
-        if let Some(payload) = message.payload() {
-            record = record.payload(payload);
-        }
-        self.dead_letters
-            .send(record, Duration::from_secs(30))
-            .await
-            .map_err(|(e, _)| format!("cannot write to {topic}: {e}"))?;
+        self.forward(failed.message, &topic, &envelope).await?;
         self.stats.retried_later.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("consumer_delayed_retries_total").increment(1);
         tracing::warn!(source = %origin.topic, attempt, ?delay, error, "retryable failure; retried later");
