@@ -1,1 +1,58 @@
-//! The Confluent-compatible schema registry served by `orderflow registry` (being built).
+//! The Confluent-compatible schema registry served by `orderflow registry`, stored in Postgres.
+//!
+//! Production runs Confluent Schema Registry, Apicurio or Redpanda's registry; this one stands in for them
+//! where none can run (local development, tests) and answers Confluent's REST API as its clients use it:
+//! `schema_registry_converter`, Confluent's Java and Python clients. Clients find it through
+//! `SCHEMA_REGISTRY_URL`; `orderflow registry` listens on 127.0.0.1:8081 by default, as Confluent does.
+//!
+//! What it promises:
+//! - One global id per schema, where "the same schema" means the same Avro parsing canonical form: the
+//!   same schema under another subject gets the same id, and registering it again under its subject returns
+//!   the id without adding a version, also when 20 clients register it at once (a transaction-scoped
+//!   advisory lock per subject and a unique fingerprint index decide, in Postgres, not in memory).
+//! - A new version is added only when it passes the subject's compatibility level (NONE, BACKWARD,
+//!   FORWARD, FULL and their transitive forms; default BACKWARD), decided by apache-avro's schema
+//!   resolution checker; otherwise HTTP 409.
+//! - Soft deletes hide versions from reads and lookups (unless `?deleted=true`); a permanent delete needs a
+//!   soft delete first; a schema id keeps resolving while any version, soft-deleted or not, uses it.
+//! - Errors carry Confluent's `{"error_code", "message"}` body with the HTTP status its code starts with.
+//!
+//! What it does not do: schema types other than AVRO, schema references, normalization (`normalize` is
+//! ignored; identity is always the canonical form, so two schemas that differ only in `doc`, `default` or
+//! other attributes the canonical form drops are one schema), modes other than READWRITE, contexts,
+//! metadata and rule sets, paging (`offset`, `limit`), authentication, and Kafka-backed storage.
+//!
+//! ```no_run
+//! # async fn run(pool: sqlx::PgPool) -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8081").await?;
+//! schemas::registry::serve(listener, pool, async {
+//!     tokio::signal::ctrl_c().await.ok();
+//! })
+//! .await
+//! # }
+//! ```
+
+mod compatibility;
+mod error;
+mod http;
+mod store;
+
+pub use compatibility::Level;
+pub use error::RegistryError;
+pub use http::CONTENT_TYPE;
+
+/// The registry's routes on `pool`, whose database the caller has migrated (`db::migrate`).
+pub fn router(pool: sqlx::PgPool) -> axum::Router {
+    http::routes(pool)
+}
+
+/// Serves the registry on `listener` until `shutdown` completes, then finishes the requests under way.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    pool: sqlx::PgPool,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(pool))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,538 @@
+//! The REST routes, shaped as Confluent Schema Registry's: paths, query parameters, bodies, error codes.
+
+use std::collections::HashMap;
+
+use apache_avro::Schema;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use super::compatibility::Level;
+use super::error::RegistryError;
+use super::store::{self, NewSchema, SubjectVersion, VersionRef};
+
+/// The content type of every answer, as Confluent's.
+pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
+
+type Params = Query<HashMap<String, String>>;
+type Answer = Result<Response, RegistryError>;
+
+/// The routes on a pool whose database is migrated.
+pub fn routes(pool: PgPool) -> Router {
+    Router::new()
+        .route("/", get(|| async { ok(json!({})) }))
+        .route("/schemas/types", get(|| async { ok(json!(["AVRO"])) }))
+        .route("/schemas/ids/{id}", get(schema_by_id))
+        .route("/schemas/ids/{id}/versions", get(versions_of_id))
+        .route("/schemas/ids/{id}/subjects", get(subjects_of_id))
+        .route("/subjects", get(subjects))
+        .route("/subjects/{subject}", post(lookup).delete(delete_subject))
+        .route(
+            "/subjects/{subject}/versions",
+            get(subject_versions).post(register),
+        )
+        .route(
+            "/subjects/{subject}/versions/{version}",
+            get(subject_version).delete(delete_version),
+        )
+        .route(
+            "/subjects/{subject}/versions/{version}/schema",
+            get(subject_version_schema),
+        )
+        .route(
+            "/subjects/{subject}/versions/{version}/referencedby",
+            get(referenced_by),
+        )
+        .route("/config", get(global_config).put(set_global_config))
+        .route(
+            "/config/{subject}",
+            get(subject_config)
+                .put(set_subject_config)
+                .delete(delete_subject_config),
+        )
+        .route("/mode", get(|| async { ok(json!({"mode": "READWRITE"})) }))
+        .route(
+            "/compatibility/subjects/{subject}/versions",
+            post(compatibility_with_all),
+        )
+        .route(
+            "/compatibility/subjects/{subject}/versions/{version}",
+            post(compatibility_with_version),
+        )
+        .fallback(|| async { RegistryError::NotFound })
+        .method_not_allowed_fallback(|| async { RegistryError::MethodNotAllowed })
+        .with_state(pool)
+}
+
+/// A JSON answer with Confluent's content type.
+pub(super) fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    response
+}
+
+fn ok(body: Value) -> Response {
+    json_response(StatusCode::OK, &body)
+}
+
+/// A query flag such as `deleted=true`; Confluent's Python client sends `True`.
+fn flag(params: &HashMap<String, String>, name: &str) -> bool {
+    params
+        .get(name)
+        .is_some_and(|value| value.eq_ignore_ascii_case("true"))
+}
+
+// ---------------------------------------------------------------- request bodies
+
+/// The body of register, lookup and compatibility requests.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SchemaRequest {
+    schema: Option<String>,
+    schema_type: Option<String>,
+    references: Option<Vec<Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ConfigRequest {
+    compatibility: Option<String>,
+}
+
+/// Parses a JSON body. Not JSON at all, or a content type that is not JSON: 400. JSON of the wrong shape:
+/// the endpoint's own error (`wrong_shape`).
+fn parse_body<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &Bytes,
+    wrong_shape: impl FnOnce(String) -> RegistryError,
+) -> Result<T, RegistryError> {
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+        let content_type = content_type.to_str().unwrap_or_default();
+        if !content_type.to_ascii_lowercase().contains("json") {
+            return Err(RegistryError::UnsupportedMediaType(content_type.to_owned()));
+        }
+    }
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => wrong_shape(e.to_string()),
+        serde_json::error::Category::Io
+        | serde_json::error::Category::Syntax
+        | serde_json::error::Category::Eof => {
+            RegistryError::BadRequest(format!("Request body is not valid JSON: {e}"))
+        }
+    })
+}
+
+/// Reads and checks the schema of a register, lookup or compatibility request.
+fn parse_schema(headers: &HeaderMap, body: &Bytes) -> Result<NewSchema, RegistryError> {
+    let request: SchemaRequest = parse_body(headers, body, |e| {
+        RegistryError::InvalidSchema(format!("Invalid request body: {e}"))
+    })?;
+    let schema_type = request.schema_type.as_deref().unwrap_or("AVRO");
+    if !schema_type.eq_ignore_ascii_case("AVRO") {
+        return Err(RegistryError::InvalidSchema(format!(
+            "Invalid schema type {schema_type}: this registry supports AVRO only"
+        )));
+    }
+    if request.references.is_some_and(|r| !r.is_empty()) {
+        return Err(RegistryError::InvalidSchema(
+            "Schema references are not supported by this registry".to_owned(),
+        ));
+    }
+    let text = match request.schema {
+        Some(text) if !text.trim().is_empty() => text,
+        _ => return Err(RegistryError::InvalidSchema("Empty schema".to_owned())),
+    };
+    let parsed = Schema::parse_str(&text)
+        .map_err(|e| RegistryError::InvalidSchema(format!("Invalid schema {text}: {e}")))?;
+    Ok(NewSchema {
+        canonical: parsed.canonical_form(),
+        text,
+        parsed,
+    })
+}
+
+fn parse_level(request: ConfigRequest) -> Result<Level, RegistryError> {
+    match request.compatibility {
+        Some(name) => name.parse(),
+        None => Err(RegistryError::InvalidCompatibilityLevel(String::new())),
+    }
+}
+
+/// A version in a path: a positive 32-bit integer, `latest`, or -1 for latest.
+fn parse_version(text: &str) -> Result<VersionRef, RegistryError> {
+    if text.eq_ignore_ascii_case("latest") {
+        return Ok(VersionRef::Latest);
+    }
+    match text.parse::<i32>() {
+        Ok(-1) => Ok(VersionRef::Latest),
+        Ok(n) if n > 0 => Ok(VersionRef::Number(n)),
+        _ => Err(RegistryError::InvalidVersion(text.to_owned())),
+    }
+}
+
+fn parse_id(text: &str) -> Result<i32, RegistryError> {
+    text.parse::<i32>()
+        .map_err(|_| RegistryError::SchemaNotFound(format!("Schema {text} not found")))
+}
+
+// ---------------------------------------------------------------- schemas
+
+async fn schema_by_id(State(pool): State<PgPool>, Path(id): Path<String>) -> Answer {
+    let id = parse_id(&id)?;
+    let Some((schema_type, schema)) = store::schema_by_id(&pool, id).await? else {
+        return Err(RegistryError::SchemaNotFound(format!(
+            "Schema {id} not found"
+        )));
+    };
+    let mut body = json!({ "schema": schema });
+    if schema_type != "AVRO" {
+        body["schemaType"] = json!(schema_type);
+    }
+    Ok(ok(body))
+}
+
+async fn versions_of_id(
+    State(pool): State<PgPool>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Answer {
+    let id = parse_id(&id)?;
+    if store::schema_by_id(&pool, id).await?.is_none() {
+        return Err(RegistryError::SchemaNotFound(format!(
+            "Schema {id} not found"
+        )));
+    }
+    let pairs = store::versions_of_id(&pool, id, flag(&params, "deleted")).await?;
+    let body: Vec<Value> = pairs
+        .into_iter()
+        .map(|(subject, version)| json!({ "subject": subject, "version": version }))
+        .collect();
+    Ok(ok(json!(body)))
+}
+
+async fn subjects_of_id(
+    State(pool): State<PgPool>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Answer {
+    let id = parse_id(&id)?;
+    if store::schema_by_id(&pool, id).await?.is_none() {
+        return Err(RegistryError::SchemaNotFound(format!(
+            "Schema {id} not found"
+        )));
+    }
+    let mut subjects: Vec<String> = store::versions_of_id(&pool, id, flag(&params, "deleted"))
+        .await?
+        .into_iter()
+        .map(|(subject, _)| subject)
+        .collect();
+    subjects.dedup();
+    Ok(ok(json!(subjects)))
+}
+
+// ---------------------------------------------------------------- subjects
+
+async fn subjects(State(pool): State<PgPool>, Query(params): Params) -> Answer {
+    let subjects = store::subjects(&pool, flag(&params, "deleted")).await?;
+    Ok(ok(json!(subjects)))
+}
+
+/// The versions of `subject` a request may see: live ones, and soft-deleted ones too with `deleted`.
+/// A subject with none is not found.
+async fn visible_versions(
+    pool: &PgPool,
+    subject: &str,
+    include_deleted: bool,
+) -> Result<Vec<SubjectVersion>, RegistryError> {
+    let visible: Vec<SubjectVersion> = store::versions(pool, subject)
+        .await?
+        .into_iter()
+        .filter(|v| include_deleted || !v.deleted)
+        .collect();
+    if visible.is_empty() {
+        return Err(RegistryError::SubjectNotFound(subject.to_owned()));
+    }
+    Ok(visible)
+}
+
+fn find_version(
+    subject: &str,
+    visible: Vec<SubjectVersion>,
+    version: VersionRef,
+    text: &str,
+) -> Result<SubjectVersion, RegistryError> {
+    let found = match version {
+        VersionRef::Latest => visible.into_iter().last(),
+        VersionRef::Number(n) => visible.into_iter().find(|v| v.version == n),
+    };
+    found.ok_or_else(|| RegistryError::VersionNotFound {
+        subject: subject.to_owned(),
+        version: text.to_owned(),
+    })
+}
+
+fn version_body(v: &SubjectVersion) -> Value {
+    let mut body = json!({
+        "subject": v.subject,
+        "version": v.version,
+        "id": v.id,
+        "schema": v.schema,
+    });
+    if v.schema_type != "AVRO" {
+        body["schemaType"] = json!(v.schema_type);
+    }
+    body
+}
+
+async fn subject_versions(
+    State(pool): State<PgPool>,
+    Path(subject): Path<String>,
+    Query(params): Params,
+) -> Answer {
+    let visible = visible_versions(&pool, &subject, flag(&params, "deleted")).await?;
+    let numbers: Vec<i32> = visible.iter().map(|v| v.version).collect();
+    Ok(ok(json!(numbers)))
+}
+
+async fn subject_version(
+    State(pool): State<PgPool>,
+    Path((subject, version)): Path<(String, String)>,
+    Query(params): Params,
+) -> Answer {
+    let selected = parse_version(&version)?;
+    let visible = visible_versions(&pool, &subject, flag(&params, "deleted")).await?;
+    let found = find_version(&subject, visible, selected, &version)?;
+    Ok(ok(version_body(&found)))
+}
+
+async fn subject_version_schema(
+    State(pool): State<PgPool>,
+    Path((subject, version)): Path<(String, String)>,
+    Query(params): Params,
+) -> Answer {
+    let selected = parse_version(&version)?;
+    let visible = visible_versions(&pool, &subject, flag(&params, "deleted")).await?;
+    let found = find_version(&subject, visible, selected, &version)?;
+    let mut response = found.schema.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    Ok(response)
+}
+
+/// Schema references are not supported, so no version is referenced by another.
+async fn referenced_by(
+    State(pool): State<PgPool>,
+    Path((subject, version)): Path<(String, String)>,
+) -> Answer {
+    let selected = parse_version(&version)?;
+    let visible = visible_versions(&pool, &subject, false).await?;
+    find_version(&subject, visible, selected, &version)?;
+    Ok(ok(json!([])))
+}
+
+async fn register(
+    State(pool): State<PgPool>,
+    Path(subject): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    let schema = parse_schema(&headers, &body)?;
+    let id = store::register(&pool, &subject, &schema).await?;
+    Ok(ok(json!({ "id": id })))
+}
+
+async fn lookup(
+    State(pool): State<PgPool>,
+    Path(subject): Path<String>,
+    Query(params): Params,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    let schema = parse_schema(&headers, &body)?;
+    let visible = visible_versions(&pool, &subject, flag(&params, "deleted")).await?;
+    let found = visible
+        .iter()
+        .rev()
+        .find(|v| v.canonical == schema.canonical)
+        .ok_or_else(|| RegistryError::SchemaNotFound("Schema not found".to_owned()))?;
+    Ok(ok(version_body(found)))
+}
+
+async fn delete_subject(
+    State(pool): State<PgPool>,
+    Path(subject): Path<String>,
+    Query(params): Params,
+) -> Answer {
+    let deleted = if flag(&params, "permanent") {
+        store::hard_delete_subject(&pool, &subject).await?
+    } else {
+        store::soft_delete_subject(&pool, &subject).await?
+    };
+    Ok(ok(json!(deleted)))
+}
+
+async fn delete_version(
+    State(pool): State<PgPool>,
+    Path((subject, version)): Path<(String, String)>,
+    Query(params): Params,
+) -> Answer {
+    let selected = parse_version(&version)?;
+    let deleted =
+        store::delete_version(&pool, &subject, selected, flag(&params, "permanent")).await?;
+    Ok(ok(json!(deleted)))
+}
+
+// ---------------------------------------------------------------- config
+
+fn config_request(headers: &HeaderMap, body: &Bytes) -> Result<Level, RegistryError> {
+    let request: ConfigRequest = parse_body(headers, body, |_| {
+        RegistryError::InvalidCompatibilityLevel(String::from_utf8_lossy(body).into_owned())
+    })?;
+    parse_level(request)
+}
+
+async fn global_config(State(pool): State<PgPool>) -> Answer {
+    let level = store::global_level(&pool).await?;
+    Ok(ok(json!({ "compatibilityLevel": level.as_str() })))
+}
+
+async fn set_global_config(State(pool): State<PgPool>, headers: HeaderMap, body: Bytes) -> Answer {
+    let level = config_request(&headers, &body)?;
+    store::set_global_level(&pool, level).await?;
+    Ok(ok(json!({ "compatibility": level.as_str() })))
+}
+
+async fn subject_config(
+    State(pool): State<PgPool>,
+    Path(subject): Path<String>,
+    Query(params): Params,
+) -> Answer {
+    let level = match store::subject_level(&pool, &subject).await? {
+        Some(level) => level,
+        None if flag(&params, "defaultToGlobal") => store::global_level(&pool).await?,
+        None => return Err(RegistryError::SubjectConfigNotFound(subject)),
+    };
+    Ok(ok(json!({ "compatibilityLevel": level.as_str() })))
+}
+
+async fn set_subject_config(
+    State(pool): State<PgPool>,
+    Path(subject): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    let level = config_request(&headers, &body)?;
+    store::set_subject_level(&pool, &subject, level).await?;
+    Ok(ok(json!({ "compatibility": level.as_str() })))
+}
+
+async fn delete_subject_config(State(pool): State<PgPool>, Path(subject): Path<String>) -> Answer {
+    match store::delete_subject_level(&pool, &subject).await? {
+        Some(level) => Ok(ok(json!({ "compatibilityLevel": level.as_str() }))),
+        None => Err(RegistryError::SubjectConfigNotFound(subject)),
+    }
+}
+
+// ---------------------------------------------------------------- compatibility
+
+fn compatibility_answer(messages: Vec<String>, params: &HashMap<String, String>) -> Response {
+    let mut body = json!({ "is_compatible": messages.is_empty() });
+    if flag(params, "verbose") {
+        body["messages"] = json!(messages);
+    }
+    ok(body)
+}
+
+/// `POST /compatibility/subjects/{subject}/versions`: against the live versions the subject's level names
+/// (the latest, or all for a transitive level). A subject without versions accepts anything.
+async fn compatibility_with_all(
+    State(pool): State<PgPool>,
+    Path(subject): Path<String>,
+    Query(params): Params,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    let schema = parse_schema(&headers, &body)?;
+    let live: Vec<SubjectVersion> = store::versions(&pool, &subject)
+        .await?
+        .into_iter()
+        .filter(|v| !v.deleted)
+        .collect();
+    let level = store::level_for(&pool, &subject).await?;
+    let live: Vec<&SubjectVersion> = live.iter().collect();
+    let messages = store::check_against(level, &schema.parsed, &live)?;
+    Ok(compatibility_answer(messages, &params))
+}
+
+/// `POST /compatibility/subjects/{subject}/versions/{version}`: `latest` is checked as the subject's level
+/// says (the latest, or all live versions for a transitive level); a numbered version alone.
+async fn compatibility_with_version(
+    State(pool): State<PgPool>,
+    Path((subject, version)): Path<(String, String)>,
+    Query(params): Params,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    let selected = parse_version(&version)?;
+    let schema = parse_schema(&headers, &body)?;
+    let live = visible_versions(&pool, &subject, false).await?;
+    let level = store::level_for(&pool, &subject).await?;
+    let against: Vec<&SubjectVersion> = match selected {
+        VersionRef::Latest => live.iter().collect(),
+        VersionRef::Number(n) => {
+            let found = live.iter().find(|v| v.version == n).ok_or_else(|| {
+                RegistryError::VersionNotFound {
+                    subject: subject.clone(),
+                    version: version.clone(),
+                }
+            })?;
+            vec![found]
+        }
+    };
+    let messages = store::check_against(level, &schema.parsed, &against)?;
+    Ok(compatibility_answer(messages, &params))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_as_confluent_allows() {
+        assert!(matches!(parse_version("latest"), Ok(VersionRef::Latest)));
+        assert!(matches!(parse_version("-1"), Ok(VersionRef::Latest)));
+        assert!(matches!(parse_version("7"), Ok(VersionRef::Number(7))));
+        for bad in ["0", "-2", "one", "2147483648", ""] {
+            assert!(
+                matches!(parse_version(bad), Err(RegistryError::InvalidVersion(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_schema_types_are_refused_by_name() {
+        let body =
+            Bytes::from_static(br#"{"schema":"syntax = \"proto3\";","schemaType":"PROTOBUF"}"#);
+        let err = parse_schema(&HeaderMap::new(), &body).err().unwrap();
+        assert_eq!(err.error_code(), 42201);
+        assert!(err.to_string().contains("PROTOBUF"), "{err}");
+    }
+
+    #[test]
+    fn a_body_that_is_not_json_is_a_bad_request() {
+        let err = parse_schema(&HeaderMap::new(), &Bytes::from_static(b"{schema"))
+            .err()
+            .unwrap();
+        assert_eq!(err.error_code(), 400);
+    }
+}
