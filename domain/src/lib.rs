@@ -42,7 +42,7 @@
 //!     unit_price: Money::new(1250, Currency::EUR)?,
 //! }])?;
 //! let order_id = OrderId::new();
-//! let place = OrderCommand::Place { order_id, customer_id: CustomerId::new(), lines };
+//! let place = OrderCommand::Place { order_id, customer_id: CustomerId::new(), lines, idempotency_key: None };
 //!
 //! let state = OrderState::default();
 //! let events = state.decide(place.clone())?;
@@ -67,6 +67,7 @@ mod error;
 mod ids;
 pub mod inventory;
 mod lines;
+pub mod messages;
 mod money;
 pub mod order;
 pub mod payment;
@@ -79,6 +80,7 @@ pub use delivery::{DeliveryCommand, DeliveryEvent, DeliveryState};
 pub use error::{DomainError, Rejection, ValidationError};
 pub use ids::{CustomerId, DeliveryId, EventId, OrderId, PaymentId};
 pub use inventory::{InventoryCommand, InventoryEvent, InventoryState, Stock};
+pub use messages::{DeliveryRequest, InventoryRequest, OrderStockEvent, PaymentRequest, StockLine};
 pub use lines::{OrderLine, OrderLines, Quantity, Sku};
 pub use money::{Currency, Money};
 pub use order::{CancelReason, OrderCommand, OrderDetails, OrderEvent, OrderState};

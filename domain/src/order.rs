@@ -130,6 +130,8 @@ pub enum OrderCommand {
         customer_id: CustomerId,
         /// What is ordered (validated by [`OrderLines::new`]).
         lines: OrderLines,
+        /// The client's key for this submission, if it sent one; recorded on the event.
+        idempotency_key: Option<String>,
     },
     /// Mark the order fulfilled (the saga's last step).
     Complete,
@@ -168,6 +170,9 @@ pub enum OrderEvent {
         lines: OrderLines,
         /// The order total.
         total: Money,
+        /// The client's key for the submission that placed the order (schema v2; absent in v1 records).
+        #[serde(default)]
+        idempotency_key: Option<String>,
     },
     /// `OrderCompleted` v1.
     #[serde(rename = "OrderCompleted")]
@@ -230,12 +235,14 @@ impl Aggregate for OrderState {
                     order_id,
                     customer_id,
                     lines,
+                    idempotency_key,
                 },
             ) => Ok(vec![OrderEvent::Placed {
                 order_id,
                 customer_id,
                 total: lines.total(),
                 lines,
+                idempotency_key,
             }]),
             (S::Placed(order), C::Complete) => Ok(vec![OrderEvent::Completed {
                 order_id: order.order_id,
@@ -266,6 +273,7 @@ impl Aggregate for OrderState {
                     customer_id,
                     lines,
                     total,
+                    ..
                 },
             ) => S::Placed(OrderDetails {
                 order_id: *order_id,

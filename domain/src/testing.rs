@@ -10,7 +10,7 @@
 //! # }])?;
 //! let order_id = OrderId::new();
 //! let placed = OrderEvent::Placed {
-//!     order_id, customer_id: CustomerId::new(), total: lines.total(), lines,
+//!     order_id, customer_id: CustomerId::new(), total: lines.total(), lines, idempotency_key: None,
 //! };
 //! let cancelled = OrderEvent::Cancelled { order_id, reason: CancelReason::Timeout };
 //!

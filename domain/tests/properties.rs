@@ -225,7 +225,7 @@ proptest! {
         let order_id = OrderId::new();
         let customer_id = CustomerId::new();
         let commands = ops.iter().map(|op| match op {
-            OrderOp::Place => OrderCommand::Place { order_id, customer_id, lines: lines.clone() },
+            OrderOp::Place => OrderCommand::Place { order_id, customer_id, lines: lines.clone(), idempotency_key: None },
             OrderOp::Complete => OrderCommand::Complete,
             OrderOp::Cancel(reason) => OrderCommand::Cancel { reason: *reason },
         });

@@ -23,7 +23,7 @@
 //!
 //! let store = EventStore::json(pool, Topics::default(), "eu-west");
 //! let order_id = OrderId::new();
-//! let place = OrderCommand::Place { order_id, customer_id: CustomerId::new(), lines };
+//! let place = OrderCommand::Place { order_id, customer_id: CustomerId::new(), lines, idempotency_key: None };
 //! let placed = store
 //!     .execute::<OrderState>(&order_id.to_string(), place, &Metadata::new(order_id.into()))
 //!     .await?;

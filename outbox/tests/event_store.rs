@@ -33,6 +33,7 @@ async fn executing_commands_appends_events_and_rebuilds_the_aggregate() {
         order_id,
         customer_id: CustomerId::new(),
         lines: lines(),
+        idempotency_key: Some("checkout-1".into()),
     };
     let placed = store
         .execute::<OrderState>(&id, place, &meta)

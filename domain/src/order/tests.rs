@@ -47,6 +47,7 @@ impl Fixture {
             customer_id: self.customer_id,
             lines: self.lines.clone(),
             total: Money::new(2999, Currency::EUR).unwrap(),
+            idempotency_key: None,
         }
     }
 
@@ -68,6 +69,7 @@ impl Fixture {
             order_id: self.order_id,
             customer_id: self.customer_id,
             lines: self.lines.clone(),
+            idempotency_key: None,
         }
     }
 
