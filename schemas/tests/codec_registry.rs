@@ -12,41 +12,10 @@ use schema_registry_converter::schema_registry_common::{
 };
 use schemas::convert::json_to_avro;
 use schemas::{AvroCodec, Catalog, SchemaError};
-use testkit::TestDb;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-
-struct Registry {
-    url: String,
-    stop: CancellationToken,
-    _db: TestDb,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-async fn registry() -> Registry {
-    let db = TestDb::new().await;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let stop = CancellationToken::new();
-    let shutdown = stop.clone();
-    tokio::spawn(schemas::registry::serve(
-        listener,
-        db.pool().clone(),
-        async move {
-            shutdown.cancelled().await;
-        },
-    ));
-    Registry { url, stop, _db: db }
-}
 
 #[tokio::test]
 async fn every_event_and_command_round_trips_through_the_registry() {
-    let registry = registry().await;
+    let registry = common::Registry::start().await;
     let codec = AvroCodec::new(&registry.url).unwrap();
     let samples = common::samples();
     let mut ids = std::collections::BTreeMap::new();
@@ -89,7 +58,7 @@ async fn every_event_and_command_round_trips_through_the_registry() {
 
 #[tokio::test]
 async fn a_record_written_with_version_1_decodes_into_todays_type() {
-    let registry = registry().await;
+    let registry = common::Registry::start().await;
     let record = Catalog::embedded().unwrap().get("OrderPlaced").unwrap();
     assert!(record.versions.len() > 1, "OrderPlaced has evolved");
     let (_, mut placed) = common::samples()
@@ -152,7 +121,7 @@ async fn a_record_written_with_version_1_decodes_into_todays_type() {
 
 #[tokio::test]
 async fn bad_input_is_refused_with_a_clear_error() {
-    let registry = registry().await;
+    let registry = common::Registry::start().await;
     let codec = AvroCodec::new(&registry.url).unwrap();
 
     let err = codec
