@@ -163,16 +163,22 @@ mod tests {
     fn timers_use_the_step_timeout_or_the_backoff() {
         let config = SagaConfig::default();
         assert_eq!(
-            config.timer(TimerKey::deadline(Step::ReserveStock, 1)).due_after,
+            config
+                .timer(TimerKey::deadline(Step::ReserveStock, 1))
+                .due_after,
             Duration::from_secs(30)
         );
         assert_eq!(
-            config.timer(TimerKey::deadline(Step::ReleaseStock, 3)).due_after,
+            config
+                .timer(TimerKey::deadline(Step::ReleaseStock, 3))
+                .due_after,
             Duration::from_secs(60)
         );
         // The retry that starts attempt 3 waits the backoff after attempt 2.
         assert_eq!(
-            config.timer(TimerKey::retry(Step::ReleaseStock, 3)).due_after,
+            config
+                .timer(TimerKey::retry(Step::ReleaseStock, 3))
+                .due_after,
             Duration::from_secs(2)
         );
         for step in Step::ALL {

@@ -57,6 +57,10 @@ pub struct Effects {
 
 /// What [`OrderSaga::handle`] made of an input.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value per input, moved straight into the caller's transaction; boxing would only add an allocation"
+)]
 pub enum Handled {
     /// The saga moved: persist `events`, `commands` and `timer` in one transaction.
     Applied(Transition),
@@ -148,10 +152,7 @@ fn bounded(text: String) -> String {
 
 /// While payment and stock are settled after dispatch, the parcel's outcome is recorded
 /// and acted on once settled, so that no refund races the capture in flight.
-fn record_shipment(
-    shipment: &Shipment,
-    reply: SagaInput,
-) -> Option<Result<Decision, SagaError>> {
+fn record_shipment(shipment: &Shipment, reply: SagaInput) -> Option<Result<Decision, SagaError>> {
     match reply {
         SagaInput::DeliveryCompleted if *shipment == Shipment::InTransit => {
             Some(apply(SagaEvent::DeliveryCompleted))
@@ -204,10 +205,7 @@ impl OrderSaga {
                     }),
                     TimerKind::Deadline => self.fail(
                         key,
-                        format!(
-                            "no reply within {:?}",
-                            config.timeouts.of(key.step)
-                        ),
+                        format!("no reply within {:?}", config.timeouts.of(key.step)),
                         Trigger::TimedOut {
                             step: key.step,
                             attempt: key.attempt,

@@ -211,9 +211,9 @@ impl Trigger {
     #[must_use]
     pub const fn step_may_have_happened(&self) -> bool {
         match self {
-            Self::StockRejected { .. } | Self::PaymentDeclined { .. } | Self::DeliveryFailed { .. } => {
-                false
-            }
+            Self::StockRejected { .. }
+            | Self::PaymentDeclined { .. }
+            | Self::DeliveryFailed { .. } => false,
             Self::TimedOut { .. } | Self::StepFailed { .. } => true,
         }
     }

@@ -338,9 +338,7 @@ impl OrderSaga {
             | Self::CommittingStock { .. }
             | Self::AwaitingDelivery { .. }
             | Self::Compensating { .. } => false,
-            Self::Completed { .. } | Self::Compensated { .. } | Self::NeedsAttention { .. } => {
-                true
-            }
+            Self::Completed { .. } | Self::Compensated { .. } | Self::NeedsAttention { .. } => true,
         }
     }
 
@@ -602,7 +600,14 @@ impl OrderSaga {
                 | E::PaymentRefunded
                 | E::StockReleased),
             ) if current.done_by(done) => Self::compensating(order, reason, rest),
-            (mut state, E::StepAttemptFailed { step, attempt, error }) => {
+            (
+                mut state,
+                E::StepAttemptFailed {
+                    step,
+                    attempt,
+                    error,
+                },
+            ) => {
                 if let Some((current, at)) = state.attempt_mut()
                     && current == *step
                     && at.number == *attempt
@@ -655,7 +660,9 @@ impl OrderSaga {
         use Compensation as C;
         let maybe = trigger.step_may_have_happened();
         let (order, plan) = match self {
-            Self::ReservingStock { order } => (order, if maybe { vec![C::ReleaseStock] } else { vec![] }),
+            Self::ReservingStock { order } => {
+                (order, if maybe { vec![C::ReleaseStock] } else { vec![] })
+            }
             Self::AuthorizingPayment { order } => {
                 let void = maybe.then_some(C::VoidPayment { payment_id: None });
                 (order, void.into_iter().chain([C::ReleaseStock]).collect())
@@ -665,7 +672,10 @@ impl OrderSaga {
                 let void = C::VoidPayment {
                     payment_id: Some(payment_id),
                 };
-                (order, cancel.into_iter().chain([void, C::ReleaseStock]).collect())
+                (
+                    order,
+                    cancel.into_iter().chain([void, C::ReleaseStock]).collect(),
+                )
             }
             Self::AwaitingDispatch {
                 order,
@@ -679,7 +689,10 @@ impl OrderSaga {
                 let void = C::VoidPayment {
                     payment_id: Some(payment_id),
                 };
-                (order, cancel.into_iter().chain([void, C::ReleaseStock]).collect())
+                (
+                    order,
+                    cancel.into_iter().chain([void, C::ReleaseStock]).collect(),
+                )
             }
             Self::AwaitingDelivery {
                 order, payment_id, ..

@@ -1,1 +1,4 @@
-
+mod paths;
+mod properties;
+mod support;
+mod transitions;
