@@ -144,10 +144,7 @@ impl<C: Codec> EventStore<C> {
             return Err(OutboxError::Empty(format!("{} {id}", A::NAME)));
         }
         let topic = self.topics.events(A::NAME);
-        let traceparent = metadata
-            .traceparent
-            .clone()
-            .unwrap_or_else(headers::new_traceparent);
+        let traceparent = traceparent(metadata);
         let mut versions = Vec::with_capacity(events.len());
         let mut event_ids = Vec::with_capacity(events.len());
         let mut types = Vec::with_capacity(events.len());
@@ -155,48 +152,10 @@ impl<C: Codec> EventStore<C> {
         let mut payloads = Vec::with_capacity(events.len());
         let mut records = Vec::with_capacity(events.len());
         for (version, event) in (expected_version + 1..).zip(events) {
-            let event_id = Uuid::from(EventId::new());
-            let payload = serde_json::to_value(event).map_err(|e| OutboxError::Codec {
-                what: format!("{} of {} {id}", event.event_type(), A::NAME),
-                source: e.into(),
-            })?;
-            let encoded = self
-                .codec
-                .encode(&topic, event.event_type(), &payload)
-                .await
-                .map_err(|source| OutboxError::Codec {
-                    what: format!("{} for {topic}", event.event_type()),
-                    source,
-                })?;
-            let mut record_headers = RecordHeaders::from([
-                (headers::EVENT_ID.to_owned(), event_id.to_string()),
-                (
-                    headers::EVENT_TYPE.to_owned(),
-                    event.event_type().to_owned(),
-                ),
-                (
-                    headers::EVENT_VERSION.to_owned(),
-                    event.version().to_string(),
-                ),
-                (
-                    headers::CORRELATION_ID.to_owned(),
-                    metadata.correlation_id.to_string(),
-                ),
-                (headers::TRACEPARENT.to_owned(), traceparent.clone()),
-                (headers::ORIGIN_REGION.to_owned(), self.region.clone()),
-            ]);
-            if let Some(causation) = metadata.causation_id {
-                record_headers.insert(headers::CAUSATION_ID.to_owned(), causation.to_string());
-            }
-            if let Some(schema_id) = encoded.schema_id {
-                record_headers.insert(headers::SCHEMA_ID.to_owned(), schema_id.to_string());
-            }
-            records.push(OutboxRecord {
-                topic: topic.clone(),
-                key: id.to_owned(),
-                payload: encoded.bytes,
-                headers: record_headers,
-            });
+            let (event_id, payload, record) = self
+                .record(&topic, id, event, metadata, &traceparent)
+                .await?;
+            records.push(record);
             versions.push(version);
             event_ids.push(event_id);
             types.push(event.event_type());
@@ -236,6 +195,90 @@ impl<C: Codec> EventStore<C> {
         Ok(expected_version + events.len() as i64)
     }
 
+    /// Writes `messages` that are not events of an aggregate stream (saga commands, a service's replies) to
+    /// the outbox of `topic` on `conn`, which should be inside the caller's transaction, each keyed by its
+    /// [`aggregate_id`](DomainEvent::aggregate_id) and with the same headers as events. Returns their event
+    /// ids.
+    ///
+    /// # Errors
+    /// [`OutboxError::Codec`] when the codec refuses a message, and database errors.
+    pub async fn publish<M: DomainEvent>(
+        &self,
+        conn: &mut PgConnection,
+        topic: &str,
+        messages: &[M],
+        metadata: &Metadata,
+    ) -> Result<Vec<Uuid>, OutboxError> {
+        let traceparent = traceparent(metadata);
+        let mut records = Vec::with_capacity(messages.len());
+        let mut ids = Vec::with_capacity(messages.len());
+        for message in messages {
+            let key = message.aggregate_id();
+            let (event_id, _, record) = self
+                .record(topic, &key, message, metadata, &traceparent)
+                .await?;
+            records.push(record);
+            ids.push(event_id);
+        }
+        enqueue(conn, &records).await?;
+        Ok(ids)
+    }
+
+    /// The outbox record of `event` for `topic` under `key`, with a fresh event id, and the event's serde
+    /// form.
+    async fn record<E: DomainEvent>(
+        &self,
+        topic: &str,
+        key: &str,
+        event: &E,
+        metadata: &Metadata,
+        traceparent: &str,
+    ) -> Result<(Uuid, serde_json::Value, OutboxRecord), OutboxError> {
+        let event_id = Uuid::from(EventId::new());
+        let payload = serde_json::to_value(event).map_err(|e| OutboxError::Codec {
+            what: format!("{} of {key}", event.event_type()),
+            source: e.into(),
+        })?;
+        let encoded = self
+            .codec
+            .encode(topic, event.event_type(), &payload)
+            .await
+            .map_err(|source| OutboxError::Codec {
+                what: format!("{} for {topic}", event.event_type()),
+                source,
+            })?;
+        let mut record_headers = RecordHeaders::from([
+            (headers::EVENT_ID.to_owned(), event_id.to_string()),
+            (
+                headers::EVENT_TYPE.to_owned(),
+                event.event_type().to_owned(),
+            ),
+            (
+                headers::EVENT_VERSION.to_owned(),
+                event.version().to_string(),
+            ),
+            (
+                headers::CORRELATION_ID.to_owned(),
+                metadata.correlation_id.to_string(),
+            ),
+            (headers::TRACEPARENT.to_owned(), traceparent.to_owned()),
+            (headers::ORIGIN_REGION.to_owned(), self.region.clone()),
+        ]);
+        if let Some(causation) = metadata.causation_id {
+            record_headers.insert(headers::CAUSATION_ID.to_owned(), causation.to_string());
+        }
+        if let Some(schema_id) = encoded.schema_id {
+            record_headers.insert(headers::SCHEMA_ID.to_owned(), schema_id.to_string());
+        }
+        let record = OutboxRecord {
+            topic: topic.to_owned(),
+            key: key.to_owned(),
+            payload: encoded.bytes,
+            headers: record_headers,
+        };
+        Ok((event_id, payload, record))
+    }
+
     /// Loads `id`, decides `command` and, when it produced events, appends them with their outbox records in
     /// one transaction.
     ///
@@ -268,4 +311,12 @@ impl<C: Codec> EventStore<C> {
             events,
         }))
     }
+}
+
+/// The metadata's trace context, or a new one.
+fn traceparent(metadata: &Metadata) -> String {
+    metadata
+        .traceparent
+        .clone()
+        .unwrap_or_else(headers::new_traceparent)
 }

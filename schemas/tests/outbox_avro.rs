@@ -157,3 +157,54 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[tokio::test]
+async fn saga_messages_are_published_keyed_by_order_with_their_schema_id() {
+    let registry = common::Registry::start().await;
+    let db = testkit::TestDb::new().await;
+    let store = EventStore::new(
+        db.pool().clone(),
+        AvroCodec::new(&registry.url).unwrap(),
+        Topics::default(),
+        "eu",
+    );
+    let order_id = OrderId::new();
+    let requests = [
+        domain::InventoryRequest::ReleaseStock { order_id },
+        domain::InventoryRequest::CommitStock { order_id },
+    ];
+    let mut tx = db.pool().begin().await.unwrap();
+    let ids = store
+        .publish(
+            &mut tx,
+            "inventory.commands",
+            &requests,
+            &Metadata::new(order_id.into()),
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let rows: Vec<(String, String, Vec<u8>, serde_json::Value)> =
+        sqlx::query_as("SELECT topic, key, payload, headers FROM outbox ORDER BY id")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 2);
+    let reader = AvroCodec::new(&registry.url).unwrap();
+    for ((topic, key, payload, record_headers), (request, id)) in
+        rows.into_iter().zip(requests.iter().zip(ids))
+    {
+        assert_eq!(
+            (topic.as_str(), key),
+            ("inventory.commands", order_id.to_string())
+        );
+        assert_eq!(record_headers[headers::EVENT_ID], id.to_string());
+        assert_eq!(
+            record_headers[headers::SCHEMA_ID],
+            schemas::codec::schema_id(&payload).unwrap().to_string()
+        );
+        let decoded: domain::InventoryRequest = reader.decode_as(&payload).await.unwrap();
+        assert_eq!(&decoded, request);
+    }
+}
