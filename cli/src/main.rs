@@ -6,6 +6,7 @@
 mod bench;
 mod config_file;
 mod dlq;
+mod registry;
 mod relay;
 mod smoke;
 mod status;
@@ -76,6 +77,16 @@ enum Command {
     /// Publish the transactional outbox to Kafka until SIGINT or SIGTERM. Several relays may run at once:
     /// one leads, the others stand by and take over when it stops.
     Relay(relay::RelayArgs),
+    /// Serve the Confluent-compatible schema registry (default 127.0.0.1:8081; clients use
+    /// SCHEMA_REGISTRY_URL) until SIGINT or SIGTERM.
+    ///
+    /// A small schema registry that answers Confluent Schema Registry's REST API, with its schemas,
+    /// versions and compatibility levels stored in the Postgres of DATABASE_URL. It stands in for Confluent
+    /// Schema Registry, Apicurio or Redpanda's registry where none runs. Clients (schema_registry_converter,
+    /// Confluent's Java and Python clients) find it through SCHEMA_REGISTRY_URL, for example
+    /// SCHEMA_REGISTRY_URL=http://127.0.0.1:8081. It applies the database migrations first. Only AVRO
+    /// schemas, without schema references; no authentication.
+    Registry(registry::RegistryArgs),
     /// Inspect the outbox, and retry or discard records the broker refused for good.
     Outbox {
         #[command(subcommand)]
@@ -139,6 +150,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Smoke => smoke::run(&db_settings, &kafka).await,
         Command::Relay(args) => relay::run(&db_settings, &kafka, &args).await,
+        Command::Registry(args) => registry::run(&db_settings, &args).await,
         Command::Outbox { command } => relay::outbox_command(&db_settings, &command).await,
         Command::Status(args) => status::run(&db_settings, &kafka, &args).await,
         Command::Dlq { command } => dlq::run(&kafka, &command).await,
