@@ -80,8 +80,10 @@ pub use delivery::{DeliveryCommand, DeliveryEvent, DeliveryState};
 pub use error::{DomainError, Rejection, ValidationError};
 pub use ids::{CustomerId, DeliveryId, EventId, OrderId, PaymentId};
 pub use inventory::{InventoryCommand, InventoryEvent, InventoryState, Stock};
-pub use messages::{DeliveryRequest, InventoryRequest, OrderStockEvent, PaymentRequest, StockLine};
 pub use lines::{OrderLine, OrderLines, Quantity, Sku};
+pub use messages::{
+    DeliveryRequest, InventoryRequest, OrderRequest, OrderStockEvent, PaymentRequest, StockLine,
+};
 pub use money::{Currency, Money};
 pub use order::{CancelReason, OrderCommand, OrderDetails, OrderEvent, OrderState};
 pub use payment::{PaymentCommand, PaymentEvent, PaymentState};

@@ -1,7 +1,7 @@
 //! Messages between the order saga and the services that are not events of one aggregate.
 //!
-//! - Requests: what the saga asks of a service, on `inventory.commands`, `payments.commands` and
-//!   `delivery.commands`, keyed by the order id so that all requests of one order stay in order.
+//! - Requests: what the saga asks of a service, on `orders.commands`, `inventory.commands`,
+//!   `payments.commands` and `delivery.commands`, keyed by the order id so that all requests of one order stay in order.
 //! - [`OrderStockEvent`]: the inventory service's answer for a whole order. Stock is an aggregate per SKU
 //!   ([`InventoryEvent`](crate::InventoryEvent)), but an order reserves several SKUs at once and the saga
 //!   needs one answer: all lines reserved, or the first line that could not be.
@@ -15,6 +15,7 @@ use crate::aggregate::DomainEvent;
 use crate::ids::OrderId;
 use crate::lines::{Quantity, Sku};
 use crate::money::Money;
+use crate::order::CancelReason;
 
 /// One SKU and how many of it, without a price: what inventory reserves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +96,24 @@ pub enum DeliveryRequest {
     },
 }
 
+/// What the saga asks of the orders service: its last step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum OrderRequest {
+    /// The order is fulfilled.
+    CompleteOrder {
+        /// The order.
+        order_id: OrderId,
+    },
+    /// The order is cancelled, after compensation.
+    CancelOrder {
+        /// The order.
+        order_id: OrderId,
+        /// Why.
+        reason: CancelReason,
+    },
+}
+
 /// The inventory service's answer for a whole order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -167,6 +186,10 @@ order_message!(PaymentRequest {
     CapturePayment,
     VoidPayment,
     RefundPayment
+});
+order_message!(OrderRequest {
+    CompleteOrder,
+    CancelOrder
 });
 order_message!(DeliveryRequest {
     ScheduleDelivery,

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use domain::{
     DeliveryEvent, DeliveryRequest, DomainEvent, InventoryEvent, InventoryRequest, OrderEvent,
-    OrderStockEvent, PaymentEvent, PaymentRequest,
+    OrderRequest, OrderStockEvent, PaymentEvent, PaymentRequest,
 };
 use schemas::Catalog;
 use schemas::codec::to_record_value;
@@ -24,6 +24,7 @@ fn every_message_type_has_a_schema_and_every_schema_a_type() {
         InventoryRequest::EVENT_TYPES,
         PaymentRequest::EVENT_TYPES,
         DeliveryRequest::EVENT_TYPES,
+        OrderRequest::EVENT_TYPES,
         OrderStockEvent::EVENT_TYPES,
     ]
     .concat()

@@ -5,7 +5,8 @@
 use domain::{
     CancelReason, Currency, CustomerId, DeliveryEvent, DeliveryId, DeliveryRequest, DomainEvent,
     InventoryEvent, InventoryRequest, Money, OrderEvent, OrderId, OrderLine, OrderLines,
-    OrderStockEvent, PaymentEvent, PaymentId, PaymentRequest, Quantity, Sku, StockLine,
+    OrderRequest, OrderStockEvent, PaymentEvent, PaymentId, PaymentRequest, Quantity, Sku,
+    StockLine,
 };
 use serde_json::Value;
 use testkit::TestDb;
@@ -236,6 +237,8 @@ pub fn through_rust_type(event_type: &str, json: &Value) -> Value {
         again::<PaymentRequest>(json)
     } else if of(DeliveryRequest::EVENT_TYPES) {
         again::<DeliveryRequest>(json)
+    } else if of(OrderRequest::EVENT_TYPES) {
+        again::<OrderRequest>(json)
     } else if of(OrderStockEvent::EVENT_TYPES) {
         again::<OrderStockEvent>(json)
     } else {
