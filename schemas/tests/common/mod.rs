@@ -193,6 +193,16 @@ pub fn samples() -> Vec<(String, Value)> {
     push(
         &mut out,
         [
+            OrderRequest::CompleteOrder { order_id },
+            OrderRequest::CancelOrder {
+                order_id,
+                reason: CancelReason::PaymentDeclined,
+            },
+        ],
+    );
+    push(
+        &mut out,
+        [
             DeliveryRequest::ScheduleDelivery { order_id },
             DeliveryRequest::CancelDelivery { order_id },
         ],
