@@ -564,8 +564,7 @@ async fn an_incompatible_change_is_refused_with_409_and_adds_no_version() {
         "incompatible",
     );
     assert_eq!(sr.get("/subjects/s/versions").await, (200, json!([1, 2])));
-    // BACKWARD_TRANSITIVE sees v1 too; BACKWARD lets this one in. (Not `require_extra` itself: it differs
-    // from v2 only in a default, so it has v2's canonical form and is v2 to the registry.)
+    // BACKWARD_TRANSITIVE sees v1 too; BACKWARD lets this one in.
     let require_extra_and_more = order(&format!(
         r#"{ID},{{"name":"note","type":"string","default":""}},{{"name":"extra","type":"int"}},{{"name":"more","type":"int","default":1}}"#
     ));
@@ -739,4 +738,21 @@ async fn twenty_concurrent_registrations_of_one_schema_give_one_id_and_one_versi
         let (_, users) = sr.get(&format!("/schemas/ids/{}/versions", ids[0])).await;
         assert_eq!(users.as_array().unwrap().len(), 11, "{users}");
     }
+}
+
+#[tokio::test]
+async fn a_schema_that_only_changes_a_default_is_a_new_version() {
+    let sr = Registry::start().await;
+    let with_default = order(&format!(
+        r#"{ID},{{"name":"note","type":"string","default":""}}"#
+    ));
+    let other_default = order(&format!(
+        r#"{ID},{{"name":"note","type":"string","default":"n/a"}}"#
+    ));
+    let first = sr.register_ok("s", &with_default).await;
+    let again = sr.register_ok("s", &with_default).await;
+    let second = sr.register_ok("s", &other_default).await;
+    assert_eq!(first, again);
+    assert_ne!(first, second);
+    assert_eq!(sr.get("/subjects/s/versions").await, (200, json!([1, 2])));
 }

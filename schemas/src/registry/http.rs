@@ -152,8 +152,12 @@ fn parse_schema(headers: &HeaderMap, body: &Bytes) -> Result<NewSchema, Registry
     };
     let parsed = Schema::parse_str(&text)
         .map_err(|e| RegistryError::InvalidSchema(format!("Invalid schema {text}: {e}")))?;
+    // Identity keeps what the parsing canonical form drops (defaults, docs, aliases, logical types): a
+    // schema that only changes a default is a new version, as on Confluent.
+    let canonical = serde_json::to_string(&parsed)
+        .map_err(|e| RegistryError::InvalidSchema(format!("Invalid schema {text}: {e}")))?;
     Ok(NewSchema {
-        canonical: parsed.canonical_form(),
+        canonical,
         text,
         parsed,
     })

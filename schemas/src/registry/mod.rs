@@ -6,7 +6,8 @@
 //! `SCHEMA_REGISTRY_URL`; `orderflow registry` listens on 127.0.0.1:8081 by default, as Confluent does.
 //!
 //! What it promises:
-//! - One global id per schema, where "the same schema" means the same Avro parsing canonical form: the
+//! - One global id per schema, where "the same schema" means the same parsed schema written back as JSON
+//!   (whitespace, key order and redundant namespaces do not matter; defaults, docs and aliases do): the
 //!   same schema under another subject gets the same id, and registering it again under its subject returns
 //!   the id without adding a version, also when 20 clients register it at once (a transaction-scoped
 //!   advisory lock per subject and a unique fingerprint index decide, in Postgres, not in memory).
@@ -17,9 +18,8 @@
 //!   soft delete first; a schema id keeps resolving while any version, soft-deleted or not, uses it.
 //! - Errors carry Confluent's `{"error_code", "message"}` body with the HTTP status its code starts with.
 //!
-//! What it does not do: schema types other than AVRO, schema references, normalization (`normalize` is
-//! ignored; identity is always the canonical form, so two schemas that differ only in `doc`, `default` or
-//! other attributes the canonical form drops are one schema), modes other than READWRITE, contexts,
+//! What it does not do: schema types other than AVRO, schema references, `normalize` (ignored: identity is
+//! always the parsed form above), modes other than READWRITE, contexts,
 //! metadata and rule sets, paging (`offset`, `limit`), authentication, and Kafka-backed storage.
 //!
 //! ```no_run

@@ -4,7 +4,7 @@
 //! Writes to a subject (register, delete) run in a transaction that first takes a transaction-scoped
 //! advisory lock on the subject's name, so concurrent writers to one subject take turns and each sees the
 //! versions the one before it committed. Schemas shared across subjects are deduplicated by the unique
-//! fingerprint of their canonical form (`ON CONFLICT DO NOTHING`), so two subjects registering the same
+//! fingerprint of their normalized form (the parsed schema as JSON) (`ON CONFLICT DO NOTHING`), so two subjects registering the same
 //! schema at once still get one id.
 
 use apache_avro::Schema;
@@ -25,7 +25,7 @@ pub struct SubjectVersion {
     pub deleted: bool,
 }
 
-/// A schema ready to be stored: the text as given and its canonical form.
+/// A schema ready to be stored: the text as given and its normalized form (the parsed schema written back as JSON, defaults and docs kept).
 pub struct NewSchema {
     pub text: String,
     pub canonical: String,
