@@ -47,3 +47,15 @@ impl Codec for JsonCodec {
         })
     }
 }
+
+/// A shared codec, so that one registry client and its schema-id cache serve every store of a process.
+impl<C: Codec> Codec for std::sync::Arc<C> {
+    fn encode(
+        &self,
+        topic: &str,
+        event_type: &str,
+        event: &Value,
+    ) -> impl Future<Output = Result<Encoded, CodecError>> + Send {
+        C::encode(self, topic, event_type, event)
+    }
+}
