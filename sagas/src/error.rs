@@ -1,14 +1,21 @@
-//! [`SagaError`]: inputs that cannot be applied at all.
+//! [`SagaError`]: every failure of the crate, with what to do about it.
 
 use domain::OrderId;
 
-/// Why [`OrderSaga::decide`](crate::OrderSaga::decide) refused an input.
+/// What went wrong, by how to handle it.
 ///
-/// Both variants are deterministic: retrying the same input against the same saga fails
-/// the same way. They point at a routing bug or a lost start, not at the input's content;
-/// log them and dead-letter the message. (Replies that merely come late, twice, or out of
-/// turn are **not** errors: they are [`Ignored`](crate::Ignored).)
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// - **Refused inputs** ([`NotStarted`](Self::NotStarted), [`OrderMismatch`](Self::OrderMismatch)), from
+///   the pure machine ([`OrderSaga::decide`](crate::OrderSaga::decide)). Deterministic: retrying the same
+///   input against the same saga fails the same way. They point at a routing bug or a lost start, not at
+///   the input's content; log them and dead-letter the message. (Replies that merely come late, twice, or
+///   out of turn are **not** errors: they are [`Ignored`](crate::Ignored).)
+/// - **A lost race** ([`Conflict`](Self::Conflict)): another writer appended to the saga first. Roll the
+///   transaction back and retry the whole handling (reload, decide again).
+/// - **Infrastructure** ([`Database`](Self::Database), [`Outbox`](Self::Outbox),
+///   [`Consumer`](Self::Consumer)): retry later.
+/// - **Bad data** ([`Corrupt`](Self::Corrupt), [`Decode`](Self::Decode)): a stored event or an incoming
+///   record this build cannot read.
+#[derive(Debug, thiserror::Error)]
 pub enum SagaError {
     /// A reply or timer for a saga that has no events: misrouted, or its start was lost.
     #[error("{input} for a saga that was never started")]
@@ -24,4 +31,32 @@ pub enum SagaError {
         /// The order the start was for.
         input: OrderId,
     },
+    /// Another writer appended to the saga's stream after it was loaded at `expected`.
+    #[error("saga of order {order_id} changed after it was loaded at version {expected}")]
+    Conflict {
+        /// The saga's order.
+        order_id: OrderId,
+        /// The version the writer loaded.
+        expected: i64,
+    },
+    /// The saga store's database failed.
+    #[error("saga store database error")]
+    Database(#[from] sqlx::Error),
+    /// The outbox refused a command (its codec, or the database under it).
+    #[error("cannot write a saga command to the outbox")]
+    Outbox(#[from] outbox::OutboxError),
+    /// A stored saga event or timer does not read back.
+    #[error("saga store data of order {order_id} is unreadable: {what}")]
+    Corrupt {
+        /// The saga's order.
+        order_id: OrderId,
+        /// What could not be read.
+        what: String,
+    },
+    /// An incoming record could not be decoded or is no message the orchestrator knows.
+    #[error("cannot read the incoming record: {0}")]
+    Decode(String),
+    /// The consumer runtime stopped with an error.
+    #[error("orchestrator consumer failed")]
+    Consumer(#[from] consumers::ConsumerError),
 }

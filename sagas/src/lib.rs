@@ -106,8 +106,13 @@ mod decide;
 mod error;
 mod event;
 mod input;
+mod orchestrator;
+pub mod queries;
 mod state;
 mod step;
+mod store;
+mod timers;
+mod wire;
 
 pub use command::{OutgoingCommand, Participant, SagaCommand};
 pub use config::{RetryPolicy, SagaConfig, StepTimeouts};
@@ -115,8 +120,15 @@ pub use decide::{Decision, Effects, Handled, IgnoreReason, Ignored, Transition, 
 pub use error::SagaError;
 pub use event::{SagaEvent, Trigger};
 pub use input::SagaInput;
+pub use orchestrator::{
+    DEFAULT_GROUP, Orchestrator, OrchestratorSettings, SharedCodec, run_orchestrator,
+    subscribed_topics,
+};
 pub use state::{Attempt, AttemptPhase, Compensation, OrderSaga, SagaOrder, Shipment, replay};
 pub use step::{Step, Timer, TimerChange, TimerKey, TimerKind};
+pub use store::{LoadedSaga, SagaOutcome, SagaStore};
+pub use timers::{TimerSettings, run_timers};
+pub use wire::{Reply, WireCommand, reply_of};
 
 #[cfg(test)]
 mod tests;

@@ -409,7 +409,11 @@ impl When {
     pub fn then_error(self, expected: SagaError) {
         let context = self.context;
         match self.result {
-            Err(error) => assert_eq!(error, expected, "wrong error: {context}"),
+            Err(error) => assert_eq!(
+                format!("{error:?}"),
+                format!("{expected:?}"),
+                "wrong error: {context}"
+            ),
             other => panic!("expected error {expected:?}, got {other:?}: {context}"),
         }
     }
