@@ -1,0 +1,224 @@
+//! The orchestrator over the real broker, the real registry and Postgres: an `OrderPlaced` written by the
+//! orders event store and published by the relay starts a saga, whose `ReserveStock` arrives on
+//! `inventory.commands`; redelivered and duplicated events change nothing; an undecodable record is
+//! dead-lettered.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use domain::{CustomerId, InventoryRequest, OrderCommand, OrderId, OrderState};
+use outbox::{EventStore, Metadata, Relay, RelayConfig};
+use producers::headers::{self, RecordHeaders};
+use producers::topics::Topics;
+use producers::{KafkaSettings, ProducerSettings};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sagas::{OrchestratorSettings, SharedCodec, run_orchestrator, subscribed_topics};
+use schemas::AvroCodec;
+use sqlx::PgPool;
+use testkit::TestDb;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const PATIENCE: Duration = Duration::from_secs(90);
+
+/// Serves the registry on an ephemeral port from `pool` until `stop` is cancelled; returns its URL.
+async fn start_registry(pool: &PgPool, stop: &CancellationToken) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = stop.clone();
+    tokio::spawn(schemas::registry::serve(
+        listener,
+        pool.clone(),
+        async move {
+            shutdown.cancelled().await;
+        },
+    ));
+    url
+}
+
+async fn produce(kafka: &KafkaSettings, topic: &str, key: &str, payload: &[u8], h: &RecordHeaders) {
+    let producer: FutureProducer = kafka
+        .producer_config(&ProducerSettings::default())
+        .create()
+        .unwrap();
+    producer
+        .send(
+            FutureRecord::to(topic)
+                .key(key)
+                .payload(payload)
+                .headers(headers::to_kafka(h)),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+}
+
+async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !done().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited too long for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn count(pool: &PgPool, sql: &'static str, bind: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .bind(bind)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_order_placed_on_kafka_starts_a_saga_that_sends_reserve_stock() {
+    let db = TestDb::new().await;
+    let pool = db.pool().clone();
+    let kafka = testkit::kafka();
+    let stop = CancellationToken::new();
+    let url = start_registry(&pool, &stop).await;
+    let codec = Arc::new(AvroCodec::new(&url).unwrap());
+    let topics = Topics::with_prefix(format!("{}.", testkit::unique_name("t")));
+    let inventory_commands = topics.commands("inventory");
+    for topic in subscribed_topics(&topics)
+        .into_iter()
+        .chain(["inventory", "payments", "delivery", "orders"].map(|s| topics.commands(s)))
+    {
+        producers::ensure_topic(&kafka, &topic, 1).await.unwrap();
+    }
+
+    let relay = Relay::new(
+        pool.clone(),
+        &kafka,
+        RelayConfig {
+            poll_interval: Duration::from_millis(50),
+            ..RelayConfig::default()
+        },
+    )
+    .unwrap();
+    let relay = tokio::spawn(relay.run(stop.clone()));
+    let group = testkit::unique_name("orchestrator");
+    let mut settings = OrchestratorSettings::new(&topics);
+    settings.region = "test".to_owned();
+    settings.consumer.group_id = group;
+    settings.consumer.retry_delays = Vec::new();
+    let orchestrator = tokio::spawn(run_orchestrator(
+        pool.clone(),
+        kafka.clone(),
+        Arc::clone(&codec),
+        topics.clone(),
+        patient(),
+        settings,
+        stop.clone(),
+    ));
+
+    // The orders service places an order: OrderPlaced goes out through its outbox and the relay.
+    let orders = EventStore::new(
+        pool.clone(),
+        SharedCodec(Arc::clone(&codec)),
+        topics.clone(),
+        "test",
+    );
+    let order_id = OrderId::new();
+    orders
+        .execute::<OrderState>(
+            &order_id.to_string(),
+            OrderCommand::Place {
+                order_id,
+                customer_id: CustomerId::new(),
+                lines: lines(),
+                idempotency_key: None,
+            },
+            &Metadata::new(order_id.into()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let placed_event_id: Uuid = sqlx::query_scalar(
+        "SELECT event_id FROM events WHERE aggregate_id = $1 AND event_type = 'OrderPlaced'",
+    )
+    .bind(order_id.to_string())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+
+    testkit::wait_for_records(&kafka, &inventory_commands, 1, PATIENCE).await;
+    let records = testkit::read_topic(&kafka, &inventory_commands).await;
+    assert_eq!(records.len(), 1);
+    let record = &records[0];
+    assert_eq!(record.key.as_deref(), Some(order_id.to_string().as_str()));
+    let request: InventoryRequest = codec.decode_as(&record.payload).await.unwrap();
+    let InventoryRequest::ReserveStock {
+        order_id: requested,
+        lines: stock,
+    } = request
+    else {
+        panic!("expected ReserveStock, got {request:?}");
+    };
+    assert_eq!(requested, order_id);
+    let skus: Vec<&str> = stock.iter().map(|l| l.sku.as_str()).collect();
+    assert_eq!(skus, ["MUG-RED", "TEA-1KG"]);
+    assert_eq!(
+        record.headers[headers::CORRELATION_ID],
+        order_id.to_string()
+    );
+    assert_eq!(
+        record.headers[headers::CAUSATION_ID],
+        placed_event_id.to_string()
+    );
+    assert_eq!(record.headers[headers::ORIGIN_REGION], "test");
+    assert!(record.headers.contains_key(headers::SCHEMA_ID));
+
+    // The same OrderPlaced redelivered (same event id: the inbox skips it), then duplicated under a new
+    // event id (the saga ignores it), then a record that does not decode (dead-lettered).
+    let orders_events = topics.events("order");
+    let placed = testkit::read_topic(&kafka, &orders_events).await;
+    assert_eq!(placed.len(), 1);
+    let key = order_id.to_string();
+    produce(
+        &kafka,
+        &orders_events,
+        &key,
+        &placed[0].payload,
+        &placed[0].headers,
+    )
+    .await;
+    let mut copy = placed[0].headers.clone();
+    let copy_id = Uuid::now_v7().to_string();
+    copy.insert(headers::EVENT_ID.to_owned(), copy_id.clone());
+    produce(&kafka, &orders_events, &key, &placed[0].payload, &copy).await;
+    let mut garbage = copy.clone();
+    garbage.insert(headers::EVENT_ID.to_owned(), Uuid::now_v7().to_string());
+    produce(&kafka, &orders_events, &key, b"not avro", &garbage).await;
+    testkit::wait_for_records(&kafka, &Topics::dead_letters(&orders_events), 1, PATIENCE).await;
+    wait_until("the duplicate to be handled", async || {
+        count(
+            &pool,
+            "SELECT count(*) FROM inbox WHERE event_id::text = $1",
+            &copy_id,
+        )
+        .await
+            == 1
+    })
+    .await;
+    wait_until("the outbox to drain", async || {
+        count(&pool, "SELECT count(*) FROM outbox WHERE key = $1", &key).await == 0
+    })
+    .await;
+    assert_eq!(testkit::count_records(&kafka, &inventory_commands).await, 1);
+    let row = saga_row(&pool, order_id).await;
+    assert_eq!((row.version, row.state.as_str()), (1, "ReservingStock"));
+    let dead = testkit::read_topic(&kafka, &Topics::dead_letters(&orders_events)).await;
+    assert_eq!(dead[0].headers["dlq.error_class"], "poison");
+
+    stop.cancel();
+    orchestrator.await.unwrap().unwrap();
+    relay.await.unwrap().unwrap();
+}
