@@ -1,7 +1,374 @@
-//! The four services.
+//! The four services: orders, payments, inventory and delivery.
 //!
-//! This crate will own the handlers of the orders, payments (with a simulated provider and its ledger),
-//! inventory (no oversell, bucketed hot SKUs) and delivery services, each on the consumer runtime with its
-//! own tables.
+//! Each service is a [`Handler`](consumers::Handler) on the consumer runtime, reading its commands topic
+//! (`<service>.commands`, Avro in the Confluent wire format) and writing its replies through the outbox in the
+//! same transaction as its effect and the inbox row. Every reply is keyed by the order id. Run one with
+//! [`run_orders`], [`run_payments`], [`run_inventory`] or [`run_delivery`] until a cancellation token fires.
 //!
-//! Not built yet: see the services and saga issue.
+//! # What each service promises
+//! - **orders** ([`orders`]): [`orders::place_order`] validates the input with clear errors and is idempotent
+//!   on the client's idempotency key (a double submit returns the same order id and writes one order). It
+//!   appends `OrderPlaced` to the order's stream and updates the read model `orders_view` in one transaction.
+//!   `CompleteOrder` / `CancelOrder` end the order. [`orders::get_order`] queries the read model.
+//! - **payments** ([`payments`]): authorize, capture, void and refund against a simulated provider
+//!   ([`payments::Provider`]) that keeps its own ledger (`provider_ledger`), committed on its own as an
+//!   external provider's would be, and is idempotent per (order, operation) (per request for refunds), so a
+//!   retried call never charges twice. A provider timeout is transient (retried in place); a duplicate
+//!   callback is recognised and ignored. The payment is event-sourced (`domain::PaymentState`, stream id =
+//!   order id) with a projection `payments`.
+//! - **inventory** ([`inventory`]): reserves every line of an order or none; never oversells under any
+//!   concurrency (row locks in (SKU, bucket) order, `FOR UPDATE SKIP LOCKED` bucket picking with a locking
+//!   fallback, and a CHECK as the last line of defence); never rejects while stock is available.
+//! - **delivery** ([`delivery`]): schedules and cancels deliveries; a carrier simulation
+//!   ([`delivery::run_carrier`]) dispatches, delivers or fails them on its own after configured delays.
+//!
+//! # The reply contract (what the saga relies on)
+//! Every handled request gets exactly one reply event:
+//! - a request that already took effect gets the reply it got the first time (same ids and amounts);
+//! - an undo of nothing gets its success reply: `ReleaseStock` with no reservation → `OrderStockReleased`;
+//!   `VoidPayment` with no authorization → `PaymentVoided` with a zero amount (payment id = the order id's
+//!   UUID, currency [`PaymentsConfig::void_currency`], when no payment exists at all); `CancelDelivery` with
+//!   nothing scheduled, or a delivery that failed before dispatch → `DeliveryCancelled` (delivery id = the
+//!   order id's UUID when none exists); `RefundPayment` of a payment never captured → `PaymentRefunded`
+//!   with zero amounts;
+//! - a request that arrives after the entity moved past it gets the event of the current state, which tells
+//!   the truth: `CancelDelivery` after dispatch → `DeliveryDispatched` (or `DeliveryCompleted` /
+//!   `DeliveryFailed`); `VoidPayment` after capture → `PaymentCaptured`; `ReleaseStock` after commit →
+//!   `OrderStockCommitted`; `ReserveStock` after a release → `OrderStockReleased`; `CompleteOrder` on a
+//!   cancelled order → `OrderCancelled` and the other way round;
+//! - a declined payment → `PaymentDeclined`; an order short of stock → `OrderStockRejected` with the first
+//!   SKU short, what was asked and what was available.
+//!
+//! # What they do not do
+//! - A forward request that cannot apply (capture without an authorization, commit without a reservation,
+//!   complete an order never placed), an undecodable record or an unknown type is **poison**: dead-lettered
+//!   with the reason, no reply. The saga's timers see to it.
+//! - Ordering between requests of one order rests on the key (one partition) and the runtime handling a
+//!   partition in order; the services do not reorder requests that reach them out of order (a
+//!   `VoidPayment` handled before its `AuthorizePayment` would void nothing and the authorization would stay).
+//! - Provider timeouts are retried in place (they hold the partition), never sent to the delayed retry topic,
+//!   so they do not reorder requests.
+//! - The simulated provider and carrier are simulations: decisions (decline, delivery failure) are a
+//!   deterministic function of the seed and the order id; timeouts and duplicate callbacks are random from
+//!   the seed.
+//!
+//! ```no_run
+//! # async fn run(pool: sqlx::PgPool, codec: std::sync::Arc<schemas::AvroCodec>) -> Result<(), services::ServiceError> {
+//! use services::{ServicesConfig, run_inventory};
+//! let cancel = tokio_util::sync::CancellationToken::new();
+//! let kafka = producers::KafkaSettings::new("127.0.0.1:9092");
+//! run_inventory(pool, &kafka, codec, &ServicesConfig::default(), cancel).await?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod delivery;
+mod error;
+pub mod inventory;
+pub mod orders;
+pub mod payments;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use consumers::{ConsumerRuntime, ConsumerSettings, Handler, HandlerError, Incoming};
+use domain::{Currency, DomainEvent, OrderId};
+use outbox::{EventStore, Metadata};
+use producers::KafkaSettings;
+use producers::topics::Topics;
+use schemas::AvroCodec;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub use delivery::CarrierConfig;
+pub use error::ServiceError;
+pub use payments::{PaymentsConfig, ProviderConfig};
+
+/// Configuration of the four services, with defaults fit for the local demo.
+#[derive(Clone, Debug)]
+pub struct ServicesConfig {
+    /// Topic names (a prefix keeps environments apart).
+    pub topics: Topics,
+    /// The region written into every record's `origin_region` header.
+    pub region: String,
+    /// Consumer groups are `<group_prefix><service>`, e.g. `orderflow-inventory`.
+    pub group_prefix: String,
+    /// Partitions of a commands topic created at start when missing (an existing topic is left as it is).
+    pub command_partitions: i32,
+    /// Template of every service's consumer settings; `group_id` and `topics` are replaced per service.
+    pub consumer: ConsumerSettings,
+    /// The payments service and its simulated provider.
+    pub payments: PaymentsConfig,
+    /// The delivery service's carrier simulation.
+    pub carrier: CarrierConfig,
+}
+
+impl Default for ServicesConfig {
+    fn default() -> Self {
+        Self {
+            topics: Topics::default(),
+            region: "local".into(),
+            group_prefix: "orderflow-".into(),
+            command_partitions: 4,
+            consumer: ConsumerSettings::new("", Vec::new()),
+            payments: PaymentsConfig::default(),
+            carrier: CarrierConfig::default(),
+        }
+    }
+}
+
+impl ServicesConfig {
+    /// The consumer settings of `service` (`"orders"`, `"payments"`, `"inventory"`, `"delivery"`).
+    pub fn consumer_settings(&self, service: &str) -> ConsumerSettings {
+        ConsumerSettings {
+            group_id: format!("{}{service}", self.group_prefix),
+            topics: vec![self.topics.commands(service)],
+            ..self.consumer.clone()
+        }
+    }
+}
+
+/// The Avro codec shared by a service's decoder and its event store.
+#[derive(Clone, Debug)]
+pub struct SharedCodec(pub Arc<AvroCodec>);
+
+impl outbox::Codec for SharedCodec {
+    async fn encode(
+        &self,
+        topic: &str,
+        event_type: &str,
+        event: &serde_json::Value,
+    ) -> Result<outbox::Encoded, outbox::codec::CodecError> {
+        outbox::Codec::encode(self.0.as_ref(), topic, event_type, event).await
+    }
+}
+
+/// What every handler needs: the event store (writing Avro), the codec to decode requests, the topics.
+#[derive(Clone, Debug)]
+pub struct Context {
+    pub store: EventStore<SharedCodec>,
+    pub codec: Arc<AvroCodec>,
+    pub topics: Topics,
+}
+
+impl Context {
+    /// A context writing with `codec` to `topics`, marked as written in `region`.
+    pub fn new(
+        pool: PgPool,
+        codec: Arc<AvroCodec>,
+        topics: Topics,
+        region: impl Into<String>,
+    ) -> Self {
+        Self {
+            store: EventStore::new(
+                pool,
+                SharedCodec(Arc::clone(&codec)),
+                topics.clone(),
+                region,
+            ),
+            codec,
+            topics,
+        }
+    }
+
+    fn from_config(pool: PgPool, codec: Arc<AvroCodec>, config: &ServicesConfig) -> Self {
+        Self::new(pool, codec, config.topics.clone(), config.region.clone())
+    }
+
+    /// Decodes a request of type `T`: an unknown type or undecodable record is poison, a registry that does
+    /// not answer is transient.
+    async fn decode<T: DeserializeOwned>(&self, record: &Incoming) -> Result<T, HandlerError> {
+        self.codec
+            .decode_as::<T>(&record.payload)
+            .await
+            .map_err(|e| ServiceError::Schema(e).into())
+    }
+
+    /// Publishes `reply` (not a stream event) to the events topic of `aggregate`, keyed by its order id.
+    async fn reply<E: OrderKeyed>(
+        &self,
+        conn: &mut PgConnection,
+        aggregate: &str,
+        reply: E,
+        metadata: &Metadata,
+    ) -> Result<(), ServiceError> {
+        let topic = self.topics.events(aggregate);
+        metrics::counter!("service_repeated_replies_total", "type" => reply.event_type())
+            .increment(1);
+        self.store
+            .publish(conn, &topic, &[ByOrder(reply)], metadata)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The metadata of a write caused by `record` about `order_id`.
+fn caused_by(order_id: OrderId, record: &Incoming) -> Metadata {
+    let mut metadata = Metadata::new(order_id.as_uuid()).caused_by(record.event_id);
+    metadata.traceparent = record.headers.get(producers::headers::TRACEPARENT).cloned();
+    metadata
+}
+
+/// An event that belongs to one order.
+pub trait OrderKeyed: DomainEvent {
+    /// The order the event is about.
+    fn order(&self) -> OrderId;
+}
+
+impl OrderKeyed for domain::PaymentEvent {
+    fn order(&self) -> OrderId {
+        self.order_id()
+    }
+}
+
+impl OrderKeyed for domain::DeliveryEvent {
+    fn order(&self) -> OrderId {
+        self.ids().1
+    }
+}
+
+impl OrderKeyed for domain::OrderEvent {
+    fn order(&self) -> OrderId {
+        self.order_id()
+    }
+}
+
+impl OrderKeyed for domain::OrderStockEvent {
+    fn order(&self) -> OrderId {
+        self.order_id()
+    }
+}
+
+/// An event published keyed by its order id (its serde form is the event's own), so that replies that are
+/// not appended to a stream still reach the order's partition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+struct ByOrder<E>(E);
+
+impl<E: OrderKeyed> DomainEvent for ByOrder<E> {
+    const EVENT_TYPES: &'static [&'static str] = E::EVENT_TYPES;
+
+    fn event_type(&self) -> &'static str {
+        self.0.event_type()
+    }
+
+    fn version(&self) -> u16 {
+        self.0.version()
+    }
+
+    fn aggregate_id(&self) -> String {
+        self.0.order().to_string()
+    }
+}
+
+/// A number in [0, 1) that depends only on `seed`, `salt` and `id`: simulated decisions that a retry repeats.
+fn draw(seed: u64, salt: u64, id: Uuid) -> f64 {
+    // splitmix64 over the id's two halves.
+    fn mix(mut z: u64) -> u64 {
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    let (high, low) = id.as_u64_pair();
+    let h = mix(mix(mix(seed ^ salt) ^ high) ^ low);
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The default currency of replies that have no payment to take one from.
+fn default_currency() -> Currency {
+    Currency::EUR
+}
+
+/// Runs `handler` on `service`'s commands topic until `cancel` fires.
+async fn run_consumer<H: Handler>(
+    pool: PgPool,
+    kafka: &KafkaSettings,
+    config: &ServicesConfig,
+    service: &str,
+    handler: H,
+    cancel: CancellationToken,
+) -> Result<(), ServiceError> {
+    let settings = config.consumer_settings(service);
+    for topic in &settings.topics {
+        producers::ensure_topic(kafka, topic, config.command_partitions).await?;
+    }
+    tracing::info!(service, group = %settings.group_id, "service starting");
+    let runtime = ConsumerRuntime::new(pool, kafka, settings, handler)?;
+    runtime.run(cancel).await?;
+    Ok(())
+}
+
+/// Runs the orders service (`orders.commands`) until `cancel` fires.
+pub async fn run_orders(
+    pool: PgPool,
+    kafka: &KafkaSettings,
+    codec: Arc<AvroCodec>,
+    config: &ServicesConfig,
+    cancel: CancellationToken,
+) -> Result<(), ServiceError> {
+    let handler = orders::OrdersHandler::new(Context::from_config(pool.clone(), codec, config));
+    run_consumer(pool, kafka, config, "orders", handler, cancel).await
+}
+
+/// Runs the payments service (`payments.commands`) with its simulated provider until `cancel` fires.
+pub async fn run_payments(
+    pool: PgPool,
+    kafka: &KafkaSettings,
+    codec: Arc<AvroCodec>,
+    config: &ServicesConfig,
+    cancel: CancellationToken,
+) -> Result<(), ServiceError> {
+    let handler = payments::PaymentsHandler::new(
+        Context::from_config(pool.clone(), codec, config),
+        payments::Provider::new(pool.clone(), config.payments.provider.clone()),
+        config.payments.clone(),
+    );
+    run_consumer(pool, kafka, config, "payments", handler, cancel).await
+}
+
+/// Runs the inventory service (`inventory.commands`) until `cancel` fires.
+pub async fn run_inventory(
+    pool: PgPool,
+    kafka: &KafkaSettings,
+    codec: Arc<AvroCodec>,
+    config: &ServicesConfig,
+    cancel: CancellationToken,
+) -> Result<(), ServiceError> {
+    let handler =
+        inventory::InventoryHandler::new(Context::from_config(pool.clone(), codec, config));
+    run_consumer(pool, kafka, config, "inventory", handler, cancel).await
+}
+
+/// Runs the delivery service (`delivery.commands`) and its carrier simulation until `cancel` fires; returns
+/// when both stopped, with the first error.
+pub async fn run_delivery(
+    pool: PgPool,
+    kafka: &KafkaSettings,
+    codec: Arc<AvroCodec>,
+    config: &ServicesConfig,
+    cancel: CancellationToken,
+) -> Result<(), ServiceError> {
+    let context = Context::from_config(pool.clone(), codec, config);
+    let carrier = tokio::spawn(delivery::run_carrier(
+        context.clone(),
+        config.carrier.clone(),
+        cancel.clone(),
+    ));
+    let handler = delivery::DeliveryHandler::new(context, config.carrier.clone());
+    let consumed = run_consumer(pool, kafka, config, "delivery", handler, cancel.clone()).await;
+    // Whatever ended the consumer ends the carrier too.
+    cancel.cancel();
+    let carried = carrier
+        .await
+        .unwrap_or_else(|e| Err(ServiceError::Task(format!("carrier: {e}"))));
+    consumed.and(carried)
+}
+
+/// Poll intervals and batch sizes must be positive; used by the carrier.
+fn at_least(duration: Duration, floor: Duration) -> Duration {
+    duration.max(floor)
+}

@@ -1,0 +1,338 @@
+//! The delivery service and its carrier simulation.
+//!
+//! Each order's delivery is event-sourced (`domain::DeliveryState`, aggregate `delivery`, stream id = the
+//! order id, so its events are keyed by the order id). The table `deliveries` is both its projection and the
+//! carrier's work queue: [`run_carrier`] claims due rows with `FOR UPDATE SKIP LOCKED` (several carriers at
+//! once are safe) and dispatches each after [`CarrierConfig::dispatch_delay`], then delivers it after
+//! [`CarrierConfig::delivery_delay`]. With [`CarrierConfig::failure_rate`] the carrier fails a delivery
+//! before dispatch (`DeliveryFailed`, so the saga can still release stock and void the payment); with
+//! [`CarrierConfig::post_dispatch_failure_rate`] (default 0) it loses a dispatched parcel. Both decisions
+//! are a function of the seed and the order id. The request handler and the carrier lock the `deliveries`
+//! row before touching the stream, so a cancellation and a dispatch never interleave.
+
+use std::time::Duration;
+
+use consumers::{Handler, HandlerError, Incoming};
+use domain::{
+    Aggregate as _, DeliveryCommand, DeliveryEvent, DeliveryId, DeliveryRequest, DeliveryState,
+    DomainEvent as _, OrderId,
+};
+use outbox::Metadata;
+use sqlx::PgConnection;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{Context, ServiceError, at_least, caused_by, draw};
+
+/// How the simulated carrier behaves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CarrierConfig {
+    /// From scheduling to dispatch (or to a failure before dispatch).
+    pub dispatch_delay: Duration,
+    /// From dispatch to delivery.
+    pub delivery_delay: Duration,
+    /// Share of deliveries that fail before dispatch, in [0, 1].
+    pub failure_rate: f64,
+    /// Share of dispatched parcels that are lost, in [0, 1]. Default 0.
+    pub post_dispatch_failure_rate: f64,
+    /// How often the carrier looks for due deliveries when it found none.
+    pub poll_interval: Duration,
+    /// Deliveries claimed per transaction.
+    pub batch_size: i64,
+    /// Seed of the failure decisions.
+    pub seed: u64,
+}
+
+impl Default for CarrierConfig {
+    fn default() -> Self {
+        Self {
+            dispatch_delay: Duration::from_millis(500),
+            delivery_delay: Duration::from_millis(500),
+            failure_rate: 0.05,
+            post_dispatch_failure_rate: 0.0,
+            poll_interval: Duration::from_millis(100),
+            batch_size: 100,
+            seed: 7,
+        }
+    }
+}
+
+const FAIL_BEFORE_DISPATCH: u64 = 0xFA11;
+const LOST_IN_TRANSIT: u64 = 0x1057;
+
+/// Handles `ScheduleDelivery` and `CancelDelivery`, replying on `delivery.events`.
+#[derive(Clone, Debug)]
+pub struct DeliveryHandler {
+    ctx: Context,
+    config: CarrierConfig,
+}
+
+impl DeliveryHandler {
+    /// A handler writing with `ctx`; new deliveries are due for dispatch after `config.dispatch_delay`.
+    pub fn new(ctx: Context, config: CarrierConfig) -> Self {
+        Self { ctx, config }
+    }
+
+    /// Applies `request` on `tx` and writes the reply.
+    #[tracing::instrument(skip_all, fields(order_id = %request.order_id(), request = request.event_type()), err)]
+    pub async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        request: DeliveryRequest,
+        record: &Incoming,
+    ) -> Result<(), ServiceError> {
+        let order_id = request.order_id();
+        let id = order_id.to_string();
+        let metadata = caused_by(order_id, record);
+        let row: Option<(Uuid, Option<chrono::DateTime<chrono::Utc>>)> = sqlx::query_as(
+            "SELECT delivery_id, dispatched_at FROM deliveries WHERE order_id = $1 FOR UPDATE",
+        )
+        .bind(order_id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let loaded = self.ctx.store.load_with::<DeliveryState>(tx, &id).await?;
+        let reply = match (request, &loaded.state) {
+            (DeliveryRequest::ScheduleDelivery { .. }, DeliveryState::NotScheduled) => {
+                let delivery_id = DeliveryId::new();
+                let (_, events) = loaded.state.execute(DeliveryCommand::Schedule {
+                    delivery_id,
+                    order_id,
+                })?;
+                self.ctx
+                    .store
+                    .append::<DeliveryState>(tx, &id, loaded.version, &events, &metadata)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO deliveries (order_id, delivery_id, status, due_at)
+                     VALUES ($1, $2, 'scheduled', now() + make_interval(secs => $3))",
+                )
+                .bind(order_id.as_uuid())
+                .bind(delivery_id.as_uuid())
+                .bind(self.config.dispatch_delay.as_secs_f64())
+                .execute(&mut *tx)
+                .await?;
+                return Ok(());
+            }
+            (DeliveryRequest::ScheduleDelivery { .. }, state) => {
+                let (delivery_id, _) = state
+                    .ids()
+                    .ok_or_else(|| ServiceError::NotApplicable("delivery without ids".into()))?;
+                DeliveryEvent::Scheduled {
+                    delivery_id,
+                    order_id,
+                }
+            }
+            (DeliveryRequest::CancelDelivery { .. }, DeliveryState::Scheduled { .. }) => {
+                let (_, events) = loaded.state.execute(DeliveryCommand::Cancel)?;
+                self.ctx
+                    .store
+                    .append::<DeliveryState>(tx, &id, loaded.version, &events, &metadata)
+                    .await?;
+                set_status(tx, order_id, "cancelled").await?;
+                return Ok(());
+            }
+            (DeliveryRequest::CancelDelivery { .. }, DeliveryState::NotScheduled) => {
+                DeliveryEvent::Cancelled {
+                    delivery_id: DeliveryId::from_uuid(order_id.as_uuid())
+                        .map_err(|e| ServiceError::invalid("order_id", e))?,
+                    order_id,
+                }
+            }
+            (
+                DeliveryRequest::CancelDelivery { .. },
+                DeliveryState::Cancelled { delivery_id, .. },
+            ) => DeliveryEvent::Cancelled {
+                delivery_id: *delivery_id,
+                order_id,
+            },
+            (
+                DeliveryRequest::CancelDelivery { .. },
+                DeliveryState::Failed {
+                    delivery_id,
+                    reason,
+                    ..
+                },
+            ) => {
+                let dispatched = row.is_some_and(|(_, at)| at.is_some());
+                if dispatched {
+                    DeliveryEvent::Failed {
+                        delivery_id: *delivery_id,
+                        order_id,
+                        reason: reason.clone(),
+                    }
+                } else {
+                    // Failed before dispatch: nothing is on its way, which is what a cancellation wants.
+                    DeliveryEvent::Cancelled {
+                        delivery_id: *delivery_id,
+                        order_id,
+                    }
+                }
+            }
+            (
+                DeliveryRequest::CancelDelivery { .. },
+                DeliveryState::Dispatched { delivery_id, .. },
+            ) => DeliveryEvent::Dispatched {
+                delivery_id: *delivery_id,
+                order_id,
+            },
+            (
+                DeliveryRequest::CancelDelivery { .. },
+                DeliveryState::Delivered { delivery_id, .. },
+            ) => DeliveryEvent::Completed {
+                delivery_id: *delivery_id,
+                order_id,
+            },
+        };
+        self.ctx.reply(tx, "delivery", reply, &metadata).await
+    }
+}
+
+async fn set_status(
+    tx: &mut PgConnection,
+    order_id: OrderId,
+    status: &str,
+) -> Result<(), ServiceError> {
+    sqlx::query(
+        "UPDATE deliveries SET status = $2, due_at = NULL, updated_at = now() WHERE order_id = $1",
+    )
+    .bind(order_id.as_uuid())
+    .bind(status)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+impl Handler for DeliveryHandler {
+    async fn handle(&self, tx: &mut PgConnection, record: &Incoming) -> Result<(), HandlerError> {
+        let request: DeliveryRequest = self.ctx.decode(record).await?;
+        self.apply(tx, request, record).await.map_err(Into::into)
+    }
+}
+
+/// Runs the carrier simulation until `cancel` fires: claims due deliveries, dispatches, delivers or fails
+/// them. A failed round is logged and retried after the poll interval.
+pub async fn run_carrier(
+    ctx: Context,
+    config: CarrierConfig,
+    cancel: CancellationToken,
+) -> Result<(), ServiceError> {
+    let idle = at_least(config.poll_interval, Duration::from_millis(1));
+    tracing::info!("carrier simulation starting");
+    loop {
+        let wait = match carrier_round(&ctx, &config).await {
+            Ok(moved) if moved > 0 => Duration::ZERO,
+            Ok(_) => idle,
+            Err(e) => {
+                tracing::warn!(error = %e, "carrier round failed; retrying");
+                idle
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = cancel.cancelled() => break,
+        }
+    }
+    tracing::info!("carrier simulation stopped");
+    Ok(())
+}
+
+/// One round of the carrier: moves every due delivery (up to the batch size) one step, in one transaction.
+/// Returns how many moved.
+pub async fn carrier_round(ctx: &Context, config: &CarrierConfig) -> Result<usize, ServiceError> {
+    let mut tx = ctx.store.pool().begin().await?;
+    let due: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT order_id FROM deliveries
+         WHERE status IN ('scheduled', 'dispatched') AND due_at <= now()
+         ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(config.batch_size.max(1))
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut moved = 0;
+    for order_uuid in due {
+        let order_id =
+            OrderId::from_uuid(order_uuid).map_err(|e| ServiceError::invalid("order_id", e))?;
+        let id = order_id.to_string();
+        let loaded = ctx.store.load_with::<DeliveryState>(&mut tx, &id).await?;
+        let command = match &loaded.state {
+            DeliveryState::Scheduled { .. } => {
+                if draw(config.seed, FAIL_BEFORE_DISPATCH, order_uuid) < config.failure_rate {
+                    DeliveryCommand::Fail {
+                        reason: "carrier could not collect the parcel".into(),
+                    }
+                } else {
+                    DeliveryCommand::Dispatch
+                }
+            }
+            DeliveryState::Dispatched { .. } => {
+                if draw(config.seed, LOST_IN_TRANSIT, order_uuid)
+                    < config.post_dispatch_failure_rate
+                {
+                    DeliveryCommand::Fail {
+                        reason: "parcel lost in transit".into(),
+                    }
+                } else {
+                    DeliveryCommand::Deliver
+                }
+            }
+            DeliveryState::NotScheduled
+            | DeliveryState::Delivered { .. }
+            | DeliveryState::Failed { .. }
+            | DeliveryState::Cancelled { .. } => {
+                // The row lags the stream (cannot happen while both are written together): stop carrying it.
+                set_status(&mut tx, order_id, status_of(&loaded.state)).await?;
+                continue;
+            }
+        };
+        let (after, events) = loaded.state.execute(command)?;
+        ctx.store
+            .append::<DeliveryState>(
+                &mut tx,
+                &id,
+                loaded.version,
+                &events,
+                &Metadata::new(order_uuid),
+            )
+            .await?;
+        if let DeliveryState::Dispatched { .. } = after {
+            sqlx::query(
+                "UPDATE deliveries SET status = 'dispatched', dispatched_at = now(),
+                        due_at = now() + make_interval(secs => $2), updated_at = now()
+                 WHERE order_id = $1",
+            )
+            .bind(order_uuid)
+            .bind(config.delivery_delay.as_secs_f64())
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            set_status(&mut tx, order_id, status_of(&after)).await?;
+        }
+        metrics::counter!("carrier_moves_total", "to" => status_of(&after)).increment(1);
+        moved += 1;
+    }
+    tx.commit().await?;
+    Ok(moved)
+}
+
+fn status_of(state: &DeliveryState) -> &'static str {
+    match state {
+        DeliveryState::NotScheduled | DeliveryState::Cancelled { .. } => "cancelled",
+        DeliveryState::Scheduled { .. } => "scheduled",
+        DeliveryState::Dispatched { .. } => "dispatched",
+        DeliveryState::Delivered { .. } => "delivered",
+        DeliveryState::Failed { .. } => "failed",
+    }
+}
+
+/// The `deliveries` row of `order_id`: (delivery id, status), if any.
+pub async fn get_delivery(
+    pool: &sqlx::PgPool,
+    order_id: OrderId,
+) -> Result<Option<(Uuid, String)>, ServiceError> {
+    Ok(
+        sqlx::query_as("SELECT delivery_id, status FROM deliveries WHERE order_id = $1")
+            .bind(order_id.as_uuid())
+            .fetch_optional(pool)
+            .await?,
+    )
+}

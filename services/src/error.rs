@@ -1,0 +1,111 @@
+//! The one error type of this crate, and how each variant maps to the consumer runtime's handling.
+
+use consumers::HandlerError;
+use outbox::OutboxError;
+use schemas::SchemaError;
+
+/// What can go wrong in a service. Each variant says how a caller handles it.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The caller's input is not valid (a bad SKU, a zero quantity, an empty order): fix the input.
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: String, reason: String },
+    /// The request cannot apply to the current state (capture without an authorization, commit without a
+    /// reservation, complete an order that was never placed). Never retried: dead-lettered by the handler.
+    #[error("{0}")]
+    NotApplicable(String),
+    /// `set_stock` on a SKU that has units reserved.
+    #[error("SKU {sku} has {reserved} units reserved; its stock cannot be reset")]
+    StockInUse { sku: String, reserved: i64 },
+    /// The simulated payment provider did not answer in time. Transient: retried in place, and the
+    /// provider's idempotency makes the retry charge nothing twice.
+    #[error("payment provider timed out ({operation} of order {order_id})")]
+    ProviderTimeout {
+        operation: &'static str,
+        order_id: String,
+    },
+    /// The domain refused a command. A bug in the service when it reaches a handler.
+    #[error("domain refused the command")]
+    Domain(#[from] domain::DomainError),
+    /// The event store or outbox failed (see [`OutboxError::is_retryable`]).
+    #[error("event store")]
+    Outbox(#[from] OutboxError),
+    /// A record could not be decoded, or the registry could not be reached.
+    #[error("schema")]
+    Schema(#[from] SchemaError),
+    /// The database failed or is unavailable. Transient.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    /// The consumer runtime could not start or stopped with an error.
+    #[error("consumer")]
+    Consumer(#[from] consumers::ConsumerError),
+    /// A task of the service panicked or was aborted.
+    #[error("task failed: {0}")]
+    Task(String),
+    /// A topic could not be created.
+    #[error("kafka admin")]
+    Admin(#[from] producers::KafkaAdminError),
+}
+
+impl ServiceError {
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl ToString) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Whether a retry of the same operation may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::ProviderTimeout { .. } | Self::Database(_) => true,
+            Self::Outbox(e) => e.is_retryable() || codec_is_transient(e),
+            Self::Schema(e) => schema_is_transient(e),
+            Self::Invalid { .. }
+            | Self::NotApplicable(_)
+            | Self::StockInUse { .. }
+            | Self::Domain(_)
+            | Self::Consumer(_)
+            | Self::Task(_)
+            | Self::Admin(_) => false,
+        }
+    }
+}
+
+fn schema_is_transient(error: &SchemaError) -> bool {
+    matches!(
+        error,
+        SchemaError::Registry {
+            retriable: true,
+            ..
+        }
+    )
+}
+
+/// An outbox codec error caused by a registry that did not answer.
+fn codec_is_transient(error: &OutboxError) -> bool {
+    match error {
+        OutboxError::Codec { source, .. } => source
+            .downcast_ref::<SchemaError>()
+            .is_some_and(schema_is_transient),
+        _ => false,
+    }
+}
+
+impl From<ServiceError> for HandlerError {
+    fn from(error: ServiceError) -> Self {
+        // The message carries the cause chain, so a dead letter says why.
+        let mut message = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        if error.is_transient() {
+            HandlerError::Transient(message.into())
+        } else {
+            HandlerError::Poison(message.into())
+        }
+    }
+}

@@ -1,0 +1,661 @@
+//! The payments service and its simulated payment provider.
+//!
+//! Each order's payment is event-sourced (`domain::PaymentState`, aggregate `payment`, stream id = the order
+//! id, so its events are keyed by the order id) with a projection `payments`. The service asks the
+//! [`Provider`] first, then records the outcome as a command, in the consumer runtime's transaction.
+//!
+//! The provider is external in spirit: its ledger (`provider_ledger`) is written on its own connection and
+//! committed whether or not the service's transaction commits, as a real provider's books would be.
+//! Reconciliation compares the two. Every call carries an idempotency key (the order id, or the request's
+//! event id for refunds, which may be partial and several); the ledger is unique per
+//! (order, operation, provider_ref) with the reference derived from that key, so a retried call never
+//! charges twice.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use consumers::{Handler, HandlerError, Incoming};
+use domain::{
+    Aggregate as _, Currency, DomainError, DomainEvent as _, Money, OrderId, PaymentCommand,
+    PaymentEvent, PaymentId, PaymentRequest, PaymentState, Rejection,
+};
+use outbox::Metadata;
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::{Context, ServiceError, caused_by, draw};
+
+/// How the simulated provider behaves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProviderConfig {
+    /// Share of authorizations declined, in [0, 1]. Decided per order from the seed, so a retry of the same
+    /// order gets the same answer.
+    pub decline_rate: f64,
+    /// How long every call takes.
+    pub latency: Duration,
+    /// Share of calls that time out, in [0, 1] (random per call from the seed's generator).
+    pub timeout_rate: f64,
+    /// Share of timeouts whose operation went through at the provider before the answer was lost, in [0, 1].
+    pub charge_before_timeout: f64,
+    /// Share of answers the provider delivers twice (a duplicate callback), in [0, 1].
+    pub duplicate_callback_rate: f64,
+    /// Seed of every simulated decision.
+    pub seed: u64,
+}
+
+impl Default for ProviderConfig {
+    fn default() -> Self {
+        Self {
+            decline_rate: 0.05,
+            latency: Duration::from_millis(2),
+            timeout_rate: 0.01,
+            charge_before_timeout: 0.5,
+            duplicate_callback_rate: 0.01,
+            seed: 42,
+        }
+    }
+}
+
+/// The payments service's settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PaymentsConfig {
+    /// The simulated provider.
+    pub provider: ProviderConfig,
+    /// The currency of the zero amount in `PaymentVoided` / `PaymentRefunded` replies for an order that has
+    /// no payment at all (an undo of nothing).
+    pub void_currency: Currency,
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> Self {
+        Self {
+            provider: ProviderConfig::default(),
+            void_currency: crate::default_currency(),
+        }
+    }
+}
+
+/// What the provider is asked to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    Authorize,
+    Capture,
+    Void,
+    Refund,
+}
+
+impl Operation {
+    /// The ledger's name of the operation.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Authorize => "authorize",
+            Self::Capture => "capture",
+            Self::Void => "void",
+            Self::Refund => "refund",
+        }
+    }
+}
+
+/// The provider's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProviderAnswer {
+    /// Done; the provider's reference of the operation.
+    Approved { provider_ref: String },
+    /// Refused (authorizations only).
+    Declined { reason: String },
+}
+
+/// The provider's answer and how many times its callback arrived (1, or 2 for a duplicate callback).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderResponse {
+    pub answer: ProviderAnswer,
+    pub callbacks: u32,
+}
+
+/// A row of the provider's ledger.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct LedgerEntry {
+    pub order_id: Uuid,
+    pub operation: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub provider_ref: String,
+}
+
+/// Salt of the per-order decline decision.
+const DECLINE: u64 = 0x00DE_C11E;
+
+/// The simulated payment provider.
+#[derive(Debug)]
+pub struct Provider {
+    pool: PgPool,
+    config: ProviderConfig,
+    rng: Mutex<StdRng>,
+}
+
+impl Provider {
+    /// A provider keeping its ledger in `pool`.
+    pub fn new(pool: PgPool, config: ProviderConfig) -> Self {
+        let rng = Mutex::new(StdRng::seed_from_u64(config.seed));
+        Self { pool, config, rng }
+    }
+
+    /// Asks the provider to do `operation` of `amount` for `order_id`, idempotently on `idempotency_key`.
+    ///
+    /// # Errors
+    /// [`ServiceError::ProviderTimeout`] when the call timed out (the operation may or may not have gone
+    /// through; calling again with the same key is safe); database errors of the ledger.
+    pub async fn call(
+        &self,
+        operation: Operation,
+        order_id: OrderId,
+        amount: Money,
+        idempotency_key: &str,
+    ) -> Result<ProviderResponse, ServiceError> {
+        tokio::time::sleep(self.config.latency).await;
+        if operation == Operation::Authorize
+            && draw(self.config.seed, DECLINE, order_id.as_uuid()) < self.config.decline_rate
+        {
+            return Ok(ProviderResponse {
+                answer: ProviderAnswer::Declined {
+                    reason: "insufficient funds".into(),
+                },
+                callbacks: 1,
+            });
+        }
+        let (timeout, charged_anyway, duplicate) = {
+            let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+            (
+                rng.random::<f64>() < self.config.timeout_rate,
+                rng.random::<f64>() < self.config.charge_before_timeout,
+                rng.random::<f64>() < self.config.duplicate_callback_rate,
+            )
+        };
+        let timed_out = || ServiceError::ProviderTimeout {
+            operation: operation.name(),
+            order_id: order_id.to_string(),
+        };
+        if timeout && !charged_anyway {
+            metrics::counter!("provider_timeouts_total").increment(1);
+            return Err(timed_out());
+        }
+        let provider_ref = format!("psp-{}-{idempotency_key}", operation.name());
+        let recorded = sqlx::query(
+            "INSERT INTO provider_ledger (order_id, operation, amount_minor, currency, provider_ref)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (order_id, operation, provider_ref) DO NOTHING",
+        )
+        .bind(order_id.as_uuid())
+        .bind(operation.name())
+        .bind(amount.minor())
+        .bind(amount.currency().code())
+        .bind(&provider_ref)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if recorded == 0 {
+            metrics::counter!("provider_idempotent_repeats_total").increment(1);
+        }
+        if timeout {
+            metrics::counter!("provider_timeouts_total").increment(1);
+            return Err(timed_out());
+        }
+        Ok(ProviderResponse {
+            answer: ProviderAnswer::Approved { provider_ref },
+            callbacks: if duplicate { 2 } else { 1 },
+        })
+    }
+}
+
+/// The provider's ledger of `order_id`, in the order it was written.
+pub async fn ledger(pool: &PgPool, order_id: OrderId) -> Result<Vec<LedgerEntry>, ServiceError> {
+    Ok(sqlx::query_as(
+        "SELECT order_id, operation, amount_minor, currency, provider_ref FROM provider_ledger
+         WHERE order_id = $1 ORDER BY id",
+    )
+    .bind(order_id.as_uuid())
+    .fetch_all(pool)
+    .await?)
+}
+
+/// A row of the `payments` projection.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct PaymentRow {
+    pub order_id: Uuid,
+    pub payment_id: Uuid,
+    pub amount_minor: i64,
+    pub currency: String,
+    /// `authorized`, `declined`, `captured`, `voided` or `refunded`.
+    pub status: String,
+    pub provider_ref: Option<String>,
+    pub captured_minor: i64,
+    pub refunded_minor: i64,
+}
+
+/// The payment of `order_id`, if any.
+pub async fn get_payment(
+    pool: &PgPool,
+    order_id: OrderId,
+) -> Result<Option<PaymentRow>, ServiceError> {
+    Ok(sqlx::query_as(
+        "SELECT order_id, payment_id, amount_minor, currency, status, provider_ref, captured_minor,
+                refunded_minor
+         FROM payments WHERE order_id = $1",
+    )
+    .bind(order_id.as_uuid())
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Handles the four payment requests, replying on `payments.events` (see the crate's reply contract).
+#[derive(Debug)]
+pub struct PaymentsHandler {
+    ctx: Context,
+    provider: Provider,
+    config: PaymentsConfig,
+}
+
+impl PaymentsHandler {
+    /// A handler writing with `ctx` and paying through `provider`.
+    pub fn new(ctx: Context, provider: Provider, config: PaymentsConfig) -> Self {
+        Self {
+            ctx,
+            provider,
+            config,
+        }
+    }
+
+    /// Applies `request` on `tx` and writes the reply.
+    ///
+    /// # Errors
+    /// [`ServiceError::ProviderTimeout`] (transient); [`ServiceError::NotApplicable`] for a capture without
+    /// an authorization or a refund past the captured amount; invalid amounts; database and outbox errors.
+    #[tracing::instrument(skip_all, fields(order_id = %request.order_id(), request = request.event_type()), err)]
+    pub async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        request: PaymentRequest,
+        record: &Incoming,
+    ) -> Result<(), ServiceError> {
+        use PaymentState as S;
+        let order_id = request.order_id();
+        let id = order_id.to_string();
+        let metadata = caused_by(order_id, record);
+        let loaded = self.ctx.store.load_with::<PaymentState>(tx, &id).await?;
+        let state = &loaded.state;
+        let reply = match (request, state) {
+            (PaymentRequest::AuthorizePayment { amount, .. }, S::NotStarted) => {
+                if amount.is_zero() {
+                    return Err(ServiceError::invalid("amount", "must be above zero"));
+                }
+                let response = self
+                    .provider
+                    .call(Operation::Authorize, order_id, amount, &id)
+                    .await?;
+                let payment_id = PaymentId::new();
+                let command = match response.answer.clone() {
+                    ProviderAnswer::Approved { provider_ref } => PaymentCommand::Authorize {
+                        payment_id,
+                        order_id,
+                        amount,
+                        provider_ref,
+                    },
+                    ProviderAnswer::Declined { reason } => PaymentCommand::Decline {
+                        payment_id,
+                        order_id,
+                        amount,
+                        reason,
+                    },
+                };
+                let (after, events) = state.execute(command)?;
+                // A duplicate callback brings the same answer again; the payment already shows it.
+                for _ in 1..response.callbacks {
+                    if shows(&after, &response.answer) {
+                        metrics::counter!("payments_duplicate_callbacks_total").increment(1);
+                        tracing::info!(%order_id, "duplicate provider callback ignored");
+                    } else {
+                        return Err(ServiceError::NotApplicable(format!(
+                            "provider callback for {order_id} contradicts the payment"
+                        )));
+                    }
+                }
+                return self
+                    .record(tx, &id, loaded.version, &after, &events, &metadata)
+                    .await;
+            }
+            (PaymentRequest::CapturePayment { .. }, S::Authorized { amount, .. }) => {
+                self.provider
+                    .call(Operation::Capture, order_id, *amount, &id)
+                    .await?;
+                let (after, events) = state.execute(PaymentCommand::Capture)?;
+                return self
+                    .record(tx, &id, loaded.version, &after, &events, &metadata)
+                    .await;
+            }
+            (PaymentRequest::VoidPayment { .. }, S::Authorized { amount, .. }) => {
+                self.provider
+                    .call(Operation::Void, order_id, *amount, &id)
+                    .await?;
+                let (after, events) = state.execute(PaymentCommand::Void)?;
+                return self
+                    .record(tx, &id, loaded.version, &after, &events, &metadata)
+                    .await;
+            }
+            (PaymentRequest::RefundPayment { amount, .. }, S::Captured { .. }) => {
+                match state.execute(PaymentCommand::Refund { amount }) {
+                    Ok((after, events)) => {
+                        let key = record.event_id.to_string();
+                        self.provider
+                            .call(Operation::Refund, order_id, amount, &key)
+                            .await?;
+                        return self
+                            .record(tx, &id, loaded.version, &after, &events, &metadata)
+                            .await;
+                    }
+                    Err(DomainError::Rejected(
+                        rejection @ Rejection::RefundExceedsCaptured { .. },
+                    )) => {
+                        return Err(ServiceError::NotApplicable(format!(
+                            "refund for order {order_id}: {rejection}"
+                        )));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            // Repeats: the reply the request got the first time.
+            (
+                PaymentRequest::AuthorizePayment { .. },
+                S::Authorized {
+                    payment_id,
+                    amount,
+                    provider_ref,
+                    ..
+                },
+            ) => PaymentEvent::Authorized {
+                payment_id: *payment_id,
+                order_id,
+                amount: *amount,
+                provider_ref: provider_ref.clone(),
+            },
+            (
+                PaymentRequest::AuthorizePayment { .. },
+                S::Captured {
+                    payment_id, amount, ..
+                }
+                | S::Voided {
+                    payment_id, amount, ..
+                }
+                | S::Refunded {
+                    payment_id, amount, ..
+                },
+            ) => PaymentEvent::Authorized {
+                payment_id: *payment_id,
+                order_id,
+                amount: *amount,
+                provider_ref: self.provider_ref(tx, order_id).await?,
+            },
+            (
+                PaymentRequest::AuthorizePayment { .. },
+                S::Declined {
+                    payment_id,
+                    amount,
+                    reason,
+                    ..
+                },
+            ) => PaymentEvent::Declined {
+                payment_id: *payment_id,
+                order_id,
+                amount: *amount,
+                reason: reason.clone(),
+            },
+            (
+                PaymentRequest::CapturePayment { .. } | PaymentRequest::VoidPayment { .. },
+                S::Captured {
+                    payment_id, amount, ..
+                }
+                | S::Refunded {
+                    payment_id, amount, ..
+                },
+            ) => PaymentEvent::Captured {
+                payment_id: *payment_id,
+                order_id,
+                amount: *amount,
+            },
+            (
+                PaymentRequest::CapturePayment { .. } | PaymentRequest::VoidPayment { .. },
+                S::Voided {
+                    payment_id, amount, ..
+                },
+            ) => PaymentEvent::Voided {
+                payment_id: *payment_id,
+                order_id,
+                amount: *amount,
+            },
+            // Undo of nothing.
+            (PaymentRequest::VoidPayment { .. }, S::NotStarted | S::Declined { .. }) => {
+                let (payment_id, currency) = self.nothing(order_id, state)?;
+                PaymentEvent::Voided {
+                    payment_id,
+                    order_id,
+                    amount: Money::zero(currency),
+                }
+            }
+            (
+                PaymentRequest::RefundPayment { .. },
+                S::NotStarted | S::Declined { .. } | S::Voided { .. } | S::Authorized { .. },
+            ) => {
+                let (payment_id, currency) = self.nothing(order_id, state)?;
+                PaymentEvent::Refunded {
+                    payment_id,
+                    order_id,
+                    amount: Money::zero(currency),
+                    total_refunded: Money::zero(currency),
+                    captured: Money::zero(currency),
+                }
+            }
+            (
+                PaymentRequest::RefundPayment { .. },
+                S::Refunded {
+                    payment_id, amount, ..
+                },
+            ) => PaymentEvent::Refunded {
+                payment_id: *payment_id,
+                order_id,
+                amount: *amount,
+                total_refunded: *amount,
+                captured: *amount,
+            },
+            (PaymentRequest::CapturePayment { .. }, S::NotStarted | S::Declined { .. }) => {
+                return Err(ServiceError::NotApplicable(format!(
+                    "order {order_id} has no authorized payment to capture ({})",
+                    state.name()
+                )));
+            }
+        };
+        self.ctx.reply(tx, "payment", reply, &metadata).await
+    }
+
+    /// Appends `events` to the order's payment stream (which replies on `payments.events`) and updates the
+    /// projection to `after`.
+    async fn record(
+        &self,
+        tx: &mut PgConnection,
+        id: &str,
+        version: i64,
+        after: &PaymentState,
+        events: &[PaymentEvent],
+        metadata: &Metadata,
+    ) -> Result<(), ServiceError> {
+        self.ctx
+            .store
+            .append::<PaymentState>(tx, id, version, events, metadata)
+            .await?;
+        let Some(row) = projection(after) else {
+            return Ok(());
+        };
+        sqlx::query(
+            "INSERT INTO payments (order_id, payment_id, amount_minor, currency, status, provider_ref,
+                                   captured_minor, refunded_minor)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (order_id) DO UPDATE SET
+                 status = EXCLUDED.status,
+                 provider_ref = COALESCE(EXCLUDED.provider_ref, payments.provider_ref),
+                 captured_minor = EXCLUDED.captured_minor,
+                 refunded_minor = EXCLUDED.refunded_minor,
+                 updated_at = now()",
+        )
+        .bind(row.order_id)
+        .bind(row.payment_id)
+        .bind(row.amount_minor)
+        .bind(row.currency)
+        .bind(row.status)
+        .bind(row.provider_ref)
+        .bind(row.captured_minor)
+        .bind(row.refunded_minor)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn provider_ref(
+        &self,
+        tx: &mut PgConnection,
+        order_id: OrderId,
+    ) -> Result<String, ServiceError> {
+        let found: Option<Option<String>> =
+            sqlx::query_scalar("SELECT provider_ref FROM payments WHERE order_id = $1")
+                .bind(order_id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?;
+        Ok(found
+            .flatten()
+            .unwrap_or_else(|| format!("psp-authorize-{order_id}")))
+    }
+
+    /// The payment id and currency of a reply about a payment that holds no money.
+    fn nothing(
+        &self,
+        order_id: OrderId,
+        state: &PaymentState,
+    ) -> Result<(PaymentId, Currency), ServiceError> {
+        Ok(match state {
+            PaymentState::NotStarted => (
+                PaymentId::from_uuid(order_id.as_uuid())
+                    .map_err(|e| ServiceError::invalid("order_id", e))?,
+                self.config.void_currency,
+            ),
+            PaymentState::Authorized {
+                payment_id, amount, ..
+            }
+            | PaymentState::Declined {
+                payment_id, amount, ..
+            }
+            | PaymentState::Captured {
+                payment_id, amount, ..
+            }
+            | PaymentState::Voided {
+                payment_id, amount, ..
+            }
+            | PaymentState::Refunded {
+                payment_id, amount, ..
+            } => (*payment_id, amount.currency()),
+        })
+    }
+}
+
+/// Whether `state` already shows the provider's `answer`.
+fn shows(state: &PaymentState, answer: &ProviderAnswer) -> bool {
+    match (state, answer) {
+        (
+            PaymentState::Authorized { provider_ref, .. },
+            ProviderAnswer::Approved { provider_ref: r },
+        ) => provider_ref == r,
+        (PaymentState::Declined { reason, .. }, ProviderAnswer::Declined { reason: r }) => {
+            reason == r
+        }
+        _ => false,
+    }
+}
+
+fn projection(state: &PaymentState) -> Option<PaymentRow> {
+    let row = |payment_id: &PaymentId,
+               order_id: &OrderId,
+               amount: &Money,
+               status: &str,
+               provider_ref: Option<&String>,
+               captured: i64,
+               refunded: i64| PaymentRow {
+        order_id: order_id.as_uuid(),
+        payment_id: payment_id.as_uuid(),
+        amount_minor: amount.minor(),
+        currency: amount.currency().code().to_owned(),
+        status: status.to_owned(),
+        provider_ref: provider_ref.cloned(),
+        captured_minor: captured,
+        refunded_minor: refunded,
+    };
+    Some(match state {
+        PaymentState::NotStarted => return None,
+        PaymentState::Authorized {
+            payment_id,
+            order_id,
+            amount,
+            provider_ref,
+        } => row(
+            payment_id,
+            order_id,
+            amount,
+            "authorized",
+            Some(provider_ref),
+            0,
+            0,
+        ),
+        PaymentState::Declined {
+            payment_id,
+            order_id,
+            amount,
+            ..
+        } => row(payment_id, order_id, amount, "declined", None, 0, 0),
+        PaymentState::Captured {
+            payment_id,
+            order_id,
+            amount,
+            refunded,
+        } => row(
+            payment_id,
+            order_id,
+            amount,
+            "captured",
+            None,
+            amount.minor(),
+            refunded.minor(),
+        ),
+        PaymentState::Voided {
+            payment_id,
+            order_id,
+            amount,
+        } => row(payment_id, order_id, amount, "voided", None, 0, 0),
+        PaymentState::Refunded {
+            payment_id,
+            order_id,
+            amount,
+        } => row(
+            payment_id,
+            order_id,
+            amount,
+            "refunded",
+            None,
+            amount.minor(),
+            amount.minor(),
+        ),
+    })
+}
+
+impl Handler for PaymentsHandler {
+    async fn handle(&self, tx: &mut PgConnection, record: &Incoming) -> Result<(), HandlerError> {
+        let request: PaymentRequest = self.ctx.decode(record).await?;
+        self.apply(tx, request, record).await.map_err(Into::into)
+    }
+}
