@@ -46,10 +46,12 @@
 //! saga records [`SagaEvent::Escalated`] and stops in `NeedsAttention`, visible to
 //! operators, sending nothing more.
 //!
-//! # What this crate promises
+//! # What the state machine promises
 //! - **Pure and deterministic.** No I/O, no async, no clock, no randomness: the same
 //!   state, input and config always give the same decision. Time enters only as fired
 //!   timers ([`SagaInput::Timeout`]); durations leave only as [`Timer::due_after`].
+//!   (The modules `command`, `config`, `decide`, `event`, `input`, `state`, `step` and
+//!   `wire` stay that way; the I/O lives in `store`, `timers` and `orchestrator`.)
 //! - **Event-sourced.** [`OrderSaga::decide`] turns an input into [`SagaEvent`]s,
 //!   [`OrderSaga::evolve`] applies them, [`replay`] rebuilds a saga from its events;
 //!   [`effects`] derives the commands and the timer change from the states before and
@@ -62,16 +64,61 @@
 //!   `NeedsAttention`, driven by its timers alone if no reply ever comes (a proptest
 //!   checks it).
 //!
-//! # What it does not do (the caller's part)
-//! - **Persistence.** The caller appends a transition's events to the saga's stream, puts
-//!   its commands into the outbox and applies its timer change, **in one transaction**,
-//!   with optimistic concurrency on the stream version, so that a crash never loses a
+//! # The saga store ([`SagaStore`], Postgres)
+//! Tables `sagas` (one row per saga: version, state name, `started_at`, `updated_at`,
+//! `ended_at`, `outcome` = `completed` | `compensated` | `needs_attention`,
+//! `cancel_reason`), `saga_events` (the stream, primary key `(order_id, version)`) and
+//! `saga_timers` (at most one live timer per saga).
+//! - **One transaction per transition.** [`SagaStore::handle`] loads the saga (replaying
+//!   its events), decides, and [`SagaStore::persist`] writes the timer change, the events,
+//!   the `sagas` row and one outbox record per command, all on the caller's transaction
+//!   (with the inbox row when the caller is the consumer runtime). A crash never loses a
 //!   command nor sends one twice for one decision.
-//! - **Timers.** They are durable rows in the caller's store (one per saga;
-//!   [`TimerChange::Set`] replaces it), fired as [`SagaInput::Timeout`] once due. Jitter,
-//!   if any, is the store's. A stale fire is ignored, so firing at least once is enough.
-//! - **Routing and dedup.** Replies are matched to a saga by order id by the caller; the
-//!   consumers' inbox dedups redelivered records (the saga would ignore them anyway).
+//! - **Optimistic concurrency.** Events are appended at the loaded version; a writer that
+//!   lost the race gets [`SagaError::Conflict`] (the unique key), rolls back and handles the
+//!   input again from a fresh load, where a reply already applied is [`Ignored`]. Writers
+//!   lock in one order (timer row, stream, `sagas` row), so they conflict or wait, never
+//!   deadlock. [`SagaStore::execute`] does the retry for callers outside the consumer.
+//! - **Commands out.** Each [`SagaCommand`] becomes its service's request message of
+//!   `domain` (`InventoryRequest`, `PaymentRequest`, `DeliveryRequest`, `OrderRequest`;
+//!   see [`WireCommand`]) on `<service>.commands`, keyed by the
+//!   order id, written with [`outbox::EventStore::publish`]: correlation id = order id,
+//!   causation id = the event that caused it; the relay publishes it at least once.
+//! - **Visible escalation.** A saga that gives up ends with `outcome = 'needs_attention'`,
+//!   a `tracing::warn!`, and the counter `saga_escalations_total`. Also counted:
+//!   `saga_transitions_total{state}`, `saga_ended_total{outcome}`,
+//!   `saga_inputs_ignored_total{reason}`, `saga_timers_fired_total`. [`queries`] counts
+//!   sagas by outcome and cancel reason, compensations, stuck ones (running without a
+//!   timer: always 0 unless something is broken), and their start and end times.
+//!
+//! # Durable timers ([`run_timers`])
+//! A transition that sets a timer replaces the saga's `saga_timers` row (due
+//! `due_after` from the write). The poller claims due rows earliest first with
+//! `FOR UPDATE SKIP LOCKED`, one transaction per timer, in bounded rounds
+//! ([`TimerSettings`]): it deletes the row and feeds [`SagaInput::Timeout`] through the
+//! same handle-and-persist path, which may set the next timer. Timers fire **at least
+//! once, not on time**: a late poller fires late, a rolled-back fire fires again, and a
+//! stale fire is ignored. Timeouts and the retry budget come from [`SagaConfig`].
+//!
+//! # The orchestrator ([`run_orchestrator`])
+//! A [`consumers::ConsumerRuntime`] over [`subscribed_topics`] (`orders.events`,
+//! `inventory.events`, `payments.events`, `delivery.events`) with the [`Orchestrator`]
+//! handler, plus the timer poller, until the cancellation token fires. Records are decoded
+//! with [`schemas::AvroCodec`] and mapped by [`reply_of`]: `OrderPlaced` starts a saga;
+//! the inventory's order-level answers, payments' and delivery's events are replies;
+//! `OrderCompleted`, `OrderCancelled` and per-SKU stock events are skipped. Records of one
+//! order share a key and so a partition, so its replies arrive in order. Failures: an
+//! undecodable record, an unknown type or a reply to a saga never started is poison
+//! (dead-lettered); a registry or database that does not answer and a conflict are
+//! transient (retried in place). Redelivered records are skipped by the inbox; duplicated
+//! events are ignored by the machine.
+//!
+//! # What it does not do
+//! - It does not order replies across orders, nor promise when a timer fires (only that it
+//!   does, once its row is due and a poller runs).
+//! - It does not undo what a service did without telling it: services must answer every
+//!   command, repeats included (see [`SagaCommand`]).
+//! - It keeps no snapshot: a saga is rebuilt from its (few) events on every input.
 //!
 //! # Example
 //! ```

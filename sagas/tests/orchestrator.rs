@@ -222,3 +222,233 @@ async fn an_order_placed_on_kafka_starts_a_saga_that_sends_reserve_stock() {
     orchestrator.await.unwrap().unwrap();
     relay.await.unwrap().unwrap();
 }
+
+/// An event in the Confluent wire format, as the orchestrator's consumer hands it over.
+async fn incoming<E: domain::DomainEvent>(
+    codec: &AvroCodec,
+    topic: &str,
+    event: &E,
+) -> consumers::Incoming {
+    let (payload, _) = codec
+        .encode(
+            topic,
+            event.event_type(),
+            &serde_json::to_value(event).unwrap(),
+        )
+        .await
+        .unwrap();
+    consumers::Incoming {
+        topic: topic.to_owned(),
+        partition: 0,
+        offset: 0,
+        key: Some(event.aggregate_id().into_bytes()),
+        payload,
+        headers: RecordHeaders::new(),
+        event_id: Uuid::now_v7(),
+    }
+}
+
+async fn apply(
+    orchestrator: &sagas::Orchestrator,
+    pool: &PgPool,
+    record: &consumers::Incoming,
+) -> Result<(), consumers::HandlerError> {
+    use consumers::Handler as _;
+    let mut tx = pool.begin().await.unwrap();
+    orchestrator.handle(&mut tx, record).await?;
+    tx.commit().await.unwrap();
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_handler_reads_every_service_reply_and_completes_the_saga() {
+    use domain::{
+        DeliveryEvent, DeliveryId, InventoryEvent, OrderEvent, OrderStockEvent, PaymentEvent,
+        PaymentId, Quantity, Sku,
+    };
+    let db = TestDb::new().await;
+    let pool = db.pool().clone();
+    let stop = CancellationToken::new();
+    let url = start_registry(&pool, &stop).await;
+    let codec = Arc::new(AvroCodec::new(&url).unwrap());
+    let topics = Topics::with_prefix(format!("{}.", testkit::unique_name("t")));
+    let orchestrator = sagas::Orchestrator::new(
+        pool.clone(),
+        Arc::clone(&codec),
+        topics.clone(),
+        "test",
+        patient(),
+    );
+    let order_id = OrderId::new();
+    let payment_id = PaymentId::new();
+    let delivery_id = DeliveryId::new();
+    let total = lines().total();
+    let (orders, inventory, payments, delivery) = (
+        topics.events("order"),
+        topics.events("inventory"),
+        topics.events("payment"),
+        topics.events("delivery"),
+    );
+
+    // A reply before the start: a routing bug, dead-lettered.
+    let early = incoming(
+        &codec,
+        &inventory,
+        &OrderStockEvent::OrderStockReserved { order_id },
+    )
+    .await;
+    assert!(matches!(
+        apply(&orchestrator, &pool, &early).await,
+        Err(consumers::HandlerError::Poison(_))
+    ));
+
+    let records = vec![
+        incoming(
+            &codec,
+            &orders,
+            &OrderEvent::Placed {
+                order_id,
+                customer_id: CustomerId::new(),
+                lines: lines(),
+                total,
+                idempotency_key: Some("k-1".into()),
+            },
+        )
+        .await,
+        // Per-SKU inventory events share the topic; the saga does not act on them.
+        incoming(
+            &codec,
+            &inventory,
+            &InventoryEvent::Reserved {
+                sku: Sku::new("MUG-RED").unwrap(),
+                order_id,
+                quantity: Quantity::new(2).unwrap(),
+            },
+        )
+        .await,
+        incoming(
+            &codec,
+            &inventory,
+            &OrderStockEvent::OrderStockReserved { order_id },
+        )
+        .await,
+        incoming(
+            &codec,
+            &payments,
+            &PaymentEvent::Authorized {
+                payment_id,
+                order_id,
+                amount: total,
+                provider_ref: "psp-1".into(),
+            },
+        )
+        .await,
+        incoming(
+            &codec,
+            &delivery,
+            &DeliveryEvent::Scheduled {
+                delivery_id,
+                order_id,
+            },
+        )
+        .await,
+        incoming(
+            &codec,
+            &delivery,
+            &DeliveryEvent::Dispatched {
+                delivery_id,
+                order_id,
+            },
+        )
+        .await,
+        incoming(
+            &codec,
+            &payments,
+            &PaymentEvent::Captured {
+                payment_id,
+                order_id,
+                amount: total,
+            },
+        )
+        .await,
+        incoming(
+            &codec,
+            &inventory,
+            &OrderStockEvent::OrderStockCommitted { order_id },
+        )
+        .await,
+        incoming(
+            &codec,
+            &delivery,
+            &DeliveryEvent::Completed {
+                delivery_id,
+                order_id,
+            },
+        )
+        .await,
+        incoming(&codec, &orders, &OrderEvent::Completed { order_id }).await,
+    ];
+    for record in &records {
+        apply(&orchestrator, &pool, record).await.unwrap();
+    }
+    let row = saga_row(&pool, order_id).await;
+    assert_eq!(row.outcome.as_deref(), Some("completed"));
+    assert_eq!(row.version, 8);
+    let sent: Vec<String> =
+        sqlx::query_scalar("SELECT headers->>'event_type' FROM outbox WHERE key = $1 ORDER BY id")
+            .bind(order_id.to_string())
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        sent,
+        [
+            "ReserveStock",
+            "AuthorizePayment",
+            "ScheduleDelivery",
+            "CapturePayment",
+            "CommitStock",
+            "CompleteOrder"
+        ]
+    );
+
+    // Bytes that are not in the wire format are poison.
+    let mut junk = records[0].clone();
+    junk.payload = b"{\"type\":\"OrderPlaced\"}".to_vec();
+    assert!(matches!(
+        apply(&orchestrator, &pool, &junk).await,
+        Err(consumers::HandlerError::Poison(_))
+    ));
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn an_unreachable_registry_is_a_transient_failure() {
+    let db = TestDb::new().await;
+    let pool = db.pool().clone();
+    // Nothing listens on this port once the listener is dropped.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let codec = Arc::new(AvroCodec::new(&format!("http://127.0.0.1:{port}")).unwrap());
+    let topics = Topics::with_prefix(format!("{}.", testkit::unique_name("t")));
+    let orchestrator = sagas::Orchestrator::new(pool.clone(), codec, topics, "test", patient());
+    let record = consumers::Incoming {
+        topic: "orders.events".to_owned(),
+        partition: 0,
+        offset: 0,
+        key: None,
+        // Wire format: magic byte 0, schema id 1, a body.
+        payload: vec![0, 0, 0, 0, 1, 2, 4],
+        headers: RecordHeaders::new(),
+        event_id: Uuid::now_v7(),
+    };
+    let failed = apply(&orchestrator, &pool, &record).await;
+    assert!(
+        matches!(failed, Err(consumers::HandlerError::Transient(_))),
+        "{failed:?}"
+    );
+}
