@@ -1,0 +1,255 @@
+//! Payments: the provider charges once under timeouts, retries, duplicate requests and duplicate callbacks;
+//! the reply contract; a Kafka round trip.
+
+mod common;
+
+use std::time::Duration;
+
+use consumers::HandlerError;
+use domain::{Currency, Money, OrderId, PaymentRequest};
+use services::payments::{self, PaymentsConfig, PaymentsHandler, Provider, ProviderConfig};
+
+fn eur(minor: i64) -> Money {
+    Money::new(minor, Currency::EUR).unwrap()
+}
+
+fn provider(decline_rate: f64, timeout_rate: f64, duplicate_callback_rate: f64) -> ProviderConfig {
+    ProviderConfig {
+        decline_rate,
+        latency: Duration::ZERO,
+        timeout_rate,
+        charge_before_timeout: 1.0,
+        duplicate_callback_rate,
+        seed: 1,
+    }
+}
+
+fn handler(env: &common::Env, config: ProviderConfig) -> PaymentsHandler {
+    PaymentsHandler::new(
+        env.context(),
+        Provider::new(env.db.pool().clone(), config.clone()),
+        PaymentsConfig {
+            provider: config,
+            ..PaymentsConfig::default()
+        },
+    )
+}
+
+async fn ledger_ops(env: &common::Env, order_id: OrderId) -> Vec<(String, i64)> {
+    payments::ledger(env.db.pool(), order_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.operation, e.amount_minor))
+        .collect()
+}
+
+#[tokio::test]
+async fn timeouts_retries_duplicate_requests_and_callbacks_never_charge_twice() {
+    let env = common::Env::new().await;
+    let commands = env.config.topics.commands("payments");
+    let events = env.config.topics.events("payment");
+    let order_id = OrderId::new();
+    let authorize = PaymentRequest::AuthorizePayment {
+        order_id,
+        amount: eur(4399),
+    };
+    let record = env.incoming(&commands, &authorize).await;
+
+    // The provider charges, then the answer is lost: transient, retried in place, three times.
+    let timing_out = handler(&env, provider(0.0, 1.0, 0.0));
+    for _ in 0..3 {
+        let result = env.apply(&timing_out, &record).await;
+        assert!(
+            matches!(result, Err(HandlerError::Transient(_))),
+            "{result:?}"
+        );
+    }
+    assert_eq!(
+        ledger_ops(&env, order_id).await,
+        [("authorize".to_owned(), 4399)]
+    );
+    assert!(
+        env.outbox(&events).await.is_empty(),
+        "no reply before an answer"
+    );
+
+    // The provider answers now, and its callback arrives twice.
+    let answering = handler(&env, provider(0.0, 0.0, 1.0));
+    env.apply(&answering, &record).await.unwrap();
+    // The saga asks again (a new request, a new event id).
+    let again = env.incoming(&commands, &authorize).await;
+    env.apply(&answering, &again).await.unwrap();
+    assert_eq!(
+        ledger_ops(&env, order_id).await,
+        [("authorize".to_owned(), 4399)]
+    );
+    let replies = env.outbox(&events).await;
+    assert_eq!(replies.len(), 2, "one reply per request: {replies:?}");
+    assert!(
+        replies
+            .iter()
+            .all(|(key, d)| key == &order_id.to_string() && d.event_type == "PaymentAuthorized")
+    );
+    assert_eq!(
+        replies[0].1.event, replies[1].1.event,
+        "the repeat gets the same reply"
+    );
+
+    // Capture twice, refund part, then a void after capture tells the truth.
+    let capture = PaymentRequest::CapturePayment { order_id };
+    for request in [
+        capture.clone(),
+        capture,
+        PaymentRequest::RefundPayment {
+            order_id,
+            amount: eur(1000),
+        },
+        PaymentRequest::VoidPayment { order_id },
+    ] {
+        let record = env.incoming(&commands, &request).await;
+        env.apply(&answering, &record).await.unwrap();
+    }
+    assert_eq!(
+        ledger_ops(&env, order_id).await,
+        [
+            ("authorize".to_owned(), 4399),
+            ("capture".to_owned(), 4399),
+            ("refund".to_owned(), 1000)
+        ]
+    );
+    let types: Vec<String> = env
+        .outbox(&events)
+        .await
+        .into_iter()
+        .map(|(_, d)| d.event_type)
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "PaymentAuthorized",
+            "PaymentAuthorized",
+            "PaymentCaptured",
+            "PaymentCaptured",
+            "PaymentRefunded",
+            "PaymentCaptured"
+        ]
+    );
+    let row = payments::get_payment(env.db.pool(), order_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (row.status.as_str(), row.captured_minor, row.refunded_minor),
+        ("captured", 4399, 1000)
+    );
+    // A refund past the captured amount is refused with a reason, and charges nothing.
+    let too_much = env
+        .incoming(
+            &commands,
+            &PaymentRequest::RefundPayment {
+                order_id,
+                amount: eur(4000),
+            },
+        )
+        .await;
+    assert!(matches!(
+        env.apply(&answering, &too_much).await,
+        Err(HandlerError::Poison(_))
+    ));
+    assert_eq!(ledger_ops(&env, order_id).await.len(), 3);
+}
+
+#[tokio::test]
+async fn declines_and_undo_of_nothing_get_their_replies() {
+    let env = common::Env::new().await;
+    let commands = env.config.topics.commands("payments");
+    let events = env.config.topics.events("payment");
+    let declining = handler(&env, provider(1.0, 0.0, 0.0));
+    let declined = OrderId::new();
+    let nothing = OrderId::new();
+    for request in [
+        PaymentRequest::AuthorizePayment {
+            order_id: declined,
+            amount: eur(500),
+        },
+        PaymentRequest::AuthorizePayment {
+            order_id: declined,
+            amount: eur(500),
+        },
+        PaymentRequest::VoidPayment { order_id: declined },
+        PaymentRequest::VoidPayment { order_id: nothing },
+    ] {
+        let record = env.incoming(&commands, &request).await;
+        env.apply(&declining, &record).await.unwrap();
+    }
+    let replies = env.outbox(&events).await;
+    let seen: Vec<(String, &str)> = replies
+        .iter()
+        .map(|(key, d)| (key.clone(), d.event_type.as_str()))
+        .collect();
+    let (d, n) = (declined.to_string(), nothing.to_string());
+    assert_eq!(
+        seen,
+        [
+            (d.clone(), "PaymentDeclined"),
+            (d.clone(), "PaymentDeclined"),
+            (d, "PaymentVoided"),
+            (n.clone(), "PaymentVoided"),
+        ]
+    );
+    assert_eq!(replies[0].1.event, replies[1].1.event);
+    assert_eq!(replies[2].1.event["amount"]["minor"], 0);
+    assert_eq!(replies[3].1.event["payment_id"], n);
+    assert_eq!(replies[3].1.event["amount"]["minor"], 0);
+    assert!(
+        ledger_ops(&env, declined).await.is_empty(),
+        "a decline charges nothing"
+    );
+    // A capture with no authorization is poison: dead-lettered, no reply, no charge.
+    let capture = env
+        .incoming(
+            &commands,
+            &PaymentRequest::CapturePayment { order_id: nothing },
+        )
+        .await;
+    assert!(matches!(
+        env.apply(&declining, &capture).await,
+        Err(HandlerError::Poison(_))
+    ));
+    assert!(ledger_ops(&env, nothing).await.is_empty());
+}
+
+#[tokio::test]
+async fn kafka_round_trip_authorize() {
+    let mut env = common::Env::new().await;
+    env.config.payments.provider = provider(0.0, 0.0, 0.0);
+    let pipeline = env
+        .start_pipeline(|pool, kafka, codec, config, stop| async move {
+            services::run_payments(pool, &kafka, codec, &config, stop).await
+        })
+        .await;
+    let order_id = OrderId::new();
+    let request = PaymentRequest::AuthorizePayment {
+        order_id,
+        amount: eur(4399),
+    };
+    let commands = env.config.topics.commands("payments");
+    pipeline.send(&env.codec, &commands, &request).await;
+    let replies = pipeline
+        .replies(&env.codec, &env.config.topics.events("payment"), 1)
+        .await;
+    assert_eq!(replies.len(), 1);
+    let (key, _, decoded) = &replies[0];
+    assert_eq!(key, &order_id.to_string());
+    let event: domain::PaymentEvent = serde_json::from_value(decoded.event.clone()).unwrap();
+    assert!(
+        matches!(event, domain::PaymentEvent::Authorized { amount, .. } if amount == eur(4399)),
+        "{event:?}"
+    );
+    pipeline.stop().await;
+    assert_eq!(
+        ledger_ops(&env, order_id).await,
+        [("authorize".to_owned(), 4399)]
+    );
+}
