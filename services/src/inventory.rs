@@ -102,7 +102,7 @@ pub async fn stock_level(pool: &PgPool, sku: &Sku) -> Result<StockLevel, Service
     })
 }
 
-/// What an order holds of `sku`, in units, by reservation status.
+/// What `order_id` holds or held: `(sku, status, units)` rows, by SKU and reservation status.
 pub async fn reserved_by_order(
     pool: &PgPool,
     order_id: OrderId,

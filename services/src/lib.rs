@@ -1,6 +1,6 @@
 //! The four services: orders, payments, inventory and delivery.
 //!
-//! Each service is a [`Handler`](consumers::Handler) on the consumer runtime, reading its commands topic
+//! Each service is a [`consumers::Handler`] on the consumer runtime, reading its commands topic
 //! (`<service>.commands`, Avro in the Confluent wire format) and writing its replies through the outbox in the
 //! same transaction as its effect and the inbox row. Every reply is keyed by the order id. Run one with
 //! [`run_orders`], [`run_payments`], [`run_inventory`] or [`run_delivery`] until a cancellation token fires.
@@ -34,7 +34,8 @@
 //! - a request that arrives after the entity moved past it gets the event of the current state, which tells
 //!   the truth: `CancelDelivery` after dispatch → `DeliveryDispatched` (or `DeliveryCompleted` /
 //!   `DeliveryFailed`); `VoidPayment` after capture → `PaymentCaptured`; `ReleaseStock` after commit →
-//!   `OrderStockCommitted`; `ReserveStock` after a release → `OrderStockReleased`; `CompleteOrder` on a
+//!   `OrderStockCommitted`; `ReserveStock` after a release or a commit → `OrderStockReleased` /
+//!   `OrderStockCommitted`; `CommitStock` after a release → `OrderStockReleased`; `CompleteOrder` on a
 //!   cancelled order → `OrderCancelled` and the other way round;
 //! - a declined payment → `PaymentDeclined`; an order short of stock → `OrderStockRejected` with the first
 //!   SKU short, what was asked and what was available.
@@ -46,6 +47,7 @@
 //! - Ordering between requests of one order rests on the key (one partition) and the runtime handling a
 //!   partition in order; the services do not reorder requests that reach them out of order (a
 //!   `VoidPayment` handled before its `AuthorizePayment` would void nothing and the authorization would stay).
+//! - The payments handler waits for the provider (its latency) inside the consumer's transaction.
 //! - Provider timeouts are retried in place (they hold the partition), never sent to the delayed retry topic,
 //!   so they do not reorder requests.
 //! - The simulated provider and carrier are simulations: decisions (decline, delivery failure) are a
@@ -352,6 +354,8 @@ pub async fn run_delivery(
     config: &ServicesConfig,
     cancel: CancellationToken,
 ) -> Result<(), ServiceError> {
+    // A token of our own, so that a consumer that fails stops our carrier and not the caller's other parts.
+    let cancel = cancel.child_token();
     let context = Context::from_config(pool.clone(), codec, config);
     let carrier = tokio::spawn(delivery::run_carrier(
         context.clone(),

@@ -3,6 +3,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use domain::{InventoryRequest, OrderId, OrderStockEvent, Quantity, Sku, StockLine};
 use services::inventory;
@@ -20,6 +21,9 @@ async fn reserve(db: &TestDb, lines: &[StockLine]) -> (OrderId, OrderStockEvent)
     let order_id = OrderId::new();
     let mut tx = db.pool().begin().await.unwrap();
     let reply = inventory::reserve(&mut tx, order_id, lines).await.unwrap();
+    // The handler's transaction goes on to write its reply: keep the locks a moment, so that concurrent
+    // reservations overlap and find every bucket busy.
+    tokio::time::sleep(Duration::from_millis(5)).await;
     tx.commit().await.unwrap();
     (order_id, reply)
 }
@@ -63,6 +67,27 @@ async fn concurrent_reservations_never_oversell_and_never_reject_while_stock_is_
     .await
     .unwrap();
     assert_eq!(over, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn as_many_concurrent_buyers_as_units_all_get_one_although_every_bucket_is_busy() {
+    let db = Arc::new(TestDb::new().await);
+    let sku = Sku::new("FLASH-2").unwrap();
+    inventory::set_stock(db.pool(), &sku, 40, 4).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let db = Arc::clone(&db);
+        tasks.spawn(async move { reserve(&db, &[line("FLASH-2", 1)]).await.1 });
+    }
+    while let Some(reply) = tasks.join_next().await {
+        let reply = reply.unwrap();
+        assert!(
+            matches!(reply, OrderStockEvent::OrderStockReserved { .. }),
+            "rejected while units were free: {reply:?}"
+        );
+    }
+    let level = inventory::stock_level(db.pool(), &sku).await.unwrap();
+    assert_eq!((level.on_hand, level.reserved), (40, 40));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
