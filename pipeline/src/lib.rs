@@ -1,0 +1,365 @@
+//! The whole pipeline in one process, for `orderflow demo`, `orderflow bench pipeline` and the end-to-end
+//! tests: the schema registry (unless one is given), the outbox relay, the four services and the saga
+//! orchestrator, each a task under one cancellation token.
+//!
+//! [`Pipeline::start`] creates the topics, starts every part and returns once they run;
+//! [`Pipeline::stop`] cancels them and waits, and reports the first part that failed. A part that ends on
+//! its own while the pipeline runs is an error the caller sees from [`Pipeline::check`].
+//!
+//! `orderflow serve <part>` runs the same parts one per process ([`Part`]).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub mod report;
+pub mod workload;
+
+use anyhow::Context as _;
+use outbox::{EventStore, Relay, RelayConfig};
+use producers::KafkaSettings;
+use schemas::AvroCodec;
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// One part of the pipeline; each can also run as its own process (`orderflow serve <part>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Part {
+    Registry,
+    Relay,
+    Orders,
+    Payments,
+    Inventory,
+    Delivery,
+    Orchestrator,
+}
+
+impl Part {
+    /// Every part, in start order.
+    pub const ALL: [Self; 7] = [
+        Self::Registry,
+        Self::Relay,
+        Self::Orders,
+        Self::Payments,
+        Self::Inventory,
+        Self::Delivery,
+        Self::Orchestrator,
+    ];
+
+    /// The part's name on the command line.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Registry => "registry",
+            Self::Relay => "relay",
+            Self::Orders => "orders",
+            Self::Payments => "payments",
+            Self::Inventory => "inventory",
+            Self::Delivery => "delivery",
+            Self::Orchestrator => "orchestrator",
+        }
+    }
+}
+
+impl fmt::Display for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where the registry is.
+#[derive(Clone, Debug)]
+pub enum RegistrySetting {
+    /// Serve one in this process on an ephemeral port of 127.0.0.1, on the pipeline's database.
+    InProcess,
+    /// Use the registry at this URL (`SCHEMA_REGISTRY_URL`).
+    Url(String),
+}
+
+/// How the pipeline runs.
+#[derive(Clone, Debug)]
+pub struct PipelineConfig {
+    pub kafka: KafkaSettings,
+    pub registry: RegistrySetting,
+    /// Partitions of each topic the pipeline creates.
+    pub partitions: i32,
+    pub relay: RelayConfig,
+    /// The services, and what every part shares with them: topic names (a prefix isolates one run from
+    /// another on a shared broker), the region written on every record, consumer group names and settings.
+    pub services: services::ServicesConfig,
+    pub saga: sagas::SagaConfig,
+}
+
+impl PipelineConfig {
+    /// Defaults for a local run on `kafka`: consumers with a 6 s session timeout (groups form faster), a
+    /// relay that polls every 100 ms besides its notifications.
+    #[must_use]
+    pub fn new(kafka: KafkaSettings) -> Self {
+        let mut services = services::ServicesConfig::default();
+        services.consumer.session_timeout = Duration::from_secs(6);
+        Self {
+            kafka,
+            registry: RegistrySetting::InProcess,
+            partitions: 6,
+            relay: RelayConfig {
+                poll_interval: Duration::from_millis(100),
+                ..RelayConfig::default()
+            },
+            services,
+            saga: sagas::SagaConfig::default(),
+        }
+    }
+
+    /// Every topic the pipeline writes or reads.
+    #[must_use]
+    pub fn all_topics(&self) -> Vec<String> {
+        let topics = &self.services.topics;
+        let mut all: Vec<String> = ["order", "payment", "inventory", "delivery"]
+            .iter()
+            .map(|a| topics.events(a))
+            .collect();
+        all.extend(
+            ["orders", "payments", "inventory", "delivery"]
+                .iter()
+                .map(|s| topics.commands(s)),
+        );
+        all
+    }
+}
+
+/// What every part shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub pool: PgPool,
+    pub config: PipelineConfig,
+    pub registry_url: String,
+    pub codec: Arc<AvroCodec>,
+    pub store: EventStore<Arc<AvroCodec>>,
+}
+
+impl Shared {
+    /// The shared state of parts on `pool`, encoding through the registry at `registry_url`.
+    ///
+    /// # Errors
+    /// When the registry client cannot be built.
+    pub fn new(pool: PgPool, config: PipelineConfig, registry_url: String) -> anyhow::Result<Self> {
+        let codec =
+            Arc::new(AvroCodec::new(&registry_url).context("failed to create the Avro codec")?);
+        let store = EventStore::new(
+            pool.clone(),
+            codec.clone(),
+            config.services.topics.clone(),
+            config.services.region.clone(),
+        );
+        Ok(Self {
+            pool,
+            config,
+            registry_url,
+            codec,
+            store,
+        })
+    }
+}
+
+/// The running pipeline.
+pub struct Pipeline {
+    shared: Shared,
+    cancel: CancellationToken,
+    parts: Vec<Running>,
+}
+
+/// A part's task, stopped by its own token (a child of the pipeline's).
+struct Running {
+    part: Part,
+    cancel: CancellationToken,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Pipeline {
+    /// Migrates, creates the topics and starts every part.
+    ///
+    /// # Errors
+    /// When the database or the broker cannot be reached, or a part cannot start.
+    pub async fn start(pool: PgPool, config: PipelineConfig) -> anyhow::Result<Self> {
+        Self::start_parts(pool, config, &Part::ALL).await
+    }
+
+    /// Like [`start`](Self::start), with only `parts` (the registry part only matters when
+    /// [`RegistrySetting::InProcess`]).
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    pub async fn start_parts(
+        pool: PgPool,
+        config: PipelineConfig,
+        parts: &[Part],
+    ) -> anyhow::Result<Self> {
+        db::migrate(&pool)
+            .await
+            .context("failed to migrate the database")?;
+        for topic in config.all_topics() {
+            producers::ensure_topic(&config.kafka, &topic, config.partitions)
+                .await
+                .with_context(|| format!("failed to create topic {topic}"))?;
+        }
+        let cancel = CancellationToken::new();
+        let mut running = Vec::new();
+        let registry_url =
+            match &config.registry {
+                RegistrySetting::Url(url) => url.clone(),
+                RegistrySetting::InProcess => {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .context("failed to bind the registry")?;
+                    let url = format!("http://{}", listener.local_addr()?);
+                    let stop = cancel.child_token();
+                    // A pool of its own: writers encode inside their transactions and may wait on the registry,
+                    // which must never wait for one of their connections.
+                    let pool = sqlx::postgres::PgPoolOptions::new()
+                        .max_connections(4)
+                        .connect_with((*pool.connect_options()).clone())
+                        .await
+                        .context("failed to connect the registry to the database")?;
+                    let part_cancel = stop.clone();
+                    running.push(Running {
+                        part: Part::Registry,
+                        cancel: part_cancel,
+                        handle: tokio::spawn(async move {
+                            schemas::registry::serve(listener, pool, async move {
+                                stop.cancelled().await
+                            })
+                            .await
+                            .context("the registry failed")
+                        }),
+                    });
+                    url
+                }
+            };
+        let shared = Shared::new(pool, config, registry_url)?;
+        let mut pipeline = Self {
+            shared,
+            cancel,
+            parts: running,
+        };
+        for &part in parts {
+            if part != Part::Registry {
+                pipeline.spawn(part);
+            }
+        }
+        Ok(pipeline)
+    }
+
+    fn spawn(&mut self, part: Part) {
+        let cancel = self.cancel.child_token();
+        let handle = tokio::spawn(run_part(part, self.shared.clone(), cancel.clone()));
+        self.parts.push(Running {
+            part,
+            cancel,
+            handle,
+        });
+    }
+
+    /// Stops `part` (as SIGTERM would: it finishes what it is applying and commits) and starts it again, as a
+    /// redeploy does; starts it when it was not running.
+    ///
+    /// # Errors
+    /// When the stopped part had failed.
+    pub async fn restart(&mut self, part: Part) -> anyhow::Result<()> {
+        if let Some(index) = self.parts.iter().position(|r| r.part == part) {
+            let running = self.parts.remove(index);
+            running.cancel.cancel();
+            running.handle.await.context("the part panicked")??;
+        }
+        self.spawn(part);
+        Ok(())
+    }
+
+    /// What the parts share: the pool, the event store (Avro through the registry), the config.
+    #[must_use]
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// An error naming the first part that ended while the pipeline should be running.
+    ///
+    /// # Errors
+    /// When a part has ended, with its reason.
+    pub fn check(&self) -> anyhow::Result<()> {
+        match self.parts.iter().find(|r| r.handle.is_finished()) {
+            Some(r) => anyhow::bail!("the {} part stopped while the pipeline was running", r.part),
+            None => Ok(()),
+        }
+    }
+
+    /// Cancels every part and waits for them; the first failure is returned, naming its part.
+    ///
+    /// # Errors
+    /// The first part that failed or panicked.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.cancel.cancel();
+        let mut first = Ok(());
+        for Running { part, handle, .. } in self.parts {
+            let outcome = match handle.await {
+                Ok(result) => result.with_context(|| format!("the {part} part failed")),
+                Err(e) => Err(anyhow::anyhow!("the {part} part panicked: {e}")),
+            };
+            if let Err(e) = outcome {
+                tracing::error!(%part, error = format!("{e:#}"), "part failed");
+                if first.is_ok() {
+                    first = Err(e);
+                }
+            }
+        }
+        first
+    }
+}
+
+/// Runs one part until `cancel`.
+///
+/// # Errors
+/// When the part fails.
+pub async fn run_part(part: Part, shared: Shared, cancel: CancellationToken) -> anyhow::Result<()> {
+    let Shared {
+        pool,
+        config,
+        codec,
+        ..
+    } = shared;
+    let kafka = &config.kafka;
+    let services = &config.services;
+    match part {
+        Part::Registry => {
+            anyhow::bail!("the registry is served by Pipeline::start or `orderflow registry`")
+        }
+        Part::Relay => {
+            let relay = Relay::new(pool, kafka, config.relay.clone())
+                .context("failed to create the relay")?;
+            Ok(relay.run(cancel).await?)
+        }
+        Part::Orders => Ok(services::run_orders(pool, kafka, codec, services, cancel).await?),
+        Part::Payments => Ok(services::run_payments(pool, kafka, codec, services, cancel).await?),
+        Part::Inventory => Ok(services::run_inventory(pool, kafka, codec, services, cancel).await?),
+        Part::Delivery => Ok(services::run_delivery(pool, kafka, codec, services, cancel).await?),
+        Part::Orchestrator => {
+            let mut settings = sagas::OrchestratorSettings::new(&services.topics);
+            settings.region.clone_from(&services.region);
+            settings.consumer = consumers::ConsumerSettings {
+                group_id: format!("{}orchestrator", services.group_prefix),
+                topics: sagas::subscribed_topics(&services.topics),
+                ..services.consumer.clone()
+            };
+            let topics = services.topics.clone();
+            Ok(sagas::run_orchestrator(
+                pool,
+                kafka.clone(),
+                codec,
+                topics,
+                config.saga.clone(),
+                settings,
+                cancel,
+            )
+            .await?)
+        }
+    }
+}
