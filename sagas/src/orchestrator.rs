@@ -4,13 +4,11 @@
 use std::sync::Arc;
 
 use consumers::{ConsumerRuntime, ConsumerSettings, Handler, HandlerError, Incoming};
-use outbox::codec::CodecError;
-use outbox::{Codec, Encoded, Metadata};
+use outbox::Metadata;
 use producers::KafkaSettings;
 use producers::headers::TRACEPARENT;
 use producers::topics::Topics;
 use schemas::{AvroCodec, SchemaError};
-use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
@@ -56,28 +54,6 @@ impl OrchestratorSettings {
     }
 }
 
-/// A codec shared by reference count, so that one [`AvroCodec`] (and its schema cache) serves both the
-/// outbox writes and the decoding of incoming records.
-#[derive(Debug)]
-pub struct SharedCodec<C>(pub Arc<C>);
-
-impl<C> Clone for SharedCodec<C> {
-    fn clone(&self) -> Self {
-        Self(Arc::clone(&self.0))
-    }
-}
-
-impl<C: Codec> Codec for SharedCodec<C> {
-    async fn encode(
-        &self,
-        topic: &str,
-        event_type: &str,
-        event: &Value,
-    ) -> Result<Encoded, CodecError> {
-        Codec::encode(&*self.0, topic, event_type, event).await
-    }
-}
-
 /// The orchestrator's [`Handler`]: decodes a record of the services' events, routes it to the saga of its
 /// order and handles it there ([`SagaStore::handle`]) in the runtime's transaction, so the saga's events,
 /// its commands, its timer and the inbox row commit together.
@@ -88,7 +64,7 @@ impl<C: Codec> Codec for SharedCodec<C> {
 /// [`HandlerError::Transient`] (retried in place: reload and decide again).
 #[derive(Debug)]
 pub struct Orchestrator<C = AvroCodec> {
-    store: Arc<SagaStore<SharedCodec<C>>>,
+    store: Arc<SagaStore<Arc<C>>>,
     codec: Arc<C>,
 }
 
@@ -111,13 +87,7 @@ impl Orchestrator<AvroCodec> {
         region: impl Into<String>,
         config: SagaConfig,
     ) -> Self {
-        let store = SagaStore::new(
-            pool,
-            SharedCodec(Arc::clone(&codec)),
-            topics,
-            region,
-            config,
-        );
+        let store = SagaStore::new(pool, Arc::clone(&codec), topics, region, config);
         Self {
             store: Arc::new(store),
             codec,
@@ -125,7 +95,7 @@ impl Orchestrator<AvroCodec> {
     }
 
     /// The saga store it writes to.
-    pub fn store(&self) -> &Arc<SagaStore<SharedCodec<AvroCodec>>> {
+    pub fn store(&self) -> &Arc<SagaStore<Arc<AvroCodec>>> {
         &self.store
     }
 }

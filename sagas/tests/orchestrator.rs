@@ -15,7 +15,7 @@ use producers::headers::{self, RecordHeaders};
 use producers::topics::Topics;
 use producers::{KafkaSettings, ProducerSettings};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use sagas::{OrchestratorSettings, SharedCodec, run_orchestrator, subscribed_topics};
+use sagas::{OrchestratorSettings, run_orchestrator, subscribed_topics};
 use schemas::AvroCodec;
 use sqlx::PgPool;
 use testkit::TestDb;
@@ -120,12 +120,7 @@ async fn an_order_placed_on_kafka_starts_a_saga_that_sends_reserve_stock() {
     ));
 
     // The orders service places an order: OrderPlaced goes out through its outbox and the relay.
-    let orders = EventStore::new(
-        pool.clone(),
-        SharedCodec(Arc::clone(&codec)),
-        topics.clone(),
-        "test",
-    );
+    let orders = EventStore::new(pool.clone(), Arc::clone(&codec), topics.clone(), "test");
     let order_id = OrderId::new();
     orders
         .execute::<OrderState>(

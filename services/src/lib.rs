@@ -133,25 +133,10 @@ impl ServicesConfig {
     }
 }
 
-/// The Avro codec shared by a service's decoder and its event store.
-#[derive(Clone, Debug)]
-pub struct SharedCodec(pub Arc<AvroCodec>);
-
-impl outbox::Codec for SharedCodec {
-    async fn encode(
-        &self,
-        topic: &str,
-        event_type: &str,
-        event: &serde_json::Value,
-    ) -> Result<outbox::Encoded, outbox::codec::CodecError> {
-        outbox::Codec::encode(self.0.as_ref(), topic, event_type, event).await
-    }
-}
-
 /// What every handler needs: the event store (writing Avro), the codec to decode requests, the topics.
 #[derive(Clone, Debug)]
 pub struct Context {
-    pub store: EventStore<SharedCodec>,
+    pub store: EventStore<Arc<AvroCodec>>,
     pub codec: Arc<AvroCodec>,
     pub topics: Topics,
 }
@@ -165,12 +150,7 @@ impl Context {
         region: impl Into<String>,
     ) -> Self {
         Self {
-            store: EventStore::new(
-                pool,
-                SharedCodec(Arc::clone(&codec)),
-                topics.clone(),
-                region,
-            ),
+            store: EventStore::new(pool, Arc::clone(&codec), topics.clone(), region),
             codec,
             topics,
         }
