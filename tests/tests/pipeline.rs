@@ -1,0 +1,313 @@
+//! End to end on the real broker, database and registry: the whole pipeline (relay, the four services, the
+//! saga orchestrator) in this process, on topics and consumer groups of each test, driven through the
+//! orders service and checked with the demo's report (its consistency checks must pass).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use indicatif::ProgressBar;
+use pipeline::report::{Report, wait_until_ended};
+use pipeline::workload::Workload;
+use pipeline::{Part, Pipeline, PipelineConfig};
+use producers::topics::Topics;
+use testkit::TestDb;
+
+/// One pipeline at a time: each holds up to [`CONNECTIONS`] Postgres connections and keeps the broker busy.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+const CONNECTIONS: u32 = 40;
+
+struct Run {
+    db: TestDb,
+    pipeline: Pipeline,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+/// A pipeline on a fresh database and topics of its own, without declines or delivery failures unless the
+/// test asks for them.
+async fn start(parts: &[Part], customize: impl FnOnce(&mut PipelineConfig)) -> Run {
+    let turn = ONE_AT_A_TIME.lock().await;
+    let db = TestDb::new().await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(CONNECTIONS)
+        .acquire_timeout(Duration::from_secs(60))
+        .connect(db.url())
+        .await
+        .unwrap();
+    let mut config = PipelineConfig::new(testkit::kafka());
+    let prefix = format!("{}.", testkit::unique_name("e2e"));
+    config.services.topics = Topics::with_prefix(prefix.clone());
+    config.services.group_prefix = prefix;
+    config.partitions = 3;
+    config.services.payments.provider.decline_rate = 0.0;
+    config.services.carrier.failure_rate = 0.0;
+    config.services.carrier.dispatch_delay = Duration::from_millis(200);
+    config.services.carrier.delivery_delay = Duration::from_millis(200);
+    customize(&mut config);
+    let pipeline = Pipeline::start_parts(pool, config, parts).await.unwrap();
+    Run {
+        db,
+        pipeline,
+        _turn: turn,
+    }
+}
+
+/// Stocks and places `workload`, waits for every saga (at most `timeout`) and gathers the report.
+async fn run(pipeline: &Pipeline, workload: &Workload, timeout: Duration) -> Report {
+    let shared = pipeline.shared();
+    workload.stock(shared).await.unwrap();
+    let progress = ProgressBar::hidden();
+    let placed = workload.place(shared, &progress).await.unwrap();
+    let open = wait_until_ended(&shared.pool, &placed, timeout, &progress, || {
+        pipeline.check()
+    })
+    .await
+    .unwrap();
+    let report = Report::gather(
+        &shared.pool,
+        &placed,
+        &workload.flash_sku(),
+        workload.flash_sale_units,
+    )
+    .await
+    .unwrap();
+    assert_eq!(open, 0, "orders still open:\n{}", report.render());
+    report
+}
+
+fn counts<const N: usize>(pairs: [(&str, i64); N]) -> BTreeMap<String, i64> {
+    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+fn assert_passed(report: &Report) {
+    assert!(report.passed(), "a check failed:\n{}", report.render());
+}
+
+#[tokio::test]
+async fn happy_path_completes_every_order() {
+    let Run {
+        db: _db,
+        pipeline,
+        _turn,
+    } = start(&Part::ALL, |_| {}).await;
+    let report = run(&pipeline, &Workload::happy(30), Duration::from_secs(180)).await;
+    pipeline.stop().await.unwrap();
+    assert_eq!(report.orders_by_state, counts([("completed", 30)]));
+    assert_eq!(report.saga_outcomes, counts([("completed", 30)]));
+    assert_passed(&report);
+}
+
+#[tokio::test]
+async fn declined_payments_release_the_stock_and_cancel() {
+    let Run {
+        db: _db,
+        pipeline,
+        _turn,
+    } = start(&Part::ALL, |c| {
+        c.services.payments.provider.decline_rate = 1.0
+    })
+    .await;
+    let report = run(&pipeline, &Workload::happy(10), Duration::from_secs(180)).await;
+    pipeline.stop().await.unwrap();
+    assert_eq!(report.orders_by_state, counts([("cancelled", 10)]));
+    assert_eq!(report.cancel_reasons, counts([("PaymentDeclined", 10)]));
+    assert_eq!(report.compensations, 10);
+    assert_passed(&report);
+}
+
+#[tokio::test]
+async fn failed_deliveries_void_the_payment_release_the_stock_and_cancel() {
+    let Run {
+        db: _db,
+        pipeline,
+        _turn,
+    } = start(&Part::ALL, |c| c.services.carrier.failure_rate = 1.0).await;
+    let report = run(&pipeline, &Workload::happy(10), Duration::from_secs(180)).await;
+    pipeline.stop().await.unwrap();
+    assert_eq!(report.orders_by_state, counts([("cancelled", 10)]));
+    assert_eq!(report.cancel_reasons, counts([("DeliveryFailed", 10)]));
+    assert_passed(&report);
+}
+
+#[tokio::test]
+async fn orders_beyond_the_stock_are_cancelled_out_of_stock() {
+    let Run {
+        db: _db,
+        pipeline,
+        _turn,
+    } = start(&Part::ALL, |_| {}).await;
+    let workload = Workload {
+        flash_sale_share: 1.0,
+        flash_sale_units: 4,
+        flash_sale_buckets: 2,
+        ..Workload::happy(12)
+    };
+    let report = run(&pipeline, &workload, Duration::from_secs(180)).await;
+    pipeline.stop().await.unwrap();
+    assert_eq!(
+        report.orders_by_state,
+        counts([("cancelled", 8), ("completed", 4)])
+    );
+    assert_eq!(report.cancel_reasons, counts([("OutOfStock", 8)]));
+    assert_passed(&report);
+}
+
+#[tokio::test]
+async fn a_double_submit_makes_one_order() {
+    let Run {
+        db,
+        pipeline,
+        _turn,
+    } = start(&Part::ALL, |_| {}).await;
+    let workload = Workload {
+        double_submit_share: 1.0,
+        ..Workload::happy(10)
+    };
+    let report = run(&pipeline, &workload, Duration::from_secs(180)).await;
+    pipeline.stop().await.unwrap();
+    assert_eq!(report.duplicates_suppressed, 10);
+    assert_eq!(report.orders_by_state, counts([("completed", 10)]));
+    let placed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'OrderPlaced'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(placed, 10);
+    assert_passed(&report);
+}
+
+/// The delivery service is down: scheduling times out, and the saga compensates (void, release) and
+/// cancels with reason Timeout. The service comes back before the compensation's retries run out, so the
+/// cancellation of the delivery it may have scheduled is answered too.
+#[tokio::test]
+async fn a_step_that_times_out_is_compensated() {
+    let without_delivery: Vec<Part> = Part::ALL
+        .into_iter()
+        .filter(|p| *p != Part::Delivery)
+        .collect();
+    let Run {
+        db,
+        mut pipeline,
+        _turn,
+    } = start(&without_delivery, |c| {
+        c.saga.timeouts.schedule_delivery = Duration::from_secs(2);
+        c.saga.timeouts.compensation = Duration::from_secs(3);
+        c.saga.retry.first_backoff = Duration::from_millis(500);
+        c.saga.retry.max_attempts = 20;
+        c.services.carrier.dispatch_delay = Duration::from_secs(120);
+    })
+    .await;
+    let workload = Workload::happy(8);
+    let shared = pipeline.shared().clone();
+    workload.stock(&shared).await.unwrap();
+    let placed = workload
+        .place(&shared, &ProgressBar::hidden())
+        .await
+        .unwrap();
+    // Wait until every saga has timed out in the scheduling step and moved on to compensating.
+    let ids: Vec<uuid::Uuid> = placed.order_ids.iter().map(|id| id.as_uuid()).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let timed_out: i64 = sqlx::query_scalar(
+            "SELECT count(DISTINCT order_id) FROM saga_events
+             WHERE order_id = ANY($1) AND event_type = 'CompensationStarted'",
+        )
+        .bind(&ids)
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+        if timed_out == 8 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{timed_out} of 8 sagas timed out"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    pipeline.restart(Part::Delivery).await.unwrap();
+    let open = wait_until_ended(
+        db.pool(),
+        &placed,
+        Duration::from_secs(180),
+        &ProgressBar::hidden(),
+        || pipeline.check(),
+    )
+    .await
+    .unwrap();
+    let report = Report::gather(db.pool(), &placed, &workload.flash_sku(), 0)
+        .await
+        .unwrap();
+    pipeline.stop().await.unwrap();
+    assert_eq!(open, 0, "{}", report.render());
+    assert_eq!(report.orders_by_state, counts([("cancelled", 8)]));
+    assert_eq!(report.cancel_reasons, counts([("Timeout", 8)]));
+    assert_passed(&report);
+}
+
+/// Services are stopped and started again (as a redeploy does) while sagas are in flight.
+#[tokio::test]
+async fn services_restarted_in_the_middle_of_sagas() {
+    let Run {
+        db,
+        mut pipeline,
+        _turn,
+    } = start(&Part::ALL, |_| {}).await;
+    let workload = Workload::happy(40);
+    let shared = pipeline.shared().clone();
+    workload.stock(&shared).await.unwrap();
+    let placed = workload
+        .place(&shared, &ProgressBar::hidden())
+        .await
+        .unwrap();
+    for part in [
+        Part::Payments,
+        Part::Inventory,
+        Part::Orchestrator,
+        Part::Relay,
+        Part::Delivery,
+    ] {
+        pipeline.restart(part).await.unwrap();
+    }
+    let open = wait_until_ended(
+        db.pool(),
+        &placed,
+        Duration::from_secs(240),
+        &ProgressBar::hidden(),
+        || pipeline.check(),
+    )
+    .await
+    .unwrap();
+    let report = Report::gather(db.pool(), &placed, &workload.flash_sku(), 0)
+        .await
+        .unwrap();
+    pipeline.stop().await.unwrap();
+    assert_eq!(open, 0, "{}", report.render());
+    assert_eq!(report.orders_by_state, counts([("completed", 40)]));
+    assert_passed(&report);
+}
+
+/// 2,000 buyers for 100 units of one SKU spread over 8 buckets, with declines and delivery failures off:
+/// exactly 100 orders complete and 1,900 are cancelled for lack of stock.
+#[tokio::test]
+async fn flash_sale_sells_exactly_the_stock() {
+    let Run {
+        db: _db,
+        pipeline,
+        _turn,
+    } = start(&Part::ALL, |_| {}).await;
+    let workload = Workload {
+        flash_sale_share: 1.0,
+        flash_sale_units: 100,
+        flash_sale_buckets: 8,
+        concurrency: 64,
+        ..Workload::happy(2000)
+    };
+    let report = run(&pipeline, &workload, Duration::from_secs(900)).await;
+    pipeline.stop().await.unwrap();
+    assert_eq!(
+        report.orders_by_state,
+        counts([("cancelled", 1900), ("completed", 100)])
+    );
+    assert_eq!(report.cancel_reasons, counts([("OutOfStock", 1900)]));
+    assert_passed(&report);
+}
