@@ -25,6 +25,10 @@ pub enum BenchCommand {
     /// Consumer throughput with the inbox against the same handler without it, in one run, on a topic and a
     /// database of its own; the last line printed is the ratio.
     Consumers(ConsumerBenchArgs),
+    /// Orders per second completed end to end through the whole pipeline, with latency p50/p99, beside the
+    /// Postgres commit ceiling measured on the same pool in the same run; the last line is the ratio of the
+    /// pipeline's commits per second to that ceiling.
+    Pipeline(crate::bench_pipeline::PipelineBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,6 +74,7 @@ pub async fn run(
     match command {
         BenchCommand::Outbox(args) => outbox_bench(db_settings, kafka, args).await,
         BenchCommand::Consumers(args) => consumers_bench(db_settings, kafka, args).await,
+        BenchCommand::Pipeline(args) => crate::bench_pipeline::run(db_settings, kafka, args).await,
     }
 }
 

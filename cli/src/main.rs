@@ -4,10 +4,13 @@
 //! Settings come from flags or, for each flag that names one, the environment variable of the same meaning.
 
 mod bench;
+mod bench_pipeline;
 mod config_file;
+mod demo;
 mod dlq;
 mod registry;
 mod relay;
+mod serve;
 mod smoke;
 mod status;
 
@@ -56,6 +59,10 @@ struct Connections {
         hide_env_values = true
     )]
     kafka_property: Vec<(String, String)>,
+    /// Schema registry URL (Confluent's REST API: `orderflow registry`, Confluent Schema Registry, Apicurio,
+    /// Redpanda). Records are Avro in the Confluent wire format.
+    #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = schemas::codec::DEFAULT_REGISTRY_URL, global = true)]
+    schema_registry_url: String,
 }
 
 /// Parses `key=value`, refusing an empty key.
@@ -99,6 +106,12 @@ enum Command {
         #[command(subcommand)]
         command: dlq::DlqCommand,
     },
+    /// The whole pipeline on the local environment: a realistic mix of orders (declines, out of stock,
+    /// delivery failures, double submits, a flash sale), a progress bar, and a summary with consistency
+    /// checks; exits non-zero when a check fails.
+    Demo(demo::DemoArgs),
+    /// Run one part of the pipeline as its own process, with /health and /metrics endpoints.
+    Serve(serve::ServeArgs),
     /// Benchmarks; each prints its figures and, last, the ratio to a baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -154,6 +167,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Outbox { command } => relay::outbox_command(&db_settings, &command).await,
         Command::Status(args) => status::run(&db_settings, &kafka, &args).await,
         Command::Dlq { command } => dlq::run(&kafka, &command).await,
+        Command::Demo(args) => {
+            demo::run(
+                &db_settings,
+                &kafka,
+                &cli.connections.schema_registry_url,
+                &args,
+            )
+            .await
+        }
+        Command::Serve(args) => {
+            serve::run(
+                &db_settings,
+                &kafka,
+                &cli.connections.schema_registry_url,
+                &args,
+            )
+            .await
+        }
         Command::Bench { command } => bench::run(&db_settings, &kafka, &command).await,
         Command::Migrate => {
             let pool = db::connect(&db_settings).await?;

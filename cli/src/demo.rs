@@ -1,0 +1,127 @@
+//! `orderflow demo`: the whole pipeline on the local environment, a realistic mix of orders through it,
+//! and a summary with consistency checks. Exits non-zero when a check fails.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use indicatif::ProgressBar;
+use pipeline::report::{Report, wait_until_ended};
+use pipeline::workload::Workload;
+use pipeline::{Pipeline, PipelineConfig, RegistrySetting};
+use producers::KafkaSettings;
+use producers::topics::Topics;
+
+/// Settings of `orderflow demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Orders to place.
+    #[arg(long, default_value_t = 2000)]
+    orders: usize,
+    /// Order submissions in flight at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Share of payments the simulated provider declines.
+    #[arg(long, default_value_t = 0.05)]
+    decline_rate: f64,
+    /// Share of deliveries the simulated carrier fails before dispatch.
+    #[arg(long, default_value_t = 0.05)]
+    delivery_failure_rate: f64,
+    /// Units of the flash-sale SKU; a quarter of the orders want one.
+    #[arg(long, default_value_t = 100)]
+    flash_sale_units: u32,
+    /// Give up waiting for the sagas after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout_secs: u64,
+    /// Use the registry at SCHEMA_REGISTRY_URL instead of serving one in this process.
+    #[arg(long)]
+    external_registry: bool,
+}
+
+/// Runs the demo; every part runs in this process, on topics and consumer groups of this run only.
+pub async fn run(
+    db: &db::DbSettings,
+    kafka: &KafkaSettings,
+    registry_url: &str,
+    args: &DemoArgs,
+) -> anyhow::Result<()> {
+    // Order submissions, five consumers' partition workers, the relay and the timers each hold connections.
+    let pool = db::connect(&db::DbSettings {
+        max_connections: 60,
+        acquire_timeout: Duration::from_secs(120),
+        ..db.clone()
+    })
+    .await?;
+    let mut workload = Workload::demo(args.orders);
+    workload.concurrency = args.concurrency;
+    workload.flash_sale_units = args.flash_sale_units;
+    let config = demo_config(kafka, &workload.run_id, args, registry_url);
+    println!(
+        "demo run {}: {} orders, {} flash-sale units for about {} buyers, topics {}*",
+        workload.run_id,
+        args.orders,
+        args.flash_sale_units,
+        (args.orders as f64 * workload.flash_sale_share).round(),
+        config
+            .services
+            .topics
+            .events("order")
+            .trim_end_matches("orders.events"),
+    );
+    let pipeline = Pipeline::start(pool.clone(), config).await?;
+    let outcome = drive(&pipeline, &workload, args).await;
+    let stopped = pipeline.stop().await;
+    let report = outcome?;
+    stopped?;
+    print!("{}", report.render());
+    anyhow::ensure!(report.passed(), "a consistency check failed");
+    Ok(())
+}
+
+async fn drive(
+    pipeline: &Pipeline,
+    workload: &Workload,
+    args: &DemoArgs,
+) -> anyhow::Result<Report> {
+    let shared = pipeline.shared();
+    workload
+        .stock(shared)
+        .await
+        .context("failed to put the stock in place")?;
+    let progress = ProgressBar::new(0);
+    let placed = workload.place(shared, &progress).await?;
+    let open = wait_until_ended(
+        &shared.pool,
+        &placed,
+        Duration::from_secs(args.timeout_secs),
+        &progress,
+        || pipeline.check(),
+    )
+    .await?;
+    if open > 0 {
+        eprintln!("{open} orders still open after {} s", args.timeout_secs);
+    }
+    Report::gather(
+        &shared.pool,
+        &placed,
+        &workload.flash_sku(),
+        workload.flash_sale_units,
+    )
+    .await
+}
+
+fn demo_config(
+    kafka: &KafkaSettings,
+    run_id: &str,
+    args: &DemoArgs,
+    registry_url: &str,
+) -> PipelineConfig {
+    let mut config = PipelineConfig::new(kafka.clone());
+    config.services.topics = Topics::with_prefix(format!("demo-{run_id}."));
+    config.services.group_prefix = format!("demo-{run_id}-");
+    config.services.payments.provider.decline_rate = args.decline_rate;
+    config.services.carrier.failure_rate = args.delivery_failure_rate;
+    if args.external_registry {
+        config.registry = RegistrySetting::Url(registry_url.to_owned());
+    }
+    config
+}

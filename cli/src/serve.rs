@@ -1,0 +1,137 @@
+//! `orderflow serve <part>`: one part of the pipeline as its own process, with health and Prometheus
+//! metrics endpoints, so the pipeline can run as separate processes (one relay, one orchestrator, each
+//! service) as it would in production.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use pipeline::{Part, PipelineConfig, Shared};
+use producers::KafkaSettings;
+use tokio_util::sync::CancellationToken;
+
+/// The parts `serve` can run.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ServedPart {
+    /// The outbox relay (also `orderflow relay`).
+    Relay,
+    /// The orders service: orders.commands; the order read model.
+    Orders,
+    /// The payments service with its simulated provider: payments.commands.
+    Payments,
+    /// The inventory service: inventory.commands; stock per SKU in buckets.
+    Inventory,
+    /// The delivery service and its carrier simulation: delivery.commands.
+    Delivery,
+    /// The order saga orchestrator: replies on the *.events topics, durable timers.
+    Orchestrator,
+}
+
+impl From<ServedPart> for Part {
+    fn from(part: ServedPart) -> Self {
+        match part {
+            ServedPart::Relay => Self::Relay,
+            ServedPart::Orders => Self::Orders,
+            ServedPart::Payments => Self::Payments,
+            ServedPart::Inventory => Self::Inventory,
+            ServedPart::Delivery => Self::Delivery,
+            ServedPart::Orchestrator => Self::Orchestrator,
+        }
+    }
+}
+
+/// Settings of `orderflow serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Which part to run. The schema registry runs with `orderflow registry`.
+    #[arg(value_enum)]
+    part: ServedPart,
+    /// Serve GET /health (200 while the part runs, 503 once it stopped) and GET /metrics (Prometheus) here.
+    #[arg(long, env = "HEALTH_ADDR", default_value = "127.0.0.1:9464")]
+    health_addr: SocketAddr,
+    /// Prefix of every topic name, to keep several pipelines apart on one cluster.
+    #[arg(long, env = "TOPIC_PREFIX", default_value = "")]
+    topic_prefix: String,
+    /// Consumer groups are named <prefix><part>, e.g. orderflow-payments; every process of one part shares
+    /// its group.
+    #[arg(long, env = "GROUP_PREFIX", default_value = "orderflow-")]
+    group_prefix: String,
+    /// The region recorded on every record this process writes.
+    #[arg(long, env = "REGION", default_value = "local")]
+    region: String,
+}
+
+/// Runs the part until SIGINT or SIGTERM.
+pub async fn run(
+    db: &db::DbSettings,
+    kafka: &KafkaSettings,
+    registry_url: &str,
+    args: &ServeArgs,
+) -> anyhow::Result<()> {
+    let part = Part::from(args.part);
+    let metrics = PrometheusBuilder::new()
+        .install_recorder()
+        .context("failed to install the metrics recorder")?;
+    let pool = db::connect(db).await?;
+    db::migrate(&pool).await?;
+    let mut config = PipelineConfig::new(kafka.clone());
+    config.services.topics = producers::topics::Topics::with_prefix(args.topic_prefix.clone());
+    config.services.region.clone_from(&args.region);
+    config.services.group_prefix.clone_from(&args.group_prefix);
+    let shared = Shared::new(pool, config, registry_url.to_owned())?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(crate::cancel_on_signal(shutdown.clone()));
+    let alive = Arc::new(AtomicBool::new(true));
+    let listener = tokio::net::TcpListener::bind(args.health_addr)
+        .await
+        .with_context(|| format!("failed to listen on {}", args.health_addr))?;
+    let endpoints = tokio::spawn(serve_endpoints(
+        listener,
+        metrics,
+        alive.clone(),
+        shutdown.clone(),
+    ));
+    tracing::info!(%part, health = %args.health_addr, "serving");
+    let result = pipeline::run_part(part, shared, shutdown.clone()).await;
+    alive.store(false, Ordering::Relaxed);
+    shutdown.cancel();
+    endpoints.await.ok();
+    result.with_context(|| format!("the {part} part failed"))
+}
+
+async fn serve_endpoints(
+    listener: tokio::net::TcpListener,
+    metrics: PrometheusHandle,
+    alive: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+) {
+    let app = Router::new()
+        .route(
+            "/health",
+            get(move || {
+                let alive = alive.load(Ordering::Relaxed);
+                async move {
+                    if alive {
+                        (StatusCode::OK, "ok\n")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "stopped\n")
+                    }
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || std::future::ready(metrics.render())),
+        );
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+    if let Err(e) = served {
+        tracing::warn!(error = %e, "health endpoint failed");
+    }
+}
