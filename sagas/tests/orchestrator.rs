@@ -17,6 +17,7 @@ use producers::{KafkaSettings, ProducerSettings};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sagas::{OrchestratorSettings, run_orchestrator, subscribed_topics};
 use schemas::AvroCodec;
+use schemas::registry::LocalRegistry;
 use sqlx::PgPool;
 use testkit::TestDb;
 use tokio::net::TcpListener;
@@ -24,21 +25,6 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 const PATIENCE: Duration = Duration::from_secs(90);
-
-/// Serves the registry on an ephemeral port from `pool` until `stop` is cancelled; returns its URL.
-async fn start_registry(pool: &PgPool, stop: &CancellationToken) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let shutdown = stop.clone();
-    tokio::spawn(schemas::registry::serve(
-        listener,
-        pool.clone(),
-        async move {
-            shutdown.cancelled().await;
-        },
-    ));
-    url
-}
 
 async fn produce(kafka: &KafkaSettings, topic: &str, key: &str, payload: &[u8], h: &RecordHeaders) {
     let producer: FutureProducer = kafka
@@ -83,8 +69,8 @@ async fn an_order_placed_on_kafka_starts_a_saga_that_sends_reserve_stock() {
     let pool = db.pool().clone();
     let kafka = testkit::kafka();
     let stop = CancellationToken::new();
-    let url = start_registry(&pool, &stop).await;
-    let codec = Arc::new(AvroCodec::new(&url).unwrap());
+    let registry = LocalRegistry::start(pool.clone()).await.unwrap();
+    let codec = Arc::new(AvroCodec::new(registry.url()).unwrap());
     let topics = Topics::with_prefix(format!("{}.", testkit::unique_name("t")));
     let inventory_commands = topics.commands("inventory");
     for topic in subscribed_topics(&topics)
@@ -264,8 +250,8 @@ async fn the_handler_reads_every_service_reply_and_completes_the_saga() {
     let db = TestDb::new().await;
     let pool = db.pool().clone();
     let stop = CancellationToken::new();
-    let url = start_registry(&pool, &stop).await;
-    let codec = Arc::new(AvroCodec::new(&url).unwrap());
+    let registry = LocalRegistry::start(pool.clone()).await.unwrap();
+    let codec = Arc::new(AvroCodec::new(registry.url()).unwrap());
     let topics = Topics::with_prefix(format!("{}.", testkit::unique_name("t")));
     let orchestrator = sagas::Orchestrator::new(
         pool.clone(),

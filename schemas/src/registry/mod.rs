@@ -56,3 +56,52 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+/// A registry served by this process on an ephemeral port of 127.0.0.1: the one-process pipeline's, and
+/// tests'. It stops when [`stop`](Self::stop) is called or when it is dropped.
+#[derive(Debug)]
+pub struct LocalRegistry {
+    url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl LocalRegistry {
+    /// Serves the registry from `pool`, whose database the caller has migrated. Give it a pool of its own
+    /// when writers encode inside their transactions: they may wait on the registry, which must never wait
+    /// for one of their connections.
+    ///
+    /// # Errors
+    /// When no local port can be bound.
+    pub async fn start(pool: sqlx::PgPool) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, pool, async move {
+            // A send or a drop of the sender both end the wait.
+            let _ = stopped.await;
+        }));
+        Ok(Self { url, stop, task })
+    }
+
+    /// Where clients find it (`SCHEMA_REGISTRY_URL`).
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Whether the server has stopped on its own (it failed).
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Stops the server after the requests under way and waits for it.
+    ///
+    /// # Errors
+    /// What stopped the server, if it failed.
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}

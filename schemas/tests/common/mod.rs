@@ -10,8 +10,6 @@ use domain::{
 };
 use serde_json::Value;
 use testkit::TestDb;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 fn eur(minor: i64) -> Money {
     Money::new(minor, Currency::new("EUR").unwrap()).unwrap()
@@ -282,30 +280,20 @@ pub fn read_avro(
 /// The registry server of `orderflow registry` on a fresh database and an ephemeral port, stopped on drop.
 pub struct Registry {
     pub url: String,
-    stop: CancellationToken,
+    _server: schemas::registry::LocalRegistry,
     _db: TestDb,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
 }
 
 impl Registry {
     pub async fn start() -> Self {
         let db = TestDb::new().await;
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let stop = CancellationToken::new();
-        let shutdown = stop.clone();
-        tokio::spawn(schemas::registry::serve(
-            listener,
-            db.pool().clone(),
-            async move {
-                shutdown.cancelled().await;
-            },
-        ));
-        Registry { url, stop, _db: db }
+        let server = schemas::registry::LocalRegistry::start(db.pool().clone())
+            .await
+            .unwrap();
+        Registry {
+            url: server.url().to_owned(),
+            _server: server,
+            _db: db,
+        }
     }
 }

@@ -16,38 +16,27 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use schemas::{AvroCodec, Decoded};
 use services::{Context, ServicesConfig};
 use testkit::TestDb;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// The registry server on a fresh database and an ephemeral port, stopped on drop.
 pub struct Registry {
     pub url: String,
-    stop: CancellationToken,
+    _server: schemas::registry::LocalRegistry,
     _db: TestDb,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
 }
 
 impl Registry {
     pub async fn start() -> Self {
         let db = TestDb::new().await;
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let stop = CancellationToken::new();
-        let shutdown = stop.clone();
-        tokio::spawn(schemas::registry::serve(
-            listener,
-            db.pool().clone(),
-            async move {
-                shutdown.cancelled().await;
-            },
-        ));
-        Registry { url, stop, _db: db }
+        let server = schemas::registry::LocalRegistry::start(db.pool().clone())
+            .await
+            .unwrap();
+        Registry {
+            url: server.url().to_owned(),
+            _server: server,
+            _db: db,
+        }
     }
 
     pub fn codec(&self) -> Arc<AvroCodec> {
