@@ -2,7 +2,7 @@
 //! tests: the schema registry (unless one is given), the outbox relay, the four services and the saga
 //! orchestrator, each a task under one cancellation token.
 //!
-//! [`Pipeline::start`] creates the topics, starts every part and returns once they run;
+//! [`Pipeline::start`] creates the topics and starts every part;
 //! [`Pipeline::stop`] cancels them and waits, and reports the first part that failed. A part that ends on
 //! its own while the pipeline runs is an error the caller sees from [`Pipeline::check`].
 //!
@@ -19,14 +19,15 @@ use anyhow::Context as _;
 use outbox::{EventStore, Relay, RelayConfig};
 use producers::KafkaSettings;
 use schemas::AvroCodec;
+use schemas::registry::LocalRegistry;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// One part of the pipeline; each can also run as its own process (`orderflow serve <part>`).
+/// One part of the pipeline; each can also run as its own process (`orderflow serve <part>`). The schema
+/// registry is not a part: [`Pipeline`] serves one itself, or the parts use `SCHEMA_REGISTRY_URL`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Part {
-    Registry,
     Relay,
     Orders,
     Payments,
@@ -37,8 +38,7 @@ pub enum Part {
 
 impl Part {
     /// Every part, in start order.
-    pub const ALL: [Self; 7] = [
-        Self::Registry,
+    pub const ALL: [Self; 6] = [
         Self::Relay,
         Self::Orders,
         Self::Payments,
@@ -51,7 +51,6 @@ impl Part {
     #[must_use]
     pub const fn name(self) -> &'static str {
         match self {
-            Self::Registry => "registry",
             Self::Relay => "relay",
             Self::Orders => "orders",
             Self::Payments => "payments",
@@ -167,6 +166,8 @@ pub struct Pipeline {
     shared: Shared,
     cancel: CancellationToken,
     parts: Vec<Running>,
+    /// The registry this process serves, when [`RegistrySetting::InProcess`].
+    registry: Option<LocalRegistry>,
 }
 
 /// A part's task, stopped by its own token (a child of the pipeline's).
@@ -185,7 +186,7 @@ impl Pipeline {
         Self::start_parts(pool, config, &Part::ALL).await
     }
 
-    /// Like [`start`](Self::start), with only `parts` (the registry part only matters when
+    /// Like [`start`](Self::start), with only `parts` (and the registry, when
     /// [`RegistrySetting::InProcess`]).
     ///
     /// # Errors
@@ -203,49 +204,34 @@ impl Pipeline {
                 .await
                 .with_context(|| format!("failed to create topic {topic}"))?;
         }
-        let cancel = CancellationToken::new();
-        let mut running = Vec::new();
-        let registry_url =
-            match &config.registry {
-                RegistrySetting::Url(url) => url.clone(),
-                RegistrySetting::InProcess => {
-                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                        .await
-                        .context("failed to bind the registry")?;
-                    let url = format!("http://{}", listener.local_addr()?);
-                    let stop = cancel.child_token();
-                    // A pool of its own: writers encode inside their transactions and may wait on the registry,
-                    // which must never wait for one of their connections.
-                    let pool = sqlx::postgres::PgPoolOptions::new()
-                        .max_connections(4)
-                        .connect_with((*pool.connect_options()).clone())
-                        .await
-                        .context("failed to connect the registry to the database")?;
-                    let part_cancel = stop.clone();
-                    running.push(Running {
-                        part: Part::Registry,
-                        cancel: part_cancel,
-                        handle: tokio::spawn(async move {
-                            schemas::registry::serve(listener, pool, async move {
-                                stop.cancelled().await
-                            })
-                            .await
-                            .context("the registry failed")
-                        }),
-                    });
-                    url
-                }
-            };
+        let mut registry = None;
+        let registry_url = match &config.registry {
+            RegistrySetting::Url(url) => url.clone(),
+            RegistrySetting::InProcess => {
+                // A pool of its own: writers encode inside their transactions and may wait on the registry,
+                // which must never wait for one of their connections.
+                let registry_pool = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(4)
+                    .connect_with((*pool.connect_options()).clone())
+                    .await
+                    .context("failed to connect the registry to the database")?;
+                let local = LocalRegistry::start(registry_pool)
+                    .await
+                    .context("failed to start the registry")?;
+                let url = local.url().to_owned();
+                registry = Some(local);
+                url
+            }
+        };
         let shared = Shared::new(pool, config, registry_url)?;
         let mut pipeline = Self {
             shared,
-            cancel,
-            parts: running,
+            cancel: CancellationToken::new(),
+            parts: Vec::new(),
+            registry,
         };
         for &part in parts {
-            if part != Part::Registry {
-                pipeline.spawn(part);
-            }
+            pipeline.spawn(part);
         }
         Ok(pipeline)
     }
@@ -286,6 +272,13 @@ impl Pipeline {
     /// # Errors
     /// When a part has ended, with its reason.
     pub fn check(&self) -> anyhow::Result<()> {
+        if self
+            .registry
+            .as_ref()
+            .is_some_and(LocalRegistry::is_finished)
+        {
+            anyhow::bail!("the registry stopped while the pipeline was running");
+        }
         match self.parts.iter().find(|r| r.handle.is_finished()) {
             Some(r) => anyhow::bail!("the {} part stopped while the pipeline was running", r.part),
             None => Ok(()),
@@ -311,6 +304,11 @@ impl Pipeline {
                 }
             }
         }
+        // Last: the parts encode until they stop.
+        if let Some(registry) = self.registry {
+            let stopped = registry.stop().await.context("the registry failed");
+            first = first.and(stopped);
+        }
         first
     }
 }
@@ -329,9 +327,6 @@ pub async fn run_part(part: Part, shared: Shared, cancel: CancellationToken) -> 
     let kafka = &config.kafka;
     let services = &config.services;
     match part {
-        Part::Registry => {
-            anyhow::bail!("the registry is served by Pipeline::start or `orderflow registry`")
-        }
         Part::Relay => {
             let relay = Relay::new(pool, kafka, config.relay.clone())
                 .context("failed to create the relay")?;
