@@ -20,11 +20,11 @@ pub struct DemoArgs {
     /// Order submissions in flight at once.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
-    /// Share of payments the simulated provider declines.
-    #[arg(long, default_value_t = 0.05)]
+    /// Share of payments the simulated provider declines, from 0 to 1.
+    #[arg(long, default_value_t = 0.05, value_parser = parse_share)]
     decline_rate: f64,
-    /// Share of deliveries the simulated carrier fails before dispatch.
-    #[arg(long, default_value_t = 0.05)]
+    /// Share of deliveries the simulated carrier fails before dispatch, from 0 to 1.
+    #[arg(long, default_value_t = 0.05, value_parser = parse_share)]
     delivery_failure_rate: f64,
     /// Units of the flash-sale SKU; a quarter of the orders want one.
     #[arg(long, default_value_t = 100)]
@@ -35,6 +35,16 @@ pub struct DemoArgs {
     /// Use the registry at SCHEMA_REGISTRY_URL instead of serving one in this process.
     #[arg(long)]
     external_registry: bool,
+}
+
+/// Parses a share: a number from 0 to 1.
+fn parse_share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err(format!(
+            "expected a share from 0 to 1, e.g. 0.05, got {text:?}"
+        )),
+    }
 }
 
 /// Runs the demo; every part runs in this process, on topics and consumer groups of this run only.
