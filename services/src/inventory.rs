@@ -305,18 +305,13 @@ pub async fn release(
     let status = lock_status(conn, order_id).await?;
     match status.as_deref() {
         Some("reserved") => {
-            let held = held(conn, order_id).await?;
-            for (sku, bucket, quantity) in held {
-                sqlx::query(
-                    "UPDATE stock_buckets SET reserved = reserved - $3 WHERE sku = $1 AND bucket = $2",
-                )
-                .bind(&sku)
-                .bind(bucket)
-                .bind(quantity)
-                .execute(&mut *conn)
-                .await?;
-            }
-            settle(conn, order_id, "released").await?;
+            settle(
+                conn,
+                order_id,
+                "UPDATE stock_buckets SET reserved = reserved - $3 WHERE sku = $1 AND bucket = $2",
+                "released",
+            )
+            .await?;
             metrics::counter!("inventory_released_total").increment(1);
             Ok(OrderStockEvent::OrderStockReleased { order_id })
         }
@@ -338,19 +333,14 @@ pub async fn commit(
     let status = lock_status(conn, order_id).await?;
     match status.as_deref() {
         Some("reserved") => {
-            let held = held(conn, order_id).await?;
-            for (sku, bucket, quantity) in held {
-                sqlx::query(
-                    "UPDATE stock_buckets SET on_hand = on_hand - $3, reserved = reserved - $3
-                     WHERE sku = $1 AND bucket = $2",
-                )
-                .bind(&sku)
-                .bind(bucket)
-                .bind(quantity)
-                .execute(&mut *conn)
-                .await?;
-            }
-            settle(conn, order_id, "committed").await?;
+            settle(
+                conn,
+                order_id,
+                "UPDATE stock_buckets SET on_hand = on_hand - $3, reserved = reserved - $3
+                 WHERE sku = $1 AND bucket = $2",
+                "committed",
+            )
+            .await?;
             metrics::counter!("inventory_committed_total").increment(1);
             Ok(OrderStockEvent::OrderStockCommitted { order_id })
         }
@@ -391,11 +381,22 @@ async fn held(
     .await?)
 }
 
+/// Runs `bucket_update` (`$1` SKU, `$2` bucket, `$3` quantity) for every bucket `order_id` holds, in lock
+/// order, then marks its reservation and its stock request `status`.
 async fn settle(
     conn: &mut PgConnection,
     order_id: OrderId,
+    bucket_update: &'static str,
     status: &str,
 ) -> Result<(), ServiceError> {
+    for (sku, bucket, quantity) in held(conn, order_id).await? {
+        sqlx::query(bucket_update)
+            .bind(&sku)
+            .bind(bucket)
+            .bind(quantity)
+            .execute(&mut *conn)
+            .await?;
+    }
     sqlx::query(
         "UPDATE stock_reservations SET status = $2 WHERE order_id = $1 AND status = 'reserved'",
     )
