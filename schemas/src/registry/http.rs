@@ -203,18 +203,27 @@ async fn schema_by_id(State(pool): State<PgPool>, Path(id): Path<String>) -> Ans
     Ok(ok(body))
 }
 
+/// The `(subject, version)` pairs that use schema `id`; 40403 when no schema has that id.
+async fn versions_of_existing_id(
+    pool: &PgPool,
+    id: &str,
+    params: &HashMap<String, String>,
+) -> Result<Vec<(String, i32)>, RegistryError> {
+    let id = parse_id(id)?;
+    if store::schema_by_id(pool, id).await?.is_none() {
+        return Err(RegistryError::SchemaNotFound(format!(
+            "Schema {id} not found"
+        )));
+    }
+    Ok(store::versions_of_id(pool, id, flag(params, "deleted")).await?)
+}
+
 async fn versions_of_id(
     State(pool): State<PgPool>,
     Path(id): Path<String>,
     Query(params): Params,
 ) -> Answer {
-    let id = parse_id(&id)?;
-    if store::schema_by_id(&pool, id).await?.is_none() {
-        return Err(RegistryError::SchemaNotFound(format!(
-            "Schema {id} not found"
-        )));
-    }
-    let pairs = store::versions_of_id(&pool, id, flag(&params, "deleted")).await?;
+    let pairs = versions_of_existing_id(&pool, &id, &params).await?;
     let body: Vec<Value> = pairs
         .into_iter()
         .map(|(subject, version)| json!({ "subject": subject, "version": version }))
@@ -227,13 +236,7 @@ async fn subjects_of_id(
     Path(id): Path<String>,
     Query(params): Params,
 ) -> Answer {
-    let id = parse_id(&id)?;
-    if store::schema_by_id(&pool, id).await?.is_none() {
-        return Err(RegistryError::SchemaNotFound(format!(
-            "Schema {id} not found"
-        )));
-    }
-    let mut subjects: Vec<String> = store::versions_of_id(&pool, id, flag(&params, "deleted"))
+    let mut subjects: Vec<String> = versions_of_existing_id(&pool, &id, &params)
         .await?
         .into_iter()
         .map(|(subject, _)| subject)
