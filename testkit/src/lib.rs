@@ -47,13 +47,23 @@ pub fn kafka() -> KafkaSettings {
     KafkaSettings::new(producers::DEFAULT_BOOTSTRAP)
 }
 
+/// Where the second region's cluster is: `KAFKA_BOOTSTRAP_WEST` when set, else region west of `./dev up`.
+pub fn kafka_west() -> KafkaSettings {
+    KafkaSettings::new(
+        std::env::var("KAFKA_BOOTSTRAP_WEST").unwrap_or_else(|_| LOCAL_KAFKA_WEST.to_owned()),
+    )
+}
+
+/// Region west of the local environment (`./dev up`); region east is [`producers::DEFAULT_BOOTSTRAP`].
+pub const LOCAL_KAFKA_WEST: &str = "127.0.0.1:9094";
+
 /// A name no other test uses: `<prefix>-<random uuid>`. Use it for topics and consumer groups.
 pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
 }
 
-/// Consumer settings for tests: a unique group unless one is given, reading from the earliest offset, and a
-/// short session timeout, since a group with librdkafka's default takes about 23 s to form on tansu.
+/// Consumer settings for tests: reading from the earliest offset, and the shortest session timeout the broker
+/// allows (`group.min.session.timeout.ms`, 6 s), so that a member that died leaves the group soon.
 pub fn consumer_config(kafka: &KafkaSettings, group: &str) -> ClientConfig {
     let mut config = kafka.client_config();
     config

@@ -1,12 +1,14 @@
-//! The local broker keeps its records across `kill -9`, and `./dev up` brings it back.
+//! Each region's local broker keeps every acknowledged record across `kill -9`, and `./dev up` brings it back.
 //!
-//! It kills the broker every other test uses, so it is ignored in the normal run; `./dev test` runs it alone,
-//! after the suite: `cargo test -p orderflow-tests --test broker_restart -- --ignored`.
+//! It kills the brokers every other test uses, so it is ignored in the normal run; `./dev test` runs it alone,
+//! after the suite, one region at a time:
+//! `cargo test -p orderflow-tests --test broker_restart -- --ignored --test-threads=1`.
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use producers::KafkaSettings;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 fn orderflow_home() -> PathBuf {
@@ -19,22 +21,32 @@ fn orderflow_home() -> PathBuf {
 
 #[tokio::test]
 #[ignore = "kills the shared local broker; `./dev test` runs it alone after the suite"]
-async fn records_survive_a_kill_9_of_the_local_broker_and_dev_up_restarts_it() {
-    let pid_file = orderflow_home().join("run/tansu.pid");
+async fn region_east_keeps_acknowledged_records_across_a_kill_9_and_dev_up_restarts_it() {
+    survives_a_kill_9("east", &testkit::kafka()).await;
+}
+
+#[tokio::test]
+#[ignore = "kills the shared local broker; `./dev test` runs it alone after the suite"]
+async fn region_west_keeps_acknowledged_records_across_a_kill_9_and_dev_up_restarts_it() {
+    survives_a_kill_9("west", &testkit::kafka_west()).await;
+}
+
+async fn survives_a_kill_9(region: &str, kafka: &KafkaSettings) {
+    let pid_file = orderflow_home().join(format!("run/kafka-{region}.pid"));
     let pid = std::fs::read_to_string(&pid_file).unwrap_or_else(|e| {
         panic!(
             "no local broker started by ./dev ({}: {e})",
             pid_file.display()
         )
     });
-    let kafka = testkit::kafka();
     let topic = testkit::unique_name("restart");
-    producers::ensure_topic(&kafka, &topic, 2).await.unwrap();
+    producers::ensure_topic(kafka, &topic, 2).await.unwrap();
     let producer: FutureProducer = kafka
         .client_config()
         .set("enable.idempotence", "true")
         .create()
         .unwrap();
+    // Every record is acknowledged (acks=all) before the kill.
     for n in 0..20 {
         let payload = format!("record {n}");
         producer
@@ -54,7 +66,7 @@ async fn records_survive_a_kill_9_of_the_local_broker_and_dev_up_restarts_it() {
         .args(["-9", pid.trim()])
         .status()
         .unwrap();
-    assert!(killed.success(), "kill -9 {pid}");
+    assert!(killed.success(), "kill -9 {pid} (region {region})");
     // ./dev manages the local broker only when KAFKA_BOOTSTRAP does not point elsewhere.
     let dev = |command: &str| {
         Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../dev"))
@@ -65,14 +77,22 @@ async fn records_survive_a_kill_9_of_the_local_broker_and_dev_up_restarts_it() {
     };
     assert!(
         !dev("status").success(),
-        "status reports the broker down after kill -9"
+        "status reports region {region} down after kill -9"
     );
     let up = dev("up");
-    assert!(up.success(), "./dev up restarts the broker");
+    assert!(up.success(), "./dev up restarts region {region}");
     let restarted = std::fs::read_to_string(&pid_file).unwrap();
-    assert_ne!(restarted.trim(), pid.trim(), "a new broker process");
+    assert_ne!(
+        restarted.trim(),
+        pid.trim(),
+        "a new broker process in {region}"
+    );
+    assert!(
+        dev("status").success(),
+        "status reports every region up again"
+    );
 
-    let mut payloads: Vec<String> = testkit::read_topic(&kafka, &topic)
+    let mut payloads: Vec<String> = testkit::read_topic(kafka, &topic)
         .await
         .into_iter()
         .map(|r| String::from_utf8(r.payload).unwrap())
@@ -80,5 +100,8 @@ async fn records_survive_a_kill_9_of_the_local_broker_and_dev_up_restarts_it() {
     payloads.sort();
     let mut expected: Vec<String> = (0..20).map(|n| format!("record {n}")).collect();
     expected.sort();
-    assert_eq!(payloads, expected, "every record produced before the kill");
+    assert_eq!(
+        payloads, expected,
+        "every record acknowledged before the kill, in region {region}"
+    );
 }
