@@ -1,6 +1,7 @@
 //! compose/compose.yaml is for users with Docker; no engine runs here, so this checks that it parses and
-//! hangs together: the services the design names exist, dependencies point at real services, Kafka runs in
-//! KRaft mode, and the Dockerfile it builds from is in the repository.
+//! hangs together: the services the design names exist, dependencies point at real services, each region's
+//! Kafka runs in KRaft mode on the version `./dev up` runs (env/kafka/pom.xml), and the Dockerfile it builds
+//! from is in the repository.
 
 use std::path::Path;
 
@@ -18,27 +19,51 @@ fn load() -> Yaml {
     docs.remove(0)
 }
 
+/// The Kafka version `./dev up` runs: `<kafka.version>` in env/kafka/pom.xml.
+fn local_kafka_version() -> String {
+    let pom = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../env/kafka/pom.xml"))
+        .expect("read env/kafka/pom.xml");
+    let start = pom
+        .find("<kafka.version>")
+        .expect("<kafka.version> in the pom")
+        + 15;
+    let end = start + pom[start..].find('<').expect("</kafka.version>");
+    pom[start..end].trim().to_owned()
+}
+
 #[test]
-fn compose_names_kafka_in_kraft_mode_the_registry_and_postgres() {
+fn compose_runs_two_kraft_regions_on_the_local_kafka_version_the_registry_and_postgres() {
     let compose = load();
     let services = compose["services"].as_hash().expect("a services map");
-    for name in ["kafka", "schema-registry", "postgres"] {
+    for name in ["kafka-east", "kafka-west", "schema-registry", "postgres"] {
         assert!(
             services.contains_key(&Yaml::from_str(name)),
             "service {name}"
         );
     }
-    let kafka = &compose["services"]["kafka"];
-    assert!(
-        kafka["image"]
-            .as_str()
-            .unwrap()
-            .starts_with("apache/kafka:")
-    );
-    assert_eq!(
-        kafka["environment"]["KAFKA_PROCESS_ROLES"].as_str(),
-        Some("broker,controller"),
-        "KRaft, no ZooKeeper"
+    let image = format!("apache/kafka:{}", local_kafka_version());
+    for region in ["kafka-east", "kafka-west"] {
+        let kafka = &compose["services"][region];
+        assert_eq!(
+            kafka["image"].as_str(),
+            Some(image.as_str()),
+            "{region} runs the Kafka of ./dev up"
+        );
+        assert_eq!(
+            kafka["environment"]["KAFKA_PROCESS_ROLES"].as_str(),
+            Some("broker,controller"),
+            "{region}: KRaft, no ZooKeeper"
+        );
+        assert_eq!(
+            kafka["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"].as_str(),
+            Some("false"),
+            "{region}: topics are created on purpose, as by ./dev up"
+        );
+    }
+    assert_ne!(
+        compose["services"]["kafka-east"]["environment"]["CLUSTER_ID"],
+        compose["services"]["kafka-west"]["environment"]["CLUSTER_ID"],
+        "each region is a cluster of its own"
     );
 }
 
