@@ -1,6 +1,7 @@
 //! `orderflow demo`: the whole pipeline on the local environment, a realistic mix of orders through it,
 //! and a summary with consistency checks. Exits non-zero when a check fails.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -26,6 +27,10 @@ pub struct DemoArgs {
     /// Share of deliveries the simulated carrier fails before dispatch, from 0 to 1.
     #[arg(long, default_value_t = 0.05, value_parser = parse_share)]
     delivery_failure_rate: f64,
+    /// Share of calls to the simulated payment provider that time out (the service retries them), from
+    /// 0 to 1.
+    #[arg(long, default_value_t = 0.01, value_parser = parse_share)]
+    provider_timeout_rate: f64,
     /// Units of the flash-sale SKU; a quarter of the orders want one.
     #[arg(long, default_value_t = 100)]
     flash_sale_units: u32,
@@ -35,6 +40,29 @@ pub struct DemoArgs {
     /// Use the registry at SCHEMA_REGISTRY_URL instead of serving one in this process.
     #[arg(long)]
     external_registry: bool,
+    /// Append the log here; the terminal shows only progress and the summary. Default:
+    /// $ORDERFLOW_HOME/logs/demo-<time>.log, with ORDERFLOW_HOME defaulting to ~/.orderflow.
+    #[arg(long, env = "DEMO_LOG_FILE", value_name = "FILE")]
+    log_file: Option<PathBuf>,
+}
+
+impl DemoArgs {
+    /// Where the demo's log goes: the path given, else a new one under $ORDERFLOW_HOME/logs, kept for the
+    /// rest of the run.
+    pub fn pin_log_file(&mut self) -> PathBuf {
+        self.log_file
+            .get_or_insert_with(|| {
+                let home = std::env::var_os("ORDERFLOW_HOME")
+                    .map(PathBuf::from)
+                    .or_else(|| {
+                        std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".orderflow"))
+                    })
+                    .unwrap_or_else(std::env::temp_dir);
+                let started = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+                home.join("logs").join(format!("demo-{started}.log"))
+            })
+            .clone()
+    }
 }
 
 /// Parses a share: a number from 0 to 1.
@@ -77,6 +105,9 @@ pub async fn run(
             .events("order")
             .trim_end_matches("orders.events"),
     );
+    if let Some(log_file) = &args.log_file {
+        println!("log: {}", log_file.display());
+    }
     let pipeline = Pipeline::start(pool.clone(), config).await?;
     let outcome = drive(&pipeline, &workload, args).await;
     let stopped = pipeline.stop().await;
@@ -130,6 +161,7 @@ fn demo_config(
     config.services.group_prefix = format!("demo-{run_id}-");
     config.services.payments.provider.decline_rate = args.decline_rate;
     config.services.carrier.failure_rate = args.delivery_failure_rate;
+    config.services.payments.provider.timeout_rate = args.provider_timeout_rate;
     if args.external_registry {
         config.registry = RegistrySetting::Url(registry_url.to_owned());
     }

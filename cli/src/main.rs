@@ -121,19 +121,22 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = match parse() {
+    let mut cli = match parse() {
         Ok(cli) => cli,
         Err(e) => {
             eprintln!("error: {e:#}");
             return std::process::ExitCode::from(2);
         }
     };
+    // The demo's terminal shows its progress and summary; its log goes to a file.
+    let log_file = match &mut cli.command {
+        Command::Demo(args) => Some(args.pin_log_file()),
+        _ => None,
+    };
+    if let Err(e) = init_tracing(log_file.as_deref()) {
+        eprintln!("error: {e:#}");
+        return std::process::ExitCode::FAILURE;
+    }
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -142,6 +145,33 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to stderr, or to the end of `file` (created with its folder when missing). `RUST_LOG` filters.
+fn init_tracing(file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let subscriber = tracing_subscriber::fmt().with_env_filter(
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
+    );
+    match file {
+        None => subscriber.with_writer(std::io::stderr).init(),
+        Some(path) => {
+            if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(folder)
+                    .with_context(|| format!("failed to create {}", folder.display()))?;
+            }
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("failed to open the log file {}", path.display()))?;
+            subscriber
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .init();
+        }
+    }
+    Ok(())
 }
 
 /// Parses the command line, with a config file's values as defaults when one is given.

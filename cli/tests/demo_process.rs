@@ -1,11 +1,13 @@
-//! `orderflow demo` as a newcomer runs it: a small run passes every check and prints its summary; a bad
-//! option is refused with a message that names it.
+//! `orderflow demo` as a newcomer runs it: a small run passes every check and prints its summary, its log
+//! goes to a file whose path it prints (the terminal shows progress and the summary only), and the faults
+//! it injects on purpose are not logged as errors; a bad option is refused with a message that names it.
 
 use std::process::Command;
 
 #[tokio::test]
 async fn a_small_demo_passes_every_check() {
     let db = testkit::TestDb::new().await;
+    let logs = std::env::temp_dir().join(format!("{}.log", testkit::unique_name("demo")));
     let output = Command::new(env!("CARGO_BIN_EXE_orderflow"))
         .args([
             "demo",
@@ -16,10 +18,12 @@ async fn a_small_demo_passes_every_check() {
             "--delivery-failure-rate",
             "0.2",
         ])
-        .args(["--flash-sale-units", "5"])
+        .args(["--flash-sale-units", "5", "--provider-timeout-rate", "0.2"])
+        .arg("--log-file")
+        .arg(&logs)
         .env("DATABASE_URL", db.url())
         .env("KAFKA_BOOTSTRAP", &testkit::kafka().bootstrap)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "info")
         .output()
         .expect("the orderflow binary runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -37,6 +41,33 @@ async fn a_small_demo_passes_every_check() {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }
     assert!(!stdout.contains("FAIL"), "{stdout}");
+
+    let log = std::fs::read_to_string(&logs).expect("the demo writes its log file");
+    std::fs::remove_file(&logs).ok();
+    assert!(
+        stdout.contains(&format!("log: {}", logs.display())),
+        "the demo prints where its log is:\n{stdout}"
+    );
+    assert!(
+        log.contains(" INFO "),
+        "the log file holds the run's log:\n{log}"
+    );
+    for level in [" INFO ", " WARN ", " ERROR "] {
+        assert!(
+            !stderr.contains(level) && !stdout.contains(level),
+            "no log line on the terminal ({level:?}):\n{stdout}\n{stderr}"
+        );
+    }
+    assert!(
+        log.contains("transient failure"),
+        "the provider timed out and was retried, or the next check proves nothing:\n{log}"
+    );
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
+    assert!(
+        errors.is_empty(),
+        "an injected, retried fault is not an error:\n{}",
+        errors.join("\n")
+    );
 }
 
 #[test]

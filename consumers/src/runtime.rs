@@ -376,6 +376,9 @@ enum Applied {
     Duplicate,
 }
 
+/// Attempts after which a transient failure that is still retried in place is logged as a warning.
+const WARN_AFTER_ATTEMPTS: u32 = 3;
+
 impl<H: Handler> Worker<H> {
     /// Handles one record to its end (applied, duplicate, sent to retry or dead-lettered); false on shutdown
     /// before that.
@@ -446,8 +449,15 @@ impl<H: Handler> Worker<H> {
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("consumer_transient_retries_total").increment(1);
             let wait = jittered(backoff);
-            tracing::warn!(topic = message.topic(), partition = message.partition(),
-                offset = message.offset(), attempts, %reason, ?wait, "transient failure; retrying in place");
+            // A transient failure that a retry or two cures (a provider timeout, a dropped connection) is
+            // routine; one that persists holds the partition and is worth a warning.
+            if attempts < WARN_AFTER_ATTEMPTS {
+                tracing::info!(topic = message.topic(), partition = message.partition(),
+                    offset = message.offset(), attempts, %reason, ?wait, "transient failure; retrying in place");
+            } else {
+                tracing::warn!(topic = message.topic(), partition = message.partition(),
+                    offset = message.offset(), attempts, %reason, ?wait, "transient failure persists; retrying in place");
+            }
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = shutdown.cancelled() => return false,

@@ -425,7 +425,8 @@ impl InventoryHandler {
     }
 
     /// Applies `request` on `tx` and writes the reply.
-    #[tracing::instrument(skip_all, fields(order_id = %request.order_id(), request = request.event_type()), err)]
+    // No `err`: the consumer runtime logs a failure at the level its class calls for.
+    #[tracing::instrument(skip_all, fields(order_id = %request.order_id(), request = request.event_type()))]
     pub async fn apply(
         &self,
         tx: &mut PgConnection,

@@ -272,7 +272,8 @@ impl PaymentsHandler {
     /// # Errors
     /// [`ServiceError::ProviderTimeout`] (transient); [`ServiceError::NotApplicable`] for a capture without
     /// an authorization or a refund past the captured amount; invalid amounts; database and outbox errors.
-    #[tracing::instrument(skip_all, fields(order_id = %request.order_id(), request = request.event_type()), err)]
+    // No `err`: the consumer runtime logs a failure at the level its class calls for.
+    #[tracing::instrument(skip_all, fields(order_id = %request.order_id(), request = request.event_type()))]
     pub async fn apply(
         &self,
         tx: &mut PgConnection,
