@@ -83,6 +83,7 @@ pub async fn run(
     config.services.topics = producers::topics::Topics::with_prefix(args.topic_prefix.clone());
     config.services.region.clone_from(&args.region);
     config.services.group_prefix.clone_from(&args.group_prefix);
+    config.ensure_topics().await?;
     let shared = Shared::new(pool, config, registry_url.to_owned())?;
     let shutdown = CancellationToken::new();
     tokio::spawn(crate::cancel_on_signal(shutdown.clone()));

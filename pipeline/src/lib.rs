@@ -127,6 +127,23 @@ impl PipelineConfig {
     }
 }
 
+impl PipelineConfig {
+    /// Creates every topic of [`all_topics`](Self::all_topics) that does not exist yet, with
+    /// [`partitions`](Self::partitions) partitions. Clusters that do not create topics on first use (most
+    /// production ones, and `./dev up`'s) need this before the relay publishes anything.
+    ///
+    /// # Errors
+    /// When the cluster refuses to create one of them.
+    pub async fn ensure_topics(&self) -> anyhow::Result<()> {
+        for topic in self.all_topics() {
+            producers::ensure_topic(&self.kafka, &topic, self.partitions)
+                .await
+                .with_context(|| format!("failed to create topic {topic}"))?;
+        }
+        Ok(())
+    }
+}
+
 /// What every part shares.
 #[derive(Clone)]
 pub struct Shared {
@@ -199,11 +216,7 @@ impl Pipeline {
         db::migrate(&pool)
             .await
             .context("failed to migrate the database")?;
-        for topic in config.all_topics() {
-            producers::ensure_topic(&config.kafka, &topic, config.partitions)
-                .await
-                .with_context(|| format!("failed to create topic {topic}"))?;
-        }
+        config.ensure_topics().await?;
         let mut registry = None;
         let registry_url = match &config.registry {
             RegistrySetting::Url(url) => url.clone(),
