@@ -10,8 +10,8 @@
 
 use std::sync::OnceLock;
 
-use testcontainers::Container;
 use testcontainers::runners::SyncRunner as _;
+use testcontainers::{Container, ImageExt as _};
 use testcontainers_modules::kafka::apache::{KAFKA_PORT, Kafka};
 use testcontainers_modules::postgres::Postgres;
 
@@ -84,6 +84,9 @@ pub fn docker_engine() -> Result<(), Unavailable> {
     reached.map_err(|e| Unavailable::NoEngine(format!("{host}: {e}")))
 }
 
+/// The `apache/kafka` image tag: the version `./dev up` runs (`<kafka.version>` in env/kafka/pom.xml).
+pub const KAFKA_IMAGE_TAG: &str = "4.3.1";
+
 fn start() -> Result<Running, Unavailable> {
     docker_engine()?;
     let failed = |what: &str, e: testcontainers::TestcontainersError| {
@@ -92,7 +95,10 @@ fn start() -> Result<Running, Unavailable> {
     let postgres = Postgres::default()
         .start()
         .map_err(|e| failed("postgres", e))?;
-    let kafka = Kafka::default().start().map_err(|e| failed("kafka", e))?;
+    let kafka = Kafka::default()
+        .with_tag(KAFKA_IMAGE_TAG)
+        .start()
+        .map_err(|e| failed("kafka", e))?;
     let pg_port = postgres
         .get_host_port_ipv4(5432)
         .map_err(|e| failed("postgres port", e))?;

@@ -22,3 +22,17 @@ fn containers_start_with_an_engine_or_say_why_not() {
         Err(e @ Unavailable::StartFailed(_)) => panic!("an engine answered but {e}"),
     }
 }
+
+#[test]
+fn the_kafka_container_runs_the_version_of_dev_up() {
+    let pom = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../env/kafka/pom.xml"))
+        .unwrap();
+    assert!(
+        pom.contains(&format!(
+            "<kafka.version>{}</kafka.version>",
+            containers::KAFKA_IMAGE_TAG
+        )),
+        "env/kafka/pom.xml pins another Kafka than {}",
+        containers::KAFKA_IMAGE_TAG
+    );
+}
