@@ -173,7 +173,7 @@ pub use orchestrator::{
 pub use state::{Attempt, AttemptPhase, Compensation, OrderSaga, SagaOrder, Shipment, replay};
 pub use step::{Step, Timer, TimerChange, TimerKey, TimerKind};
 pub use store::{LoadedSaga, SagaOutcome, SagaStore};
-pub use timers::{TimerSettings, run_timers};
+pub use timers::{FAILED_TIMER_DELAY, TimerSettings, run_timers};
 pub use wire::{Reply, WireCommand, reply_of};
 
 #[cfg(test)]

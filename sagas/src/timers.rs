@@ -35,6 +35,9 @@ impl Default for TimerSettings {
     }
 }
 
+/// How long a timer that failed to fire waits before it is tried again.
+pub const FAILED_TIMER_DELAY: Duration = Duration::from_secs(30);
+
 /// What one claim did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Claim {
@@ -51,22 +54,50 @@ impl<C: Codec> SagaStore<C> {
     /// row (`FOR UPDATE SKIP LOCKED`, so pollers and writers never fire or change one timer twice at once),
     /// deletes it, and handles [`SagaInput::Timeout`] through the same path as replies
     /// ([`persist`](SagaStore::persist)), which may set the saga's next timer. A stale timer (its step
-    /// already answered) is deleted and otherwise ignored. Returns how many timers were claimed.
+    /// already answered) is deleted and otherwise ignored. A timer that fails to fire (its saga does not
+    /// read back, its command does not encode) is put back [`FAILED_TIMER_DELAY`] later, logged and
+    /// counted, and the round goes on with the others. Returns how many timers were claimed.
     ///
     /// # Errors
-    /// Database and outbox errors; the round stops there and the timer stays due.
+    /// When the database fails before a timer is claimed, or while one is put back; the round stops
+    /// there and the timers stay due.
     pub async fn fire_due_timers(&self, limit: usize) -> Result<usize, SagaError> {
         let mut claimed = 0;
         while claimed < limit {
-            match self.fire_one().await? {
-                Claim::NoneDue => break,
-                Claim::Fired | Claim::Conflict => claimed += 1,
+            let mut timer = None;
+            match self.fire_one(&mut timer).await {
+                Ok(Claim::NoneDue) => break,
+                Ok(Claim::Fired | Claim::Conflict) => claimed += 1,
+                Err(e) => {
+                    // Not claimed: the database itself failed, and every other timer would fail too.
+                    let Some(order_id) = timer else {
+                        return Err(e);
+                    };
+                    self.push_back(order_id, &e).await?;
+                    claimed += 1;
+                }
             }
         }
         Ok(claimed)
     }
 
-    async fn fire_one(&self) -> Result<Claim, SagaError> {
+    /// Moves the timer of `order_id`, whose firing failed with `error` and was rolled back, to
+    /// [`FAILED_TIMER_DELAY`] from now, so the next rounds take the others first.
+    async fn push_back(&self, order_id: Uuid, error: &SagaError) -> Result<(), SagaError> {
+        tracing::error!(%order_id, error = %error, retry_in = ?FAILED_TIMER_DELAY,
+            "saga timer cannot fire; put back");
+        metrics::counter!("saga_timer_failures_total").increment(1);
+        sqlx::query("UPDATE saga_timers SET due_at = clock_timestamp() + $2 WHERE order_id = $1")
+            .bind(order_id)
+            .bind(FAILED_TIMER_DELAY)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Fires the earliest due timer; `claimed` names its saga once the row is claimed, so that a failure
+    /// after that point is told apart from a database that fails for every timer.
+    async fn fire_one(&self, claimed: &mut Option<Uuid>) -> Result<Claim, SagaError> {
         let mut tx = self.pool().begin().await?;
         let row: Option<(Uuid, String, i32, String)> = sqlx::query_as(
             "SELECT order_id, step, attempt, kind FROM saga_timers
@@ -80,6 +111,7 @@ impl<C: Codec> SagaStore<C> {
         let Some((id, step, attempt, kind)) = row else {
             return Ok(Claim::NoneDue);
         };
+        *claimed = Some(id);
         sqlx::query("DELETE FROM saga_timers WHERE order_id = $1")
             .bind(id)
             .execute(&mut *tx)

@@ -424,3 +424,53 @@ async fn a_stale_timer_is_deleted_and_ignored() {
     );
     assert_eq!(outbox_commands(pool, order_id).await, before);
 }
+
+#[tokio::test]
+async fn a_timer_that_cannot_fire_is_pushed_back_and_the_others_still_fire() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let (store, _) = json_store(pool, patient());
+    let (broken, healthy) = (OrderId::new(), OrderId::new());
+    for order_id in [broken, healthy] {
+        store
+            .execute(order_id, start(order_id), &reply_metadata(order_id), 1)
+            .await
+            .unwrap();
+    }
+    // Both timers are due, the broken saga's first; its history no longer reads.
+    for (order_id, ago) in [(broken, "2 seconds"), (healthy, "1 second")] {
+        sqlx::query("UPDATE saga_timers SET due_at = now() - $2::interval WHERE order_id = $1")
+            .bind(uuid::Uuid::from(order_id))
+            .bind(ago)
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query("UPDATE saga_events SET event = '{\"not\": \"a saga event\"}' WHERE order_id = $1")
+        .bind(uuid::Uuid::from(broken))
+        .execute(pool)
+        .await
+        .unwrap();
+    let healthy_before = saga_row(pool, healthy).await;
+
+    let claimed = store.fire_due_timers(10).await.unwrap();
+
+    assert_eq!(claimed, 2, "both due timers were taken up");
+    let healthy_after = saga_row(pool, healthy).await;
+    assert!(
+        healthy_after.version > healthy_before.version,
+        "the healthy saga's timer fired: {healthy_before:?} -> {healthy_after:?}"
+    );
+    let pushed_back: bool =
+        sqlx::query_scalar("SELECT due_at > now() FROM saga_timers WHERE order_id = $1")
+            .bind(uuid::Uuid::from(broken))
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert!(
+        pushed_back,
+        "the broken saga keeps its timer, due later, so that it is not picked first forever"
+    );
+    // Nothing else is due: the next round neither fails nor loops on the broken one.
+    assert_eq!(store.fire_due_timers(10).await.unwrap(), 0);
+}
