@@ -9,6 +9,7 @@
 use apache_avro::types::Value;
 use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{
     SchemaType, SubjectNameStrategy, SuppliedSchema,
 };
@@ -105,7 +106,11 @@ impl AvroCodec {
             .iter()
             .map(|(name, value)| (name.as_str(), value.clone()))
             .collect();
-        let bytes = self.encoder.encode(fields, strategy).await?;
+        let bytes = self.encoder.encode(fields, strategy).await.map_err(|e| {
+            // The converter keeps failures it takes for final; none is final for us: a later call asks again.
+            self.encoder.remove_errors_from_cache();
+            registry_error(e)
+        })?;
         let schema_id = schema_id(&bytes)?;
         Ok((bytes, schema_id))
     }
@@ -119,10 +124,13 @@ impl AvroCodec {
     pub async fn decode(&self, bytes: &[u8]) -> Result<Decoded, SchemaError> {
         let schema_id = schema_id(bytes)?;
         let decoded = self.decoder.decode(Some(bytes)).await.map_err(|e| {
-            if e.retriable {
-                SchemaError::from(e)
-            } else {
-                SchemaError::Decode(e.to_string())
+            self.decoder.remove_errors_from_cache();
+            match registry_error(e) {
+                SchemaError::Registry {
+                    retriable: false,
+                    source,
+                } => SchemaError::Decode(source.to_string()),
+                retriable => retriable,
             }
         })?;
         let name = decoded
@@ -193,6 +201,22 @@ pub fn to_record_value(record: &RecordSchemas, event: &Json) -> Result<Value, Sc
         }
     }
     json_to_avro(&body, &record.current().schema).map_err(mismatch)
+}
+
+/// A failed registry call as a [`SchemaError::Registry`], retriable unless the registry said the request
+/// itself is wrong. schema_registry_converter marks only 502 and 503 as retriable; a 500 (the registry's
+/// database is down), 504, 408 and 429 pass as well, and so do 401 and 403 (credentials being rotated):
+/// holding the partition until an operator acts is right, dead-lettering every record is not. A 404 (no
+/// such schema), a 409 (incompatible) or a 422 (invalid schema) stays final, as does any failure to decode
+/// the body.
+fn registry_error(source: SRCError) -> SchemaError {
+    let status = source
+        .error
+        .strip_prefix("HTTP request to schema registry failed with status ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse::<u16>().ok());
+    let retriable = source.retriable || matches!(status, Some(401 | 403 | 408 | 429 | 500..=599));
+    SchemaError::Registry { retriable, source }
 }
 
 /// The schema id of a record in the Confluent wire format.

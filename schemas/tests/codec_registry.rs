@@ -164,3 +164,81 @@ async fn bad_input_is_refused_with_a_clear_error() {
         "an unknown schema id: {err}"
     );
 }
+
+/// A reader that started before its registry, then saw it fail, decodes once the registry answers: no
+/// failed look-up is kept for the life of the process.
+#[tokio::test]
+async fn a_reader_started_before_its_registry_decodes_once_the_registry_answers() {
+    let db = testkit::TestDb::new().await;
+    let writer_registry = schemas::registry::LocalRegistry::start(db.pool().clone())
+        .await
+        .unwrap();
+    let writer = AvroCodec::new(writer_registry.url()).unwrap();
+    let (event_type, json) = common::samples().remove(0);
+    let (bytes, _) = writer
+        .encode("orders.events", &event_type, &json)
+        .await
+        .unwrap();
+
+    // The reader's registry (the same schemas, another address) is not listening yet.
+    let address = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let reader = AvroCodec::new(&format!("http://{address}")).unwrap();
+    let early = reader.decode(&bytes).await;
+    assert!(
+        matches!(
+            early,
+            Err(SchemaError::Registry {
+                retriable: true,
+                ..
+            })
+        ),
+        "no registry yet: a retriable registry error, which the consumer retries: {early:?}"
+    );
+
+    // Then something answers there, but fails: a registry whose database is down answers 500.
+    let failing = {
+        let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+        let app = axum::Router::new().fallback(|| async {
+            (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                r#"{"error_code":50001,"message":"database down"}"#,
+            )
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await })
+    };
+    let failed = reader.decode(&bytes).await;
+    failing.abort();
+    let _ = failing.await;
+    assert!(
+        matches!(
+            failed,
+            Err(SchemaError::Registry {
+                retriable: true,
+                ..
+            })
+        ),
+        "a registry that fails (500) is retried, not taken for a bad record: {failed:?}"
+    );
+
+    let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(schemas::registry::serve(
+        listener,
+        db.pool().clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let decoded = reader.decode(&bytes).await;
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    assert_eq!(
+        decoded
+            .expect("decodes once the registry answers: no failure was kept")
+            .event,
+        json
+    );
+}
