@@ -11,21 +11,27 @@ use tokio_util::sync::CancellationToken;
 /// Settings of `orderflow relay`.
 #[derive(Debug, clap::Args)]
 pub struct RelayArgs {
-    /// Records read, published and deleted per round.
-    #[arg(long, env = "RELAY_BATCH_SIZE", default_value_t = 2000)]
-    batch_size: usize,
-    /// Poll the outbox this often when no notification arrives, in milliseconds.
-    #[arg(long, env = "RELAY_POLL_INTERVAL_MS", default_value_t = 500)]
+    /// Records read, published and deleted per round, from 1 to 100,000.
+    #[arg(long, env = "RELAY_BATCH_SIZE", default_value_t = 2000,
+        value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    batch_size: u32,
+    /// Poll the outbox this often when no notification arrives, in milliseconds, from 10 to 3,600,000.
+    #[arg(long, env = "RELAY_POLL_INTERVAL_MS", default_value_t = 500,
+        value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     poll_interval_ms: u64,
-    /// Tries of a record the broker refuses for good (too large, topic missing) before it is quarantined.
-    #[arg(long, env = "RELAY_MAX_ATTEMPTS", default_value_t = 5)]
+    /// Tries of a record the broker refuses for good (too large, topic missing) before it is quarantined,
+    /// from 1 to 1,000.
+    #[arg(long, env = "RELAY_MAX_ATTEMPTS", default_value_t = 5,
+        value_parser = clap::value_parser!(i32).range(1..=1000))]
     max_attempts: i32,
-    /// Producer linger, in milliseconds: how long a batch waits for more records.
-    #[arg(long, env = "RELAY_LINGER_MS", default_value_t = 5)]
+    /// Producer linger, in milliseconds: how long a batch waits for more records, up to 10,000.
+    #[arg(long, env = "RELAY_LINGER_MS", default_value_t = 5,
+        value_parser = clap::value_parser!(u64).range(0..=10_000))]
     linger_ms: u64,
-    /// Largest record the relay sends, in bytes (librdkafka message.max.bytes); keep it at or below the
-    /// broker's limit so oversized records are refused before they are sent.
-    #[arg(long, env = "RELAY_MAX_MESSAGE_BYTES", default_value_t = 1_000_000)]
+    /// Largest record the relay sends, in bytes (librdkafka message.max.bytes, 1,000 to 1,000,000,000);
+    /// keep it at or below the broker's limit so oversized records are refused before they are sent.
+    #[arg(long, env = "RELAY_MAX_MESSAGE_BYTES", default_value_t = 1_000_000,
+        value_parser = clap::value_parser!(u32).range(1000..=1_000_000_000))]
     max_message_bytes: u32,
     /// Serve Prometheus metrics on this address (for example 127.0.0.1:9464).
     #[arg(long, env = "METRICS_ADDR")]
@@ -35,7 +41,7 @@ pub struct RelayArgs {
 impl RelayArgs {
     fn config(&self) -> RelayConfig {
         RelayConfig {
-            batch_size: self.batch_size,
+            batch_size: self.batch_size as usize,
             poll_interval: Duration::from_millis(self.poll_interval_ms),
             max_attempts: self.max_attempts,
             producer: ProducerSettings {
@@ -119,7 +125,7 @@ pub enum QuarantineCommand {
 
 pub async fn outbox_command(db: &db::DbSettings, command: &OutboxCommand) -> anyhow::Result<()> {
     let pool = db::connect(db).await?;
-    db::migrate(&pool).await?;
+    db::require_migrated(&pool).await?;
     match command {
         OutboxCommand::Status => {
             let backlog = quarantine::backlog(&pool).await?;
