@@ -32,7 +32,7 @@ pub async fn run(
     args: &StatusArgs,
 ) -> anyhow::Result<()> {
     let pool = db::connect(db).await?;
-    db::migrate(&pool).await?;
+    db::require_migrated(&pool).await?;
     let backlog = outbox::quarantine::backlog(&pool).await?;
     println!(
         "outbox: {} unpublished, oldest {}, {} quarantined",

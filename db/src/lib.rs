@@ -71,6 +71,15 @@ pub enum DbError {
     /// A migration failed to apply, or an applied one was changed since.
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database lacks some of this build's migrations; a command that must not change the schema
+    /// refuses to run on it.
+    #[error(
+        "the database has {applied} of the {known} orderflow migrations this build knows; run `orderflow migrate` first"
+    )]
+    NotMigrated { applied: usize, known: usize },
+    /// A query failed.
+    #[error("cannot query the database")]
+    Query(#[source] sqlx::Error),
 }
 
 /// Opens a pool and checks one connection, so a wrong URL fails here and not at the first query.
@@ -92,6 +101,38 @@ pub async fn connect(settings: &DbSettings) -> Result<PgPool, DbError> {
 /// Applies every migration that has not been applied yet.
 pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
     MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// Checks that every migration of this build has been applied, without applying any: for commands that only
+/// read and must not change the schema.
+///
+/// # Errors
+/// [`DbError::NotMigrated`] when some are missing, [`DbError::Query`] when the check itself fails.
+pub async fn require_migrated(pool: &PgPool) -> Result<(), DbError> {
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await
+            .or_else(|e| match &e {
+                // No migration has ever run here: the table does not exist.
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01") => {
+                    Ok(Vec::new())
+                }
+                _ => Err(DbError::Query(e)),
+            })?;
+    let known: Vec<i64> = MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| m.version)
+        .collect();
+    let present = known.iter().filter(|v| applied.contains(v)).count();
+    if present < known.len() {
+        return Err(DbError::NotMigrated {
+            applied: present,
+            known: known.len(),
+        });
+    }
     Ok(())
 }
 
