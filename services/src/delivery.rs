@@ -237,8 +237,15 @@ pub async fn run_carrier(
     Ok(())
 }
 
-/// One round of the carrier: moves every due delivery (up to the batch size) one step, in one transaction.
-/// Returns how many moved.
+/// How long a delivery the carrier failed to move waits before it is tried again.
+pub const FAILED_MOVE_DELAY: Duration = Duration::from_secs(30);
+
+/// One round of the carrier: moves every due delivery (up to the batch size) one step, in one transaction,
+/// each behind a savepoint: a delivery that fails to move (its stream does not read back) is rolled back,
+/// put back [`FAILED_MOVE_DELAY`] later, logged and counted, and the others move. Returns how many moved.
+///
+/// # Errors
+/// When the database fails for the round itself.
 pub async fn carrier_round(ctx: &Context, config: &CarrierConfig) -> Result<usize, ServiceError> {
     let mut tx = ctx.store.pool().begin().await?;
     let due: Vec<Uuid> = sqlx::query_scalar(
@@ -251,68 +258,89 @@ pub async fn carrier_round(ctx: &Context, config: &CarrierConfig) -> Result<usiz
     .await?;
     let mut moved = 0;
     for order_uuid in due {
-        let order_id =
-            OrderId::from_uuid(order_uuid).map_err(|e| ServiceError::invalid("order_id", e))?;
-        let id = order_id.to_string();
-        let loaded = ctx.store.load_with::<DeliveryState>(&mut tx, &id).await?;
-        let command = match &loaded.state {
-            DeliveryState::Scheduled { .. } => {
-                if draw(config.seed, FAIL_BEFORE_DISPATCH, order_uuid) < config.failure_rate {
-                    DeliveryCommand::Fail {
-                        reason: "carrier could not collect the parcel".into(),
-                    }
-                } else {
-                    DeliveryCommand::Dispatch
-                }
+        let mut step = sqlx::Connection::begin(&mut *tx).await?;
+        match move_delivery(ctx, config, &mut step, order_uuid).await {
+            Ok(step_moved) => {
+                step.commit().await?;
+                moved += usize::from(step_moved);
             }
-            DeliveryState::Dispatched { .. } => {
-                if draw(config.seed, LOST_IN_TRANSIT, order_uuid)
-                    < config.post_dispatch_failure_rate
-                {
-                    DeliveryCommand::Fail {
-                        reason: "parcel lost in transit".into(),
-                    }
-                } else {
-                    DeliveryCommand::Deliver
-                }
+            Err(e) => {
+                step.rollback().await?;
+                tracing::error!(order_id = %order_uuid, error = %e, retry_in = ?FAILED_MOVE_DELAY,
+                    "carrier cannot move a delivery; put back");
+                metrics::counter!("carrier_failures_total").increment(1);
+                sqlx::query(
+                    "UPDATE deliveries SET due_at = now() + make_interval(secs => $2) WHERE order_id = $1",
+                )
+                .bind(order_uuid)
+                .bind(FAILED_MOVE_DELAY.as_secs_f64())
+                .execute(&mut *tx)
+                .await?;
             }
-            DeliveryState::NotScheduled
-            | DeliveryState::Delivered { .. }
-            | DeliveryState::Failed { .. }
-            | DeliveryState::Cancelled { .. } => {
-                // The row lags the stream (cannot happen while both are written together): stop carrying it.
-                set_status(&mut tx, order_id, status_of(&loaded.state)).await?;
-                continue;
-            }
-        };
-        let (after, events) = loaded.state.execute(command)?;
-        ctx.store
-            .append::<DeliveryState>(
-                &mut tx,
-                &id,
-                loaded.version,
-                &events,
-                &Metadata::new(order_uuid),
-            )
-            .await?;
-        if let DeliveryState::Dispatched { .. } = after {
-            sqlx::query(
-                "UPDATE deliveries SET status = 'dispatched', dispatched_at = now(),
-                        due_at = now() + make_interval(secs => $2), updated_at = now()
-                 WHERE order_id = $1",
-            )
-            .bind(order_uuid)
-            .bind(config.delivery_delay.as_secs_f64())
-            .execute(&mut *tx)
-            .await?;
-        } else {
-            set_status(&mut tx, order_id, status_of(&after)).await?;
         }
-        metrics::counter!("carrier_moves_total", "to" => status_of(&after)).increment(1);
-        moved += 1;
     }
     tx.commit().await?;
     Ok(moved)
+}
+
+/// Moves one due delivery a step on `tx`; false when its row lagged its stream and was only corrected.
+async fn move_delivery(
+    ctx: &Context,
+    config: &CarrierConfig,
+    tx: &mut PgConnection,
+    order_uuid: Uuid,
+) -> Result<bool, ServiceError> {
+    let order_id =
+        OrderId::from_uuid(order_uuid).map_err(|e| ServiceError::invalid("order_id", e))?;
+    let id = order_id.to_string();
+    let loaded = ctx.store.load_with::<DeliveryState>(tx, &id).await?;
+    let command = match &loaded.state {
+        DeliveryState::Scheduled { .. } => {
+            if draw(config.seed, FAIL_BEFORE_DISPATCH, order_uuid) < config.failure_rate {
+                DeliveryCommand::Fail {
+                    reason: "carrier could not collect the parcel".into(),
+                }
+            } else {
+                DeliveryCommand::Dispatch
+            }
+        }
+        DeliveryState::Dispatched { .. } => {
+            if draw(config.seed, LOST_IN_TRANSIT, order_uuid) < config.post_dispatch_failure_rate {
+                DeliveryCommand::Fail {
+                    reason: "parcel lost in transit".into(),
+                }
+            } else {
+                DeliveryCommand::Deliver
+            }
+        }
+        DeliveryState::NotScheduled
+        | DeliveryState::Delivered { .. }
+        | DeliveryState::Failed { .. }
+        | DeliveryState::Cancelled { .. } => {
+            // The row lags the stream (cannot happen while both are written together): stop carrying it.
+            set_status(tx, order_id, status_of(&loaded.state)).await?;
+            return Ok(false);
+        }
+    };
+    let (after, events) = loaded.state.execute(command)?;
+    ctx.store
+        .append::<DeliveryState>(tx, &id, loaded.version, &events, &Metadata::new(order_uuid))
+        .await?;
+    if let DeliveryState::Dispatched { .. } = after {
+        sqlx::query(
+            "UPDATE deliveries SET status = 'dispatched', dispatched_at = now(),
+                    due_at = now() + make_interval(secs => $2), updated_at = now()
+             WHERE order_id = $1",
+        )
+        .bind(order_uuid)
+        .bind(config.delivery_delay.as_secs_f64())
+        .execute(&mut *tx)
+        .await?;
+    } else {
+        set_status(tx, order_id, status_of(&after)).await?;
+    }
+    metrics::counter!("carrier_moves_total", "to" => status_of(&after)).increment(1);
+    Ok(true)
 }
 
 fn status_of(state: &DeliveryState) -> &'static str {

@@ -193,3 +193,54 @@ async fn kafka_round_trip_schedule_to_delivered() {
     );
     pipeline.stop().await;
 }
+
+#[tokio::test]
+async fn a_delivery_the_carrier_cannot_move_is_put_back_and_the_others_move() {
+    let env = common::Env::new().await;
+    let config = carrier(0.0, 0.0);
+    let handler = DeliveryHandler::new(env.context(), config.clone());
+    let (broken, healthy) = (OrderId::new(), OrderId::new());
+    for order_id in [broken, healthy] {
+        send(
+            &env,
+            &handler,
+            DeliveryRequest::ScheduleDelivery { order_id },
+        )
+        .await;
+    }
+    // Both are due, the broken one first; its stream no longer reads.
+    for (order_id, ago) in [(broken, "2 seconds"), (healthy, "1 second")] {
+        sqlx::query("UPDATE deliveries SET due_at = now() - $2::interval WHERE order_id = $1")
+            .bind(order_id.as_uuid())
+            .bind(ago)
+            .execute(env.db.pool())
+            .await
+            .unwrap();
+    }
+    sqlx::query("UPDATE events SET payload = '{\"not\": \"an event\"}' WHERE aggregate_id = $1")
+        .bind(broken.to_string())
+        .execute(env.db.pool())
+        .await
+        .unwrap();
+
+    let moved = delivery::carrier_round(&env.context(), &config)
+        .await
+        .unwrap();
+
+    assert_eq!(moved, 1, "the healthy delivery moved");
+    let (_, status) = delivery::get_delivery(env.db.pool(), healthy)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, "dispatched");
+    let pushed_back: bool =
+        sqlx::query_scalar("SELECT due_at > now() FROM deliveries WHERE order_id = $1")
+            .bind(broken.as_uuid())
+            .fetch_one(env.db.pool())
+            .await
+            .unwrap();
+    assert!(
+        pushed_back,
+        "the broken delivery is due later, so that it is not picked first forever"
+    );
+}
