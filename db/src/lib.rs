@@ -198,13 +198,31 @@ fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_owned();
+    // The authority ends at the path or the query; its last '@' ends the user info, since a password may
+    // hold an '@' of its own.
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
     };
-    match userinfo.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some(("password", _)) => "password=***".to_owned(),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 #[cfg(test)]
@@ -222,5 +240,25 @@ mod tests {
             "postgres://postgres@127.0.0.1/test"
         );
         assert_eq!(redact("not a url"), "not a url");
+    }
+
+    #[test]
+    fn redact_hides_a_password_with_an_at_sign_or_in_the_query() {
+        assert_eq!(
+            redact("postgres://app:p@ss@db:5432/orders"),
+            "postgres://app:***@db:5432/orders"
+        );
+        assert_eq!(
+            redact("postgres://app@db/orders?sslmode=require&password=s3cret"),
+            "postgres://app@db/orders?sslmode=require&password=***"
+        );
+        assert_eq!(
+            redact("postgres://db/orders?password=s3cret&user=app"),
+            "postgres://db/orders?password=***&user=app"
+        );
+        assert_eq!(
+            redact("postgres://app:x@db/orders?password=y"),
+            "postgres://app:***@db/orders?password=***"
+        );
     }
 }
