@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """Ask a Kafka-protocol broker for its metadata; exit 0 when it answers with at least one broker.
 
-Usage: kafka_ping.py HOST:PORT[,HOST:PORT...] [TIMEOUT_SECONDS]
+Usage: kafka_ping.py [--all-partitions-led] HOST:PORT[,HOST:PORT...] [TIMEOUT_SECONDS]
+
+With --all-partitions-led it also waits for every partition of every topic to have a leader: a broker
+restarted after a kill -9 answers metadata requests before it leads its partitions again, and a client that
+reads a topic in between gets an error.
 
 Uses only the standard library, so `./dev up` can wait for the broker before anything is built.
-Sends a Metadata v0 request (api key 3) for all topics and reads the broker list of the answer.
+Sends a Metadata v0 request (api key 3) for all topics and reads the brokers and partitions of the answer.
 """
 import socket
 import struct
@@ -45,26 +49,48 @@ def metadata(host, port, timeout):
         (broker_port,) = struct.unpack(">i", answer[pos:pos + 4])
         pos += 4
         brokers.append(f"{node_id}@{broker_host}:{broker_port}")
-    return brokers
+    (topic_count,) = struct.unpack(">i", answer[pos:pos + 4])
+    pos += 4
+    partitions, leaderless = 0, 0
+    for _ in range(topic_count):
+        (_topic_error, name_len) = struct.unpack(">hh", answer[pos:pos + 4])
+        pos += 4 + name_len
+        (partition_count,) = struct.unpack(">i", answer[pos:pos + 4])
+        pos += 4
+        for _ in range(partition_count):
+            (error, _index, leader, replica_count) = struct.unpack(">hiii", answer[pos:pos + 14])
+            pos += 14 + 4 * replica_count
+            (isr_count,) = struct.unpack(">i", answer[pos:pos + 4])
+            pos += 4 + 4 * isr_count
+            partitions += 1
+            if error != 0 or leader < 0:
+                leaderless += 1
+    return brokers, partitions, leaderless
 
 
 def main():
-    if len(sys.argv) < 2:
+    args = sys.argv[1:]
+    all_led = "--all-partitions-led" in args
+    args = [a for a in args if a != "--all-partitions-led"]
+    if not args:
         print(__doc__, file=sys.stderr)
         return 2
-    timeout = float(sys.argv[2]) if len(sys.argv) > 2 else 3.0
+    timeout = float(args[1]) if len(args) > 1 else 3.0
     errors = []
-    for server in sys.argv[1].split(","):
+    for server in args[0].split(","):
         host, _, port = server.strip().rpartition(":")
         try:
-            brokers = metadata(host or "localhost", int(port), timeout)
+            brokers, partitions, leaderless = metadata(host or "localhost", int(port), timeout)
         except (OSError, ValueError, struct.error) as e:
             errors.append(f"{server}: {e}")
             continue
-        if brokers:
-            print(f"{server}: brokers {', '.join(brokers)}")
+        if not brokers:
+            errors.append(f"{server}: metadata lists no broker")
+        elif all_led and leaderless:
+            errors.append(f"{server}: {leaderless} of {partitions} partitions have no leader yet")
+        else:
+            print(f"{server}: brokers {', '.join(brokers)}; {partitions} partitions")
             return 0
-        errors.append(f"{server}: metadata lists no broker")
     print("; ".join(errors), file=sys.stderr)
     return 1
 

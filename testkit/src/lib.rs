@@ -163,7 +163,7 @@ pub struct Consumed {
 pub async fn read_topic(kafka: &KafkaSettings, topic: &str) -> Vec<Consumed> {
     consumers::reader::read_to_end(kafka, topic)
         .await
-        .unwrap_or_else(|e| panic!("reading {topic}: {e}"))
+        .unwrap_or_else(|e| panic!("reading {topic}: {}", causes(&e)))
         .into_iter()
         .map(|r| Consumed {
             partition: r.partition,
@@ -175,11 +175,23 @@ pub async fn read_topic(kafka: &KafkaSettings, topic: &str) -> Vec<Consumed> {
         .collect()
 }
 
+/// An error and its sources, `error: cause: cause`, since a panic message shows only what it is given.
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// The total number of records in `topic` (sum of high minus low watermarks over its partitions).
 pub async fn count_records(kafka: &KafkaSettings, topic: &str) -> i64 {
     consumers::reader::count(kafka, topic)
         .await
-        .unwrap_or_else(|e| panic!("counting {topic}: {e}"))
+        .unwrap_or_else(|e| panic!("counting {topic}: {}", causes(&e)))
 }
 
 /// Waits until `topic` holds at least `count` records; panics after `timeout` with the count it saw.
