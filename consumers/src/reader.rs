@@ -6,7 +6,9 @@ use std::time::Duration;
 use producers::KafkaSettings;
 use producers::headers::{self, RecordHeaders};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::error::KafkaResult;
 use rdkafka::message::Message as _;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::ConsumerError;
@@ -76,10 +78,35 @@ fn watermarks(consumer: &BaseConsumer, topic: &str) -> Result<Vec<(i32, i64, i64
     partitions
         .into_iter()
         .map(|partition| {
-            let (low, high) = consumer.fetch_watermarks(topic, partition, TIMEOUT)?;
+            let (low, high) =
+                with_leader_retries(|| consumer.fetch_watermarks(topic, partition, TIMEOUT))?;
             Ok((partition, low, high))
         })
         .collect()
+}
+
+/// Runs `call` again while the broker answers that it does not lead the partition yet, for up to
+/// [`TIMEOUT`]: a broker that just restarted, or a partition whose leadership moves, says so for a moment.
+fn with_leader_retries<T>(
+    mut call: impl FnMut() -> KafkaResult<T>,
+) -> Result<T, rdkafka::error::KafkaError> {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        match call() {
+            Err(e)
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(
+                        RDKafkaErrorCode::NotLeaderForPartition
+                            | RDKafkaErrorCode::LeaderNotAvailable
+                    )
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            result => return result,
+        }
+    }
 }
 
 fn read_blocking(kafka: &KafkaSettings, topic: &str) -> Result<Vec<Record>, ConsumerError> {
