@@ -67,15 +67,21 @@ fn with_defaults(
     settings: &BTreeMap<String, String>,
     known: &mut Vec<String>,
 ) -> Command {
-    let wanted: Vec<(clap::Id, String)> = command
+    let wanted: Vec<(clap::Id, String, bool)> = command
         .get_arguments()
-        .filter_map(|arg| Some((arg.get_id().clone(), arg.get_env()?.to_str()?.to_owned())))
+        .filter_map(|arg| {
+            let env = arg.get_env()?.to_str()?.to_owned();
+            Some((arg.get_id().clone(), env, arg.is_hide_env_values_set()))
+        })
         .collect();
-    for (id, env) in wanted {
+    for (id, env, secret) in wanted {
         if let Some(value) = settings.get(&env) {
             // clap keeps defaults as 'static; a config file is read once per process.
             let value: &'static str = Box::leak(value.clone().into_boxed_str());
-            command = command.mut_arg(id, |arg| arg.default_value(value));
+            // A setting whose environment value --help hides (it may hold a password) hides its default too.
+            command = command.mut_arg(id, |arg| {
+                arg.default_value(value).hide_default_value(secret)
+            });
         }
         known.push(env);
     }

@@ -62,3 +62,23 @@ async fn the_environment_beats_the_file() {
     );
     assert!(String::from_utf8_lossy(&status.stdout).contains("unpublished records: 0"));
 }
+
+#[test]
+fn help_never_prints_a_secret_from_the_file() {
+    let file = config(
+        "secret",
+        "DATABASE_URL=postgres://app:hunter2@db/orders\nKAFKA_PROPERTIES=sasl.password=swordfish\n",
+    );
+    let help = orderflow()
+        .arg("--config")
+        .arg(&file)
+        .args(["relay", "--help"])
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("--database-url"), "{text}");
+    for secret in ["hunter2", "swordfish"] {
+        assert!(!text.contains(secret), "--help shows {secret}:\n{text}");
+    }
+}
