@@ -2,10 +2,12 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures_util::FutureExt as _;
 use producers::headers::{self, RecordHeaders};
 use producers::topics::Topics;
 use producers::{KafkaSettings, ProducerSettings};
@@ -482,7 +484,19 @@ impl<H: Handler> Worker<H> {
                 return Ok(Applied::Duplicate);
             }
         }
-        self.handler.handle(&mut tx, record).await?;
+        // A panic is a bug that this record sets off: it would end the partition's worker and stall the
+        // partition silently, so it is treated as a poison record (the transaction rolls back when dropped).
+        AssertUnwindSafe(self.handler.handle(&mut tx, record))
+            .catch_unwind()
+            .await
+            .map_err(|panic| {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("a panic without a message");
+                HandlerError::Poison(format!("the handler panicked: {what}").into())
+            })??;
         tx.commit().await.map_err(transient)?;
         Ok(Applied::Done)
     }

@@ -83,6 +83,43 @@ async fn a_poison_record_goes_to_the_dead_letter_topic_and_the_partition_moves_o
 }
 
 #[tokio::test]
+async fn a_handler_that_panics_dead_letters_the_record_and_the_partition_moves_on() {
+    let (db, kafka, topic) = setup().await;
+    let (first, panics, last) = (
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+    );
+    produce(
+        &kafka,
+        &topic,
+        &[
+            (Some(first), "one"),
+            (Some(panics), "panic"),
+            (Some(last), "two"),
+        ],
+    )
+    .await;
+
+    let consumer = Running::start(&db, &kafka, &topic, handler());
+    consumer.wait_until_handled(3).await;
+    consumer.stop().await;
+    assert_eq!(
+        effects(&db).await,
+        [(first, "one".to_owned()), (last, "two".to_owned())]
+    );
+    let dead = testkit::read_topic(&kafka, &format!("{topic}.dlq")).await;
+    assert_eq!(dead.len(), 1);
+    let h = &dead[0].headers;
+    assert_eq!(h[dlq::ERROR_CLASS], "poison");
+    assert!(
+        h[dlq::ERROR_MESSAGE].contains("panicked") && h[dlq::ERROR_MESSAGE].contains("has a bug"),
+        "{}",
+        h[dlq::ERROR_MESSAGE]
+    );
+}
+
+#[tokio::test]
 async fn a_transient_failure_is_retried_in_place_and_keeps_partition_order() {
     let (db, kafka, topic) = setup().await;
     let ids: Vec<uuid::Uuid> = (0..3).map(|_| uuid::Uuid::now_v7()).collect();

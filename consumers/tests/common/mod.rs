@@ -14,8 +14,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgConnection;
 use tokio_util::sync::CancellationToken;
 
-/// Writes one row per applied record; "poison" payloads are refused for good, and the first
-/// `fail_first` attempts of a "flaky" payload fail transiently.
+/// Writes one row per applied record; "poison" payloads are refused for good, "panic" ones make it panic,
+/// and the first `fail_first` attempts of a "flaky" payload fail transiently.
 pub struct Effects {
     pub flaky_failures: AtomicU32,
     pub fail_first: u32,
@@ -30,6 +30,7 @@ impl Handler for Effects {
     async fn handle(&self, tx: &mut PgConnection, record: &Incoming) -> Result<(), HandlerError> {
         let payload = String::from_utf8(record.payload.clone())
             .map_err(|e| HandlerError::Poison(e.into()))?;
+        assert_ne!(payload, "panic", "the handler has a bug");
         if payload == "poison" && !self.accept_poison.load(Ordering::SeqCst) {
             return Err(HandlerError::Poison("payload fails validation".into()));
         }
