@@ -137,6 +137,8 @@ async fn main() -> std::process::ExitCode {
         eprintln!("error: {e:#}");
         return std::process::ExitCode::FAILURE;
     }
+    // Before anything decodes Avro: the limit is the first one set.
+    schemas::codec::limit_decode_allocations();
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -25,6 +25,22 @@ pub const SCHEMA_REGISTRY_URL: &str = "SCHEMA_REGISTRY_URL";
 /// The registry `orderflow registry` serves by default, on Confluent's port.
 pub const DEFAULT_REGISTRY_URL: &str = "http://127.0.0.1:8081";
 
+/// The largest record value a consumer has to decode: Kafka's default `message.max.bytes` on the broker
+/// (1,048,588), a little above the 1,000,000 orderflow's producers send
+/// (`producers::ProducerSettings::max_message_bytes`).
+pub const MAX_RECORD_BYTES: usize = 1_048_588;
+
+/// apache-avro's limit on one allocation while decoding (a string's or bytes' length, the items of an array
+/// or a map), set for the whole process by [`limit_decode_allocations`].
+///
+/// A record's body says how many items an array holds before it holds them, and the decoder reserves room
+/// for them all first; apache-avro's default of 512 MiB let a record of 10 bytes reserve 512 MiB. The
+/// decoded form is larger than the bytes: an item takes one byte on the wire at least and is decoded into an
+/// `apache_avro::types::Value` of 56 bytes (apache-avro 0.22 on 64-bit targets), so the longest array a
+/// record of [`MAX_RECORD_BYTES`] can really hold needs 56 times its size; 64 times leaves some room. A test
+/// decodes such an array.
+pub const MAX_DECODE_ALLOCATION_BYTES: usize = 64 * MAX_RECORD_BYTES;
+
 /// The serde field that carries the event type in orderflow's JSON form; in Avro it is the record name.
 const TYPE_TAG: &str = "type";
 
@@ -38,6 +54,22 @@ pub struct Decoded {
     /// The serde form in this build's current version, with the `"type"` tag, ready for
     /// `serde_json::from_value`.
     pub event: Json,
+}
+
+/// Sets apache-avro's allocation limit to [`MAX_DECODE_ALLOCATION_BYTES`] for the whole process, unless
+/// something set it before (apache-avro takes the first value, and its first decode sets its default), and
+/// returns the limit in force. Every [`AvroCodec`] calls it; a binary calls it first thing so that nothing
+/// decodes under the default.
+pub fn limit_decode_allocations() -> usize {
+    let limit = apache_avro::util::max_allocation_bytes(MAX_DECODE_ALLOCATION_BYTES);
+    if limit != MAX_DECODE_ALLOCATION_BYTES {
+        tracing::warn!(
+            limit,
+            wanted = MAX_DECODE_ALLOCATION_BYTES,
+            "apache-avro's allocation limit was set before orderflow's codec could set it"
+        );
+    }
+    limit
 }
 
 /// Encodes and decodes events in the Confluent wire format against a schema registry.
@@ -69,6 +101,7 @@ impl AvroCodec {
     /// # Errors
     /// [`SchemaError::Catalog`] when the embedded schemas are broken.
     pub fn with_settings(settings: SrSettings) -> Result<Self, SchemaError> {
+        limit_decode_allocations();
         Ok(Self {
             catalog: Catalog::embedded()?,
             encoder: AvroEncoder::new(settings.clone()),
