@@ -6,6 +6,9 @@
 //! schema up by the id in the record, then resolve the value into this build's current version of the
 //! record, so bytes written with any earlier version decode into today's type.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use apache_avro::types::Value;
 use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
@@ -40,6 +43,14 @@ pub const MAX_RECORD_BYTES: usize = 1_048_588;
 /// record of [`MAX_RECORD_BYTES`] can really hold needs 56 times its size; 64 times leaves some room. A test
 /// decodes such an array.
 pub const MAX_DECODE_ALLOCATION_BYTES: usize = 64 * MAX_RECORD_BYTES;
+
+/// How many schema ids a codec's decoder remembers (the writer's schema, or the registry's refusal). When a
+/// record names one more, the decoder starts afresh: the schemas in use are fetched again, once each.
+///
+/// A consumer meets one id per version of each record type on its topics, tens in orderflow; a record with
+/// a made-up id (hostile or corrupt) adds one more, and without a bound these would pile up for as long as
+/// the process runs.
+pub const MAX_CACHED_SCHEMA_IDS: usize = 1_000;
 
 /// The serde field that carries the event type in orderflow's JSON form; in Avro it is the record name.
 const TYPE_TAG: &str = "type";
@@ -76,7 +87,34 @@ pub fn limit_decode_allocations() -> usize {
 pub struct AvroCodec {
     catalog: &'static Catalog,
     encoder: AvroEncoder,
-    decoder: AvroDecoder,
+    decoder: Mutex<Decoder>,
+}
+
+/// A decoder and the schema ids it has been asked about, at most [`MAX_CACHED_SCHEMA_IDS`].
+///
+/// `schema_registry_converter`'s decoder caches every id it is asked about, with no way to bound or evict
+/// entries, so the bound replaces the whole decoder.
+struct Decoder {
+    settings: SrSettings,
+    current: Arc<AvroDecoder>,
+    ids: HashSet<u32>,
+}
+
+impl Decoder {
+    fn for_id(&mut self, schema_id: u32) -> Arc<AvroDecoder> {
+        if !self.ids.contains(&schema_id) {
+            if self.ids.len() >= MAX_CACHED_SCHEMA_IDS {
+                tracing::info!(
+                    ids = self.ids.len(),
+                    "the Avro decoder's cache is full; starting a new one"
+                );
+                self.current = Arc::new(AvroDecoder::new(self.settings.clone()));
+                self.ids.clear();
+            }
+            self.ids.insert(schema_id);
+        }
+        self.current.clone()
+    }
 }
 
 impl std::fmt::Debug for AvroCodec {
@@ -105,7 +143,11 @@ impl AvroCodec {
         Ok(Self {
             catalog: Catalog::embedded()?,
             encoder: AvroEncoder::new(settings.clone()),
-            decoder: AvroDecoder::new(settings),
+            decoder: Mutex::new(Decoder {
+                current: Arc::new(AvroDecoder::new(settings.clone())),
+                settings,
+                ids: HashSet::new(),
+            }),
         })
     }
 
@@ -156,8 +198,13 @@ impl AvroCodec {
     /// [`SchemaError::Registry`] when the writer's schema cannot be fetched.
     pub async fn decode(&self, bytes: &[u8]) -> Result<Decoded, SchemaError> {
         let schema_id = schema_id(bytes)?;
-        let decoded = self.decoder.decode(Some(bytes)).await.map_err(|e| {
-            self.decoder.remove_errors_from_cache();
+        let decoder = self
+            .decoder
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .for_id(schema_id);
+        let decoded = decoder.decode(Some(bytes)).await.map_err(|e| {
+            decoder.remove_errors_from_cache();
             match registry_error(e) {
                 SchemaError::Registry {
                     retriable: false,

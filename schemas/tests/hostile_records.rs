@@ -1,12 +1,16 @@
 //! Records built by hand to hurt a consumer: they must be refused as `SchemaError::Decode` (dead-lettered)
-//! without the decoder allocating what they claim.
+//! without the decoder allocating what they claim, and unknown schema ids must not grow the codec's memory
+//! without bound.
 //!
 //! A binary of its own: apache-avro's allocation limit is set once per process, by the first codec or the
 //! first decode, so no other test may decode before these do.
 
 mod common;
 
-use schemas::codec::{MAX_DECODE_ALLOCATION_BYTES, MAX_RECORD_BYTES};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use schemas::codec::{MAX_CACHED_SCHEMA_IDS, MAX_DECODE_ALLOCATION_BYTES, MAX_RECORD_BYTES};
 use schemas::{AvroCodec, SchemaError};
 use serde_json::json;
 
@@ -102,4 +106,60 @@ async fn a_record_claiming_a_huge_array_is_refused_before_it_is_allocated() {
 fn the_largest_record_is_at_least_what_our_producers_send() {
     let producer = producers::ProducerSettings::default();
     assert!(usize::try_from(producer.max_message_bytes).unwrap() <= MAX_RECORD_BYTES);
+}
+
+/// Serves `GET /schemas/ids/{id}` with Confluent's 40403 for every id, and counts the requests per id.
+async fn registry_without_schemas() -> (String, Arc<Mutex<HashMap<u32, usize>>>) {
+    use axum::extract::{Path, State};
+    let asked = Arc::new(Mutex::new(HashMap::<u32, usize>::new()));
+    let app = axum::Router::new()
+        .route(
+            "/schemas/ids/{id}",
+            axum::routing::get(
+                |State(asked): State<Arc<Mutex<HashMap<u32, usize>>>>, Path(id): Path<u32>| async move {
+                    *asked.lock().unwrap().entry(id).or_default() += 1;
+                    (
+                        axum::http::StatusCode::NOT_FOUND,
+                        json!({"error_code": 40403, "message": format!("Schema {id} not found")})
+                            .to_string(),
+                    )
+                },
+            ),
+        )
+        .with_state(asked.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, asked)
+}
+
+#[tokio::test]
+async fn unknown_schema_ids_do_not_grow_the_decoder_cache_without_bound() {
+    let (url, asked) = registry_without_schemas().await;
+    let codec = AvroCodec::new(&url).unwrap();
+    let first = 1_u32;
+    let decode = |id: u32| {
+        let bytes = wire(id, &[0]);
+        let codec = &codec;
+        async move {
+            match codec.decode(&bytes).await {
+                Err(SchemaError::Decode(message)) => assert!(message.contains("404"), "{message}"),
+                other => panic!("schema {id}: {other:?}"),
+            }
+        }
+    };
+    decode(first).await;
+    decode(first).await;
+    assert_eq!(asked.lock().unwrap()[&first], 1, "the answer is cached");
+
+    // As many other ids as the cache holds: the first one's entry must have been let go.
+    for id in (first + 1..).take(MAX_CACHED_SCHEMA_IDS) {
+        decode(id).await;
+    }
+    decode(first).await;
+    assert_eq!(
+        asked.lock().unwrap()[&first],
+        2,
+        "after {MAX_CACHED_SCHEMA_IDS} other ids the first is asked for again"
+    );
 }
