@@ -756,3 +756,77 @@ async fn a_schema_that_only_changes_a_default_is_a_new_version() {
     assert_ne!(first, second);
     assert_eq!(sr.get("/subjects/s/versions").await, (200, json!([1, 2])));
 }
+
+/// `n` bytes that do not compress (a long run of one letter would be compressed by Postgres and pass its
+/// index limit).
+fn incompressible(n: usize) -> String {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..n)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            char::from(b'a' + u8::try_from((state >> 33) % 26).unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn subjects_with_control_characters_or_too_long_are_refused_with_42208() {
+    let sr = Registry::start().await;
+    let longest = incompressible(schemas::registry::MAX_SUBJECT_BYTES);
+    // Over the limit, and over Postgres's limit on an index entry (2,704 bytes) too.
+    let too_long = incompressible(3_000);
+    for subject in [too_long.as_str(), "nul%00byte", "line%0Abreak", "del%7F"] {
+        assert_error(
+            sr.register(subject, &order(ID)).await,
+            422,
+            42208,
+            "is not valid",
+        );
+        assert_error(
+            sr.get(&format!("/subjects/{subject}/versions")).await,
+            422,
+            42208,
+            "is not valid",
+        );
+        assert_error(
+            sr.call(
+                Method::POST,
+                &format!("/subjects/{subject}"),
+                Some(json!({ "schema": order(ID) })),
+            )
+            .await,
+            422,
+            42208,
+            "is not valid",
+        );
+        assert_error(
+            sr.call(
+                Method::PUT,
+                &format!("/config/{subject}"),
+                Some(json!({ "compatibility": "NONE" })),
+            )
+            .await,
+            422,
+            42208,
+            "is not valid",
+        );
+        let (_, answer) = sr.register(subject, &order(ID)).await;
+        let message = answer["message"].as_str().unwrap();
+        assert!(
+            message.len() < 200,
+            "the subject is not echoed whole: {message}"
+        );
+    }
+    assert_eq!(sr.get("/subjects").await, (200, json!([])));
+
+    // The longest subject allowed, and names that are not ASCII, are fine.
+    sr.register_ok(&longest, &order(ID)).await;
+    sr.register_ok("commandes.événements-Commande", &order(ID))
+        .await;
+    assert_eq!(
+        sr.get("/subjects").await,
+        (200, json!(["commandes.événements-Commande", longest]))
+    );
+}

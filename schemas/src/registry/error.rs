@@ -44,6 +44,9 @@ pub enum RegistryError {
     /// The schema does not parse, or uses what this registry does not support (42201).
     #[error("{0}")]
     InvalidSchema(String),
+    /// A subject name with a control character, or longer than [`super::MAX_SUBJECT_BYTES`] (42208).
+    #[error("The specified subject {shown} is not valid: {reason}")]
+    InvalidSubject { shown: String, reason: String },
     /// A version that is neither a positive 32-bit integer, `latest` nor -1 (42202).
     #[error(
         "The specified version '{0}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\""
@@ -97,6 +100,7 @@ impl RegistryError {
             Self::InvalidSchema(_) => 42201,
             Self::InvalidVersion(_) => 42202,
             Self::InvalidCompatibilityLevel(_) => 42203,
+            Self::InvalidSubject { .. } => 42208,
             Self::Store(_) => 50001,
         }
     }

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
+use super::MAX_SUBJECT_BYTES;
 use super::compatibility::Level;
 use super::error::RegistryError;
 use super::store::{self, NewSchema, SubjectVersion, VersionRef};
@@ -182,6 +183,36 @@ fn parse_version(text: &str) -> Result<VersionRef, RegistryError> {
     }
 }
 
+/// A subject name as it came in the path (percent-decoded): no control character, at most
+/// [`MAX_SUBJECT_BYTES`] bytes.
+fn check_subject(subject: String) -> Result<String, RegistryError> {
+    let reason = if subject.len() > MAX_SUBJECT_BYTES {
+        format!(
+            "it is {} bytes long, over the limit of {MAX_SUBJECT_BYTES}",
+            subject.len()
+        )
+    } else if let Some((at, c)) = subject.char_indices().find(|(_, c)| c.is_control()) {
+        format!(
+            "it holds the control character U+{:04X} at byte {at}",
+            u32::from(c)
+        )
+    } else {
+        return Ok(subject);
+    };
+    Err(RegistryError::InvalidSubject {
+        shown: format!("{:?}", excerpt(&subject, 40)),
+        reason,
+    })
+}
+
+/// `text`, or its first `max_chars` characters and how long it was.
+fn excerpt(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}... ({} bytes in all)", &text[..end], text.len()),
+    }
+}
+
 fn parse_id(text: &str) -> Result<i32, RegistryError> {
     text.parse::<i32>()
         .map_err(|_| RegistryError::SchemaNotFound(format!("Schema {text} not found")))
@@ -304,6 +335,7 @@ async fn subject_versions(
     Path(subject): Path<String>,
     Query(params): Params,
 ) -> Answer {
+    let subject = check_subject(subject)?;
     let visible = visible_versions(&pool, &subject, flag(&params, "deleted")).await?;
     let numbers: Vec<i32> = visible.iter().map(|v| v.version).collect();
     Ok(ok(json!(numbers)))
@@ -314,6 +346,7 @@ async fn subject_version(
     Path((subject, version)): Path<(String, String)>,
     Query(params): Params,
 ) -> Answer {
+    let subject = check_subject(subject)?;
     let selected = parse_version(&version)?;
     let visible = visible_versions(&pool, &subject, flag(&params, "deleted")).await?;
     let found = find_version(&subject, visible, selected, &version)?;
@@ -325,6 +358,7 @@ async fn subject_version_schema(
     Path((subject, version)): Path<(String, String)>,
     Query(params): Params,
 ) -> Answer {
+    let subject = check_subject(subject)?;
     let selected = parse_version(&version)?;
     let visible = visible_versions(&pool, &subject, flag(&params, "deleted")).await?;
     let found = find_version(&subject, visible, selected, &version)?;
@@ -340,6 +374,7 @@ async fn referenced_by(
     State(pool): State<PgPool>,
     Path((subject, version)): Path<(String, String)>,
 ) -> Answer {
+    let subject = check_subject(subject)?;
     let selected = parse_version(&version)?;
     let visible = visible_versions(&pool, &subject, false).await?;
     find_version(&subject, visible, selected, &version)?;
@@ -352,6 +387,7 @@ async fn register(
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
+    let subject = check_subject(subject)?;
     let schema = parse_schema(&headers, &body)?;
     let id = store::register(&pool, &subject, &schema).await?;
     Ok(ok(json!({ "id": id })))
@@ -364,6 +400,7 @@ async fn lookup(
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
+    let subject = check_subject(subject)?;
     let schema = parse_schema(&headers, &body)?;
     let visible = visible_versions(&pool, &subject, flag(&params, "deleted")).await?;
     let found = visible
@@ -379,6 +416,7 @@ async fn delete_subject(
     Path(subject): Path<String>,
     Query(params): Params,
 ) -> Answer {
+    let subject = check_subject(subject)?;
     let deleted = if flag(&params, "permanent") {
         store::hard_delete_subject(&pool, &subject).await?
     } else {
@@ -392,6 +430,7 @@ async fn delete_version(
     Path((subject, version)): Path<(String, String)>,
     Query(params): Params,
 ) -> Answer {
+    let subject = check_subject(subject)?;
     let selected = parse_version(&version)?;
     let deleted =
         store::delete_version(&pool, &subject, selected, flag(&params, "permanent")).await?;
@@ -423,6 +462,7 @@ async fn subject_config(
     Path(subject): Path<String>,
     Query(params): Params,
 ) -> Answer {
+    let subject = check_subject(subject)?;
     let level = match store::subject_level(&pool, &subject).await? {
         Some(level) => level,
         None if flag(&params, "defaultToGlobal") => store::global_level(&pool).await?,
@@ -437,12 +477,14 @@ async fn set_subject_config(
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
+    let subject = check_subject(subject)?;
     let level = config_request(&headers, &body)?;
     store::set_subject_level(&pool, &subject, level).await?;
     Ok(ok(json!({ "compatibility": level.as_str() })))
 }
 
 async fn delete_subject_config(State(pool): State<PgPool>, Path(subject): Path<String>) -> Answer {
+    let subject = check_subject(subject)?;
     match store::delete_subject_level(&pool, &subject).await? {
         Some(level) => Ok(ok(json!({ "compatibilityLevel": level.as_str() }))),
         None => Err(RegistryError::SubjectConfigNotFound(subject)),
@@ -468,6 +510,7 @@ async fn compatibility_with_all(
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
+    let subject = check_subject(subject)?;
     let schema = parse_schema(&headers, &body)?;
     let live: Vec<SubjectVersion> = store::versions(&pool, &subject)
         .await?
@@ -489,6 +532,7 @@ async fn compatibility_with_version(
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
+    let subject = check_subject(subject)?;
     let selected = parse_version(&version)?;
     let schema = parse_schema(&headers, &body)?;
     let live = visible_versions(&pool, &subject, false).await?;

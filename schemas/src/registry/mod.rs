@@ -41,6 +41,12 @@ pub use compatibility::Level;
 pub use error::RegistryError;
 pub use http::CONTENT_TYPE;
 
+/// The longest subject name accepted, in bytes (UTF-8). A Kafka topic name has at most 249 characters, and
+/// a `TopicRecordNameStrategy` subject adds a record's full name; 1,024 bytes leaves room for long names
+/// and keeps a subject, even one that does not compress, under Postgres's limit on an index entry (2,704
+/// bytes), which the key of `registry_subject_versions` is.
+pub const MAX_SUBJECT_BYTES: usize = 1_024;
+
 /// The registry's routes on `pool`, whose database the caller has migrated (`db::migrate`).
 pub fn router(pool: sqlx::PgPool) -> axum::Router {
     http::routes(pool)
