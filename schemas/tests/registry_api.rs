@@ -830,3 +830,30 @@ async fn subjects_with_control_characters_or_too_long_are_refused_with_42208() {
         (200, json!(["commandes.événements-Commande", longest]))
     );
 }
+
+#[tokio::test]
+async fn an_invalid_schema_is_not_echoed_back_whole() {
+    let sr = Registry::start().await;
+    let fields: Vec<String> = (0..5_000)
+        .map(|i| {
+            format!(
+                r#"{{"name":"field_{i}","type":"string","doc":"{}"}}"#,
+                "x".repeat(20)
+            )
+        })
+        .chain([r#"{"name":"broken","type":"no_such_type"}"#.to_owned()])
+        .collect();
+    let schema = order(&fields.join(","));
+    assert!(schema.len() > 100_000);
+    let (status, body) = sr.register("s", &schema).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error_code"], json!(42201), "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.starts_with("Invalid schema"), "{message}");
+    assert!(
+        message.len() <= 2_000,
+        "{} bytes of message for {} bytes of schema",
+        message.len(),
+        schema.len()
+    );
+}

@@ -139,7 +139,8 @@ fn parse_schema(headers: &HeaderMap, body: &Bytes) -> Result<NewSchema, Registry
     let schema_type = request.schema_type.as_deref().unwrap_or("AVRO");
     if !schema_type.eq_ignore_ascii_case("AVRO") {
         return Err(RegistryError::InvalidSchema(format!(
-            "Invalid schema type {schema_type}: this registry supports AVRO only"
+            "Invalid schema type {}: this registry supports AVRO only",
+            excerpt(schema_type, 40)
         )));
     }
     if request.references.is_some_and(|r| !r.is_empty()) {
@@ -151,17 +152,25 @@ fn parse_schema(headers: &HeaderMap, body: &Bytes) -> Result<NewSchema, Registry
         Some(text) if !text.trim().is_empty() => text,
         _ => return Err(RegistryError::InvalidSchema("Empty schema".to_owned())),
     };
-    let parsed = Schema::parse_str(&text)
-        .map_err(|e| RegistryError::InvalidSchema(format!("Invalid schema {text}: {e}")))?;
+    let parsed = Schema::parse_str(&text).map_err(|e| invalid_schema(&text, &e))?;
     // Identity keeps what the parsing canonical form drops (defaults, docs, aliases, logical types): a
     // schema that only changes a default is a new version, as on Confluent.
-    let canonical = serde_json::to_string(&parsed)
-        .map_err(|e| RegistryError::InvalidSchema(format!("Invalid schema {text}: {e}")))?;
+    let canonical = serde_json::to_string(&parsed).map_err(|e| invalid_schema(&text, &e))?;
     Ok(NewSchema {
         canonical,
         text,
         parsed,
     })
+}
+
+/// The 42201 of a schema that does not parse. The client sent the schema and has it: the answer starts it, to
+/// say which one, and bounds the cause, which may quote it too.
+fn invalid_schema(text: &str, cause: &dyn std::fmt::Display) -> RegistryError {
+    RegistryError::InvalidSchema(format!(
+        "Invalid schema {}: {}",
+        excerpt(text, 200),
+        excerpt(&cause.to_string(), 1_000)
+    ))
 }
 
 fn parse_level(request: ConfigRequest) -> Result<Level, RegistryError> {
@@ -206,7 +215,7 @@ fn check_subject(subject: String) -> Result<String, RegistryError> {
 }
 
 /// `text`, or its first `max_chars` characters and how long it was.
-fn excerpt(text: &str, max_chars: usize) -> String {
+pub(super) fn excerpt(text: &str, max_chars: usize) -> String {
     match text.char_indices().nth(max_chars) {
         None => text.to_owned(),
         Some((end, _)) => format!("{}... ({} bytes in all)", &text[..end], text.len()),
