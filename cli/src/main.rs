@@ -92,7 +92,8 @@ enum Command {
     /// Schema Registry, Apicurio or Redpanda's registry where none runs. Clients (schema_registry_converter,
     /// Confluent's Java and Python clients) find it through SCHEMA_REGISTRY_URL, for example
     /// SCHEMA_REGISTRY_URL=http://127.0.0.1:8081. It applies the database migrations first. Only AVRO
-    /// schemas, without schema references; no authentication.
+    /// schemas, without schema references. Reads and registrations are open to whoever reaches it; deletes
+    /// and configuration changes need --admin-token when one is set, and --no-deletes refuses deletes.
     Registry(registry::RegistryArgs),
     /// Inspect the outbox, and retry or discard records the broker refused for good.
     Outbox {

@@ -9,9 +9,25 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, clap::Args)]
 pub struct RegistryArgs {
     /// Listen on this address; 127.0.0.1:8081 is Confluent's default. Use 0.0.0.0:8081 to serve other
-    /// machines (there is no authentication).
+    /// machines (reads and registrations are open to them; see --admin-token and --no-deletes).
     #[arg(long, env = "REGISTRY_LISTEN", default_value = "127.0.0.1:8081")]
     listen: SocketAddr,
+    /// Deletes and configuration changes (DELETE, PUT /config) need `Authorization: Bearer <token>` with
+    /// this token, and are answered 401 without it. Reads and registrations stay open.
+    #[arg(long, env = "REGISTRY_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Refuse every delete of a subject or a version (403), whoever asks.
+    #[arg(long, env = "REGISTRY_NO_DELETES")]
+    no_deletes: bool,
+}
+
+impl RegistryArgs {
+    fn settings(&self) -> schemas::registry::Settings {
+        schemas::registry::Settings {
+            admin_token: self.admin_token.clone().filter(|token| !token.is_empty()),
+            no_deletes: self.no_deletes,
+        }
+    }
 }
 
 /// Migrates, then serves the registry until SIGINT or SIGTERM.
@@ -30,7 +46,14 @@ pub async fn run(db: &db::DbSettings, args: &RegistryArgs) -> anyhow::Result<()>
         %addr,
         "schema registry listening; clients use SCHEMA_REGISTRY_URL=http://{addr}"
     );
-    schemas::registry::serve(listener, pool, shutdown.cancelled_owned())
+    let settings = args.settings();
+    if settings.admin_token.is_none() && !args.listen.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "schema registry serves other machines without --admin-token: anyone who reaches it can delete schemas and change compatibility levels"
+        );
+    }
+    schemas::registry::serve_with(listener, pool, settings, shutdown.cancelled_owned())
         .await
         .context("schema registry failed")?;
     tracing::info!("schema registry stopped");

@@ -100,6 +100,9 @@ fn help_names_the_default_address_and_schema_registry_url() {
         "SCHEMA_REGISTRY_URL",
         "REGISTRY_LISTEN",
         "Confluent",
+        "--admin-token",
+        "REGISTRY_ADMIN_TOKEN",
+        "--no-deletes",
     ] {
         assert!(help.contains(expected), "{expected} missing from:\n{help}");
     }

@@ -16,24 +16,47 @@ struct Registry {
 
 impl Registry {
     async fn start() -> Self {
+        Self::start_with(schemas::registry::Settings::default()).await
+    }
+
+    async fn start_with(settings: schemas::registry::Settings) -> Self {
         let db = TestDb::new().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(schemas::registry::serve(
+        tokio::spawn(schemas::registry::serve_with(
             listener,
             db.pool().clone(),
+            settings,
             std::future::pending(),
         ));
         Self {
             base,
-            http: reqwest::Client::new(),
+            // Only against a hang: no test waits this long when the registry works.
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(60))
+                .build()
+                .unwrap(),
             _db: db,
         }
     }
 
     /// Sends `body` (JSON, with Confluent's content type) and returns the status and the JSON answer.
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call_as(None, method, path, body).await
+    }
+
+    /// As [`call`](Self::call), with `Authorization: Bearer <token>` when given.
+    async fn call_as(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
         if let Some(body) = body {
             request = request
                 .header("content-type", SR_JSON)
@@ -855,5 +878,77 @@ async fn an_invalid_schema_is_not_echoed_back_whole() {
         "{} bytes of message for {} bytes of schema",
         message.len(),
         schema.len()
+    );
+}
+
+#[tokio::test]
+async fn with_an_admin_token_deletes_and_config_changes_need_it() {
+    let sr = Registry::start_with(schemas::registry::Settings {
+        admin_token: Some("s3cret".to_owned()),
+        ..schemas::registry::Settings::default()
+    })
+    .await;
+    // Registrations and reads stay open.
+    let id = sr.register_ok("s", &order(ID)).await;
+    assert_eq!(sr.get("/subjects").await, (200, json!(["s"])));
+    assert_eq!(sr.get(&format!("/schemas/ids/{id}")).await.0, 200);
+
+    let level = Some(json!({ "compatibility": "NONE" }));
+    let guarded = [
+        (Method::PUT, "/config", level.clone()),
+        (Method::PUT, "/config/s", level.clone()),
+        (Method::DELETE, "/config/s", None),
+        (Method::DELETE, "/subjects/s", None),
+        (
+            Method::DELETE,
+            "/subjects/s/versions/1?permanent=true",
+            None,
+        ),
+    ];
+    for (method, path, body) in &guarded {
+        for token in [None, Some("wrong"), Some("s3cre"), Some("s3cret2")] {
+            let answer = sr.call_as(token, method.clone(), path, body.clone()).await;
+            assert_error(answer, 401, 40101, "admin token");
+        }
+    }
+    assert_eq!(sr.get("/subjects/s/versions").await, (200, json!([1])));
+    assert_eq!(
+        sr.get("/config").await,
+        (200, json!({ "compatibilityLevel": "BACKWARD" }))
+    );
+
+    for (method, path, body) in guarded {
+        let (status, answer) = sr.call_as(Some("s3cret"), method, path, body).await;
+        assert_eq!(status, 200, "{path}: {answer}");
+    }
+    assert_eq!(
+        sr.get("/config").await,
+        (200, json!({ "compatibilityLevel": "NONE" }))
+    );
+    assert_error(sr.get("/subjects/s/versions").await, 404, 40401, "'s'");
+}
+
+#[tokio::test]
+async fn with_no_deletes_every_delete_of_a_schema_is_refused_with_403() {
+    let sr = Registry::start_with(schemas::registry::Settings {
+        no_deletes: true,
+        ..schemas::registry::Settings::default()
+    })
+    .await;
+    sr.register_ok("s", &order(ID)).await;
+    for path in [
+        "/subjects/s",
+        "/subjects/s?permanent=true",
+        "/subjects/s/versions/1",
+        "/subjects/s/versions/latest?permanent=true",
+    ] {
+        assert_error(sr.delete(path).await, 403, 40301, "--no-deletes");
+    }
+    assert_eq!(sr.get("/subjects/s/versions").await, (200, json!([1])));
+    // A subject's compatibility level is configuration, not a schema: it can still be removed.
+    sr.set_level("/config/s", "FULL").await;
+    assert_eq!(
+        sr.delete("/config/s").await,
+        (200, json!({ "compatibilityLevel": "FULL" }))
     );
 }

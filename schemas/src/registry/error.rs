@@ -66,6 +66,14 @@ pub enum RegistryError {
         subject: String,
         messages: Vec<String>,
     },
+    /// A delete or a configuration change without the admin token the registry was started with (40101).
+    #[error(
+        "Unauthorized: this request needs the registry's admin token (Authorization: Bearer <token>)"
+    )]
+    Unauthorized,
+    /// A delete of a subject or a version on a registry started with `--no-deletes` (40301).
+    #[error("Deletes are disabled on this registry (orderflow registry --no-deletes)")]
+    DeletesDisabled,
     /// A route that does not exist (404).
     #[error("HTTP 404 Not Found")]
     NotFound,
@@ -101,6 +109,8 @@ impl RegistryError {
             Self::InvalidVersion(_) => 42202,
             Self::InvalidCompatibilityLevel(_) => 42203,
             Self::InvalidSubject { .. } => 42208,
+            Self::Unauthorized => 40101,
+            Self::DeletesDisabled => 40301,
             Self::Store(_) => 50001,
         }
     }
@@ -122,7 +132,14 @@ impl IntoResponse for RegistryError {
             "error_code": self.error_code(),
             "message": self.to_string(),
         });
-        super::http::json_response(self.status(), &body)
+        let mut response = super::http::json_response(self.status(), &body);
+        if let Self::Unauthorized = self {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }
 

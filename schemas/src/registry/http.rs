@@ -1,11 +1,13 @@
 //! The REST routes, shaped as Confluent Schema Registry's: paths, query parameters, bodies, error codes.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use apache_avro::Schema;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,10 +16,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use super::MAX_SUBJECT_BYTES;
 use super::compatibility::Level;
 use super::error::RegistryError;
 use super::store::{self, NewSchema, SubjectVersion, VersionRef};
+use super::{MAX_SUBJECT_BYTES, Settings};
 
 /// The content type of every answer, as Confluent's.
 pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
@@ -25,8 +27,78 @@ pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 type Params = Query<HashMap<String, String>>;
 type Answer = Result<Response, RegistryError>;
 
+/// What every handler may see: the database, and the guards of [`Settings`].
+#[derive(Clone)]
+struct AppState {
+    pool: PgPool,
+    settings: Arc<Settings>,
+}
+
+impl FromRef<AppState> for PgPool {
+    fn from_ref(state: &AppState) -> Self {
+        state.pool.clone()
+    }
+}
+
+/// Taken by the handlers that change configuration: the admin token, when the registry has one.
+struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = RegistryError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(token) = &state.settings.admin_token else {
+            return Ok(Admin);
+        };
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        match presented {
+            Some(presented) if same_secret(presented.as_bytes(), token.as_bytes()) => Ok(Admin),
+            _ => Err(RegistryError::Unauthorized),
+        }
+    }
+}
+
+/// Taken by the handlers that delete subjects or versions: [`Admin`], and deletes not disabled.
+struct Deletion;
+
+impl FromRequestParts<AppState> for Deletion {
+    type Rejection = RegistryError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Admin::from_request_parts(parts, state).await?;
+        if state.settings.no_deletes {
+            return Err(RegistryError::DeletesDisabled);
+        }
+        Ok(Deletion)
+    }
+}
+
+/// Compares in a time that does not depend on where the first difference is (only on the length).
+fn same_secret(presented: &[u8], expected: &[u8]) -> bool {
+    presented.len() == expected.len()
+        && presented
+            .iter()
+            .zip(expected)
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
 /// The routes on a pool whose database is migrated.
-pub fn routes(pool: PgPool) -> Router {
+pub fn routes(pool: PgPool, settings: &Settings) -> Router {
+    let state = AppState {
+        pool,
+        settings: Arc::new(settings.clone()),
+    };
     Router::new()
         .route("/", get(|| async { ok(json!({})) }))
         .route("/schemas/types", get(|| async { ok(json!(["AVRO"])) }))
@@ -69,7 +141,7 @@ pub fn routes(pool: PgPool) -> Router {
         )
         .fallback(|| async { RegistryError::NotFound })
         .method_not_allowed_fallback(|| async { RegistryError::MethodNotAllowed })
-        .with_state(pool)
+        .with_state(state)
 }
 
 /// A JSON answer with Confluent's content type.
@@ -421,6 +493,7 @@ async fn lookup(
 }
 
 async fn delete_subject(
+    _: Deletion,
     State(pool): State<PgPool>,
     Path(subject): Path<String>,
     Query(params): Params,
@@ -435,6 +508,7 @@ async fn delete_subject(
 }
 
 async fn delete_version(
+    _: Deletion,
     State(pool): State<PgPool>,
     Path((subject, version)): Path<(String, String)>,
     Query(params): Params,
@@ -460,7 +534,12 @@ async fn global_config(State(pool): State<PgPool>) -> Answer {
     Ok(ok(json!({ "compatibilityLevel": level.as_str() })))
 }
 
-async fn set_global_config(State(pool): State<PgPool>, headers: HeaderMap, body: Bytes) -> Answer {
+async fn set_global_config(
+    _: Admin,
+    State(pool): State<PgPool>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
     let level = config_request(&headers, &body)?;
     store::set_global_level(&pool, level).await?;
     Ok(ok(json!({ "compatibility": level.as_str() })))
@@ -481,6 +560,7 @@ async fn subject_config(
 }
 
 async fn set_subject_config(
+    _: Admin,
     State(pool): State<PgPool>,
     Path(subject): Path<String>,
     headers: HeaderMap,
@@ -492,7 +572,11 @@ async fn set_subject_config(
     Ok(ok(json!({ "compatibility": level.as_str() })))
 }
 
-async fn delete_subject_config(State(pool): State<PgPool>, Path(subject): Path<String>) -> Answer {
+async fn delete_subject_config(
+    _: Admin,
+    State(pool): State<PgPool>,
+    Path(subject): Path<String>,
+) -> Answer {
     let subject = check_subject(subject)?;
     match store::delete_subject_level(&pool, &subject).await? {
         Some(level) => Ok(ok(json!({ "compatibilityLevel": level.as_str() }))),

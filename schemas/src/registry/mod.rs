@@ -20,7 +20,8 @@
 //!
 //! What it does not do: schema types other than AVRO, schema references, `normalize` (ignored: identity is
 //! always the parsed form above), modes other than READWRITE, contexts,
-//! metadata and rule sets, paging (`offset`, `limit`), authentication, and Kafka-backed storage.
+//! metadata and rule sets, paging (`offset`, `limit`), authentication of reads and registrations (an
+//! optional admin token guards deletes and configuration changes: [`Settings`]), and Kafka-backed storage.
 //!
 //! ```no_run
 //! # async fn run(pool: sqlx::PgPool) -> std::io::Result<()> {
@@ -47,18 +48,59 @@ pub use http::CONTENT_TYPE;
 /// bytes), which the key of `registry_subject_versions` is.
 pub const MAX_SUBJECT_BYTES: usize = 1_024;
 
-/// The registry's routes on `pool`, whose database the caller has migrated (`db::migrate`).
-pub fn router(pool: sqlx::PgPool) -> axum::Router {
-    http::routes(pool)
+/// Who may change what.
+#[derive(Clone)]
+pub struct Settings {
+    /// When set, deletes and configuration changes (`DELETE` on any route, `PUT /config`,
+    /// `PUT /config/{subject}`) need `Authorization: Bearer <token>` and are answered 401 (40101) without it.
+    /// Reads and registrations stay open, as producers register their schemas themselves.
+    pub admin_token: Option<String>,
+    /// Refuses every delete of a subject or a version with 403 (40301), token or not. Removing a subject's
+    /// compatibility level stays possible: it is configuration, and the admin token guards it.
+    pub no_deletes: bool,
 }
 
-/// Serves the registry on `listener` until `shutdown` completes, then finishes the requests under way.
+impl Default for Settings {
+    /// No token, deletes allowed.
+    fn default() -> Self {
+        Self {
+            admin_token: None,
+            no_deletes: false,
+        }
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "(set)"))
+            .field("no_deletes", &self.no_deletes)
+            .finish()
+    }
+}
+
+/// The registry's routes on `pool`, whose database the caller has migrated (`db::migrate`).
+pub fn router(pool: sqlx::PgPool, settings: &Settings) -> axum::Router {
+    http::routes(pool, settings)
+}
+
+/// Serves the registry on `listener` with [`Settings::default`]; see [`serve_with`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     pool: sqlx::PgPool,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(pool))
+    serve_with(listener, pool, Settings::default(), shutdown).await
+}
+
+/// Serves the registry on `listener` until `shutdown` completes, then finishes the requests under way.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    pool: sqlx::PgPool,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(pool, &settings))
         .with_graceful_shutdown(shutdown)
         .await
 }
