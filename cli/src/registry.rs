@@ -19,6 +19,13 @@ pub struct RegistryArgs {
     /// Refuse every delete of a subject or a version (403), whoever asks.
     #[arg(long, env = "REGISTRY_NO_DELETES")]
     no_deletes: bool,
+    /// Seconds a request may take, waiting for the database included; past them the client gets 503 and
+    /// retries.
+    #[arg(long, env = "REGISTRY_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    request_timeout_secs: u64,
+    /// Requests handled at once; one more gets 503 at once, and Confluent's clients retry it.
+    #[arg(long, env = "REGISTRY_MAX_CONCURRENT_REQUESTS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    max_concurrent_requests: u32,
 }
 
 impl RegistryArgs {
@@ -26,6 +33,8 @@ impl RegistryArgs {
         schemas::registry::Settings {
             admin_token: self.admin_token.clone().filter(|token| !token.is_empty()),
             no_deletes: self.no_deletes,
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
+            max_concurrent_requests: self.max_concurrent_requests as usize,
         }
     }
 }

@@ -103,6 +103,8 @@ fn help_names_the_default_address_and_schema_registry_url() {
         "--admin-token",
         "REGISTRY_ADMIN_TOKEN",
         "--no-deletes",
+        "--request-timeout-secs",
+        "--max-concurrent-requests",
     ] {
         assert!(help.contains(expected), "{expected} missing from:\n{help}");
     }

@@ -11,7 +11,7 @@ const SR_JSON: &str = "application/vnd.schemaregistry.v1+json";
 struct Registry {
     base: String,
     http: reqwest::Client,
-    _db: TestDb,
+    db: TestDb,
 }
 
 impl Registry {
@@ -36,7 +36,7 @@ impl Registry {
                 .timeout(std::time::Duration::from_secs(60))
                 .build()
                 .unwrap(),
-            _db: db,
+            db,
         }
     }
 
@@ -951,4 +951,81 @@ async fn with_no_deletes_every_delete_of_a_schema_is_refused_with_403() {
         sr.delete("/config/s").await,
         (200, json!({ "compatibilityLevel": "FULL" }))
     );
+}
+
+/// Holds the advisory lock that registrations under `subject` take, until the connection is returned.
+async fn hold_subject_lock(
+    sr: &Registry,
+    subject: &str,
+) -> sqlx::pool::PoolConnection<sqlx::Postgres> {
+    let mut conn = sr.db.pool().acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock(hashtextextended('orderflow.registry:' || $1, 0))")
+        .bind(subject)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    conn
+}
+
+async fn release_subject_lock(mut conn: sqlx::pool::PoolConnection<sqlx::Postgres>) {
+    sqlx::query("SELECT pg_advisory_unlock_all()")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+}
+
+/// Waits until a session of this database waits for an advisory lock.
+async fn until_a_registration_waits(sr: &Registry) {
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks
+             WHERE locktype = 'advisory' AND NOT granted
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(sr.db.pool())
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_request_that_outlasts_its_timeout_gets_a_retriable_503() {
+    let sr = Registry::start_with(schemas::registry::Settings {
+        request_timeout: std::time::Duration::from_millis(500),
+        ..schemas::registry::Settings::default()
+    })
+    .await;
+    let lock = hold_subject_lock(&sr, "s").await;
+    // schema_registry_converter retries a 503 (and takes a 500 as final).
+    assert_error(sr.register("s", &order(ID)).await, 503, 50301, "0.5 s");
+    release_subject_lock(lock).await;
+    // The request that timed out left nothing behind.
+    assert_error(sr.get("/subjects/s/versions").await, 404, 40401, "'s'");
+    sr.register_ok("s", &order(ID)).await;
+    assert_eq!(sr.get("/subjects/s/versions").await, (200, json!([1])));
+}
+
+#[tokio::test]
+async fn requests_beyond_the_concurrency_limit_are_refused_with_a_retriable_503() {
+    let sr = std::sync::Arc::new(
+        Registry::start_with(schemas::registry::Settings {
+            max_concurrent_requests: 1,
+            ..schemas::registry::Settings::default()
+        })
+        .await,
+    );
+    let lock = hold_subject_lock(&sr, "s").await;
+    let stuck = tokio::spawn({
+        let sr = sr.clone();
+        async move { sr.register("s", &order(ID)).await }
+    });
+    until_a_registration_waits(&sr).await;
+    assert_error(sr.get("/schemas/types").await, 503, 50302, "1 at a time");
+    release_subject_lock(lock).await;
+    assert_eq!(stuck.await.unwrap().0, 200);
+    assert_eq!(sr.get("/schemas/types").await, (200, json!(["AVRO"])));
 }

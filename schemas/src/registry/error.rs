@@ -74,6 +74,13 @@ pub enum RegistryError {
     /// A delete of a subject or a version on a registry started with `--no-deletes` (40301).
     #[error("Deletes are disabled on this registry (orderflow registry --no-deletes)")]
     DeletesDisabled,
+    /// The request did not finish within the registry's request timeout (50301, HTTP 503 so that clients
+    /// retry it; Confluent's 50002 is a 500).
+    #[error("The request did not finish within {} s; retry later", .0.as_secs_f64())]
+    TimedOut(std::time::Duration),
+    /// As many requests as the registry handles at once are under way (50302, HTTP 503).
+    #[error("The registry is busy (it handles {0} at a time); retry later")]
+    Busy(usize),
     /// A route that does not exist (404).
     #[error("HTTP 404 Not Found")]
     NotFound,
@@ -112,6 +119,8 @@ impl RegistryError {
             Self::Unauthorized => 40101,
             Self::DeletesDisabled => 40301,
             Self::Store(_) => 50001,
+            Self::TimedOut(_) => 50301,
+            Self::Busy(_) => 50302,
         }
     }
 

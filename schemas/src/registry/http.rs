@@ -2,19 +2,22 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use apache_avro::Schema;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
+use axum::extract::{FromRef, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use tokio::sync::Semaphore;
 
 use super::compatibility::Level;
 use super::error::RegistryError;
@@ -93,8 +96,36 @@ fn same_secret(presented: &[u8], expected: &[u8]) -> bool {
             == 0
 }
 
+/// Bounds every request: at most `max_concurrent_requests` at once (one more is answered 503 at once), each
+/// within `request_timeout` (503 past it). A request cut short is dropped where it waits, which rolls its
+/// transaction back; work already handed to a blocking thread finishes there and its result is dropped.
+async fn within_limits(
+    State(limits): State<Arc<Limits>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Ok(_turn) = limits.in_flight.clone().try_acquire_owned() else {
+        return RegistryError::Busy(limits.max).into_response();
+    };
+    match tokio::time::timeout(limits.timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => RegistryError::TimedOut(limits.timeout).into_response(),
+    }
+}
+
+struct Limits {
+    in_flight: Arc<Semaphore>,
+    max: usize,
+    timeout: Duration,
+}
+
 /// The routes on a pool whose database is migrated.
 pub fn routes(pool: PgPool, settings: &Settings) -> Router {
+    let limits = Arc::new(Limits {
+        in_flight: Arc::new(Semaphore::new(settings.max_concurrent_requests)),
+        max: settings.max_concurrent_requests,
+        timeout: settings.request_timeout,
+    });
     let state = AppState {
         pool,
         settings: Arc::new(settings.clone()),
@@ -141,6 +172,7 @@ pub fn routes(pool: PgPool, settings: &Settings) -> Router {
         )
         .fallback(|| async { RegistryError::NotFound })
         .method_not_allowed_fallback(|| async { RegistryError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(limits, within_limits))
         .with_state(state)
 }
 

@@ -48,7 +48,7 @@ pub use http::CONTENT_TYPE;
 /// bytes), which the key of `registry_subject_versions` is.
 pub const MAX_SUBJECT_BYTES: usize = 1_024;
 
-/// Who may change what.
+/// Who may change what, and how much work the registry takes on.
 #[derive(Clone)]
 pub struct Settings {
     /// When set, deletes and configuration changes (`DELETE` on any route, `PUT /config`,
@@ -58,14 +58,23 @@ pub struct Settings {
     /// Refuses every delete of a subject or a version with 403 (40301), token or not. Removing a subject's
     /// compatibility level stays possible: it is configuration, and the admin token guards it.
     pub no_deletes: bool,
+    /// How long a request may take; past it the client gets 503 (50301), which Confluent's clients and
+    /// schema_registry_converter retry. Confluent answers a timeout with 500 (50002), which
+    /// schema_registry_converter takes as final: a consumer would dead-letter a good record for it.
+    pub request_timeout: std::time::Duration,
+    /// Requests handled at once. One more is answered 503 (50302) at once rather than queued: a queue holds
+    /// sockets and bodies for clients that may have given up, and a 503 is retried.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for Settings {
-    /// No token, deletes allowed.
+    /// No token, deletes allowed, 30 s per request, 64 requests at once.
     fn default() -> Self {
         Self {
             admin_token: None,
             no_deletes: false,
+            request_timeout: std::time::Duration::from_secs(30),
+            max_concurrent_requests: 64,
         }
     }
 }
@@ -75,6 +84,8 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("admin_token", &self.admin_token.as_ref().map(|_| "(set)"))
             .field("no_deletes", &self.no_deletes)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
             .finish()
     }
 }
