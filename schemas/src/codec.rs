@@ -181,11 +181,20 @@ impl AvroCodec {
             .iter()
             .map(|(name, value)| (name.as_str(), value.clone()))
             .collect();
-        let bytes = self.encoder.encode(fields, strategy).await.map_err(|e| {
-            // The converter keeps failures it takes for final; none is final for us: a later call asks again.
-            self.encoder.remove_errors_from_cache();
-            registry_error(e)
-        })?;
+        let bytes =
+            self.encoder
+                .encode(fields, strategy)
+                .await
+                .map_err(|e| match registry_error(e) {
+                    // The converter keeps failures it takes for final, a 500 among them: let it ask again.
+                    retriable @ SchemaError::Registry {
+                        retriable: true, ..
+                    } => {
+                        self.encoder.remove_errors_from_cache();
+                        retriable
+                    }
+                    other => other,
+                })?;
         let schema_id = schema_id(&bytes)?;
         Ok((bytes, schema_id))
     }
@@ -203,16 +212,21 @@ impl AvroCodec {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .for_id(schema_id);
-        let decoded = decoder.decode(Some(bytes)).await.map_err(|e| {
-            decoder.remove_errors_from_cache();
-            match registry_error(e) {
+        let decoded = decoder
+            .decode(Some(bytes))
+            .await
+            .map_err(|e| match registry_error(e) {
+                // Final (no such schema, bytes that do not decode): the converter keeps the answer.
                 SchemaError::Registry {
                     retriable: false,
                     source,
                 } => SchemaError::Decode(source.to_string()),
-                retriable => retriable,
-            }
-        })?;
+                // It takes a 500 for final too and would keep it: let it ask again next time.
+                retriable => {
+                    decoder.remove_errors_from_cache();
+                    retriable
+                }
+            })?;
         let name = decoded
             .name
             .ok_or_else(|| SchemaError::Decode(format!("schema {schema_id} is not a record")))?;
