@@ -21,7 +21,8 @@ pub struct RegistryArgs {
     no_deletes: bool,
     /// Seconds a request may take, waiting for the database included; past them the client gets 503 and
     /// retries.
-    #[arg(long, env = "REGISTRY_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(long, env = "REGISTRY_REQUEST_TIMEOUT_SECS", default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=3600))]
     request_timeout_secs: u64,
     /// Requests handled at once; one more gets 503 at once, and Confluent's clients retry it.
     #[arg(long, env = "REGISTRY_MAX_CONCURRENT_REQUESTS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
