@@ -132,7 +132,7 @@ async fn an_event_that_does_not_match_its_schema_is_refused_in_the_writing_trans
     drop(tx);
 
     assert!(matches!(err, OutboxError::Codec { .. }), "{err:?}");
-    let chain = error_chain(&err);
+    let chain = testkit::error_chain(&err);
     assert!(
         chain.contains(r#"OrderCompleted does not match its schema orderflow.orders.OrderCompleted: field "gift_wrap" is not in schema"#),
         "{chain}"
@@ -144,18 +144,6 @@ async fn an_event_that_does_not_match_its_schema_is_refused_in_the_writing_trans
             .unwrap();
         assert_eq!(rows, 0, "{count}");
     }
-}
-
-/// The error and its sources, joined like `anyhow`'s `{:#}`.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[tokio::test]
