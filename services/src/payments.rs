@@ -347,9 +347,11 @@ impl PaymentsHandler {
             (PaymentRequest::RefundPayment { amount, .. }, S::Captured { .. }) => {
                 match state.execute(PaymentCommand::Refund { amount }) {
                     Ok((after, events)) => {
-                        let key = record.event_id.to_string();
+                        // The provider's idempotency key must stay the same when the saga asks again
+                        // (each time in a record with a new event id) after an answer was lost. A payment
+                        // is refunded once, so the order's id is that key, as for the other operations.
                         self.provider
-                            .call(Operation::Refund, order_id, amount, &key)
+                            .call(Operation::Refund, order_id, amount, &id)
                             .await?;
                         return self
                             .record(tx, &id, loaded.version, &after, &events, &metadata)

@@ -253,3 +253,44 @@ async fn kafka_round_trip_authorize() {
         [("authorize".to_owned(), 4399)]
     );
 }
+
+#[tokio::test]
+async fn a_refund_the_saga_asks_again_after_a_lost_answer_refunds_once() {
+    let env = common::Env::new().await;
+    let commands = env.config.topics.commands("payments");
+    let answering = handler(&env, provider(0.0, 0.0, 0.0));
+    let order_id = OrderId::new();
+    for request in [
+        PaymentRequest::AuthorizePayment {
+            order_id,
+            amount: eur(2500),
+        },
+        PaymentRequest::CapturePayment { order_id },
+    ] {
+        let record = env.incoming(&commands, &request).await;
+        env.apply(&answering, &record).await.unwrap();
+    }
+    let refund = PaymentRequest::RefundPayment {
+        order_id,
+        amount: eur(2500),
+    };
+    // The provider refunds, then its answer is lost.
+    let first = env.incoming(&commands, &refund).await;
+    let lost = env
+        .apply(&handler(&env, provider(0.0, 1.0, 0.0)), &first)
+        .await;
+    assert!(matches!(lost, Err(HandlerError::Transient(_))), "{lost:?}");
+    // The saga's step times out and it asks again: the same refund, in a record with a new event id.
+    let again = env.incoming(&commands, &refund).await;
+    env.apply(&answering, &again).await.unwrap();
+
+    assert_eq!(
+        ledger_ops(&env, order_id).await,
+        [
+            ("authorize".to_owned(), 2500),
+            ("capture".to_owned(), 2500),
+            ("refund".to_owned(), 2500)
+        ],
+        "the customer is refunded once"
+    );
+}
