@@ -404,32 +404,70 @@ async fn the_handler_reads_every_service_reply_and_completes_the_saga() {
 }
 
 #[tokio::test]
-async fn an_unreachable_registry_is_a_transient_failure() {
+async fn an_unreachable_registry_is_a_transient_failure_and_the_saga_starts_once_it_answers() {
     let db = TestDb::new().await;
     let pool = db.pool().clone();
     // Nothing listens on this port once the listener is dropped.
-    let port = TcpListener::bind("127.0.0.1:0")
+    let address = TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap()
         .local_addr()
-        .unwrap()
-        .port();
-    let codec = Arc::new(AvroCodec::new(&format!("http://127.0.0.1:{port}")).unwrap());
+        .unwrap();
+    let codec = Arc::new(AvroCodec::new(&format!("http://{address}")).unwrap());
     let topics = Topics::with_prefix(format!("{}.", testkit::unique_name("t")));
-    let orchestrator = sagas::Orchestrator::new(pool.clone(), codec, topics, "test", patient());
-    let record = consumers::Incoming {
-        topic: "orders.events".to_owned(),
-        partition: 0,
-        offset: 0,
-        key: None,
-        // Wire format: magic byte 0, schema id 1, a body.
-        payload: vec![0, 0, 0, 0, 1, 2, 4],
-        headers: RecordHeaders::new(),
-        event_id: Uuid::now_v7(),
-    };
-    let failed = apply(&orchestrator, &pool, &record).await;
+    let orchestrator = sagas::Orchestrator::new(
+        pool.clone(),
+        Arc::clone(&codec),
+        topics.clone(),
+        "test",
+        patient(),
+    );
+    // The writer's registry (same database, so the same schema ids) encodes the order placed.
+    let writer_registry = LocalRegistry::start(pool.clone()).await.unwrap();
+    let writer = Arc::new(AvroCodec::new(writer_registry.url()).unwrap());
+    let order_id = OrderId::new();
+    let placed = incoming(
+        &writer,
+        &topics.events("order"),
+        &domain::OrderEvent::Placed {
+            order_id,
+            customer_id: CustomerId::new(),
+            lines: lines(),
+            total: lines().total(),
+            idempotency_key: None,
+        },
+    )
+    .await;
+
+    let failed = apply(&orchestrator, &pool, &placed).await;
     assert!(
         matches!(failed, Err(consumers::HandlerError::Transient(_))),
         "{failed:?}"
+    );
+    assert!(
+        sagas::queries::saga(&pool, order_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The orchestrator's registry comes up: the record the runtime retries now starts the saga.
+    let listener = TcpListener::bind(address).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(schemas::registry::serve(
+        listener,
+        pool.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let retried = apply(&orchestrator, &pool, &placed).await;
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    retried.unwrap();
+    let saga = sagas::queries::saga(&pool, order_id).await.unwrap();
+    assert!(
+        saga.is_some(),
+        "the saga started once the registry answered"
     );
 }
