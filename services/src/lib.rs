@@ -304,9 +304,15 @@ pub async fn run_payments(
     config: &ServicesConfig,
     cancel: CancellationToken,
 ) -> Result<(), ServiceError> {
+    // The provider's ledger stands for an external system: it gets connections of its own (see
+    // `PaymentsConfig::provider_connections`), opened when first needed.
+    let provider_pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(config.payments.provider_connections.max(1))
+        .acquire_timeout(pool.options().get_acquire_timeout())
+        .connect_lazy_with((*pool.connect_options()).clone());
     let handler = payments::PaymentsHandler::new(
         Context::from_config(pool.clone(), codec, config),
-        payments::Provider::new(pool.clone(), config.payments.provider.clone()),
+        payments::Provider::new(provider_pool, config.payments.provider.clone()),
         config.payments.clone(),
     );
     run_consumer(pool, kafka, config, "payments", handler, cancel).await

@@ -66,6 +66,10 @@ pub struct PaymentsConfig {
     /// The currency of the zero amount in `PaymentVoided` / `PaymentRefunded` replies for an order that has
     /// no payment at all (an undo of nothing).
     pub void_currency: Currency,
+    /// Connections of the provider's own pool. Each partition worker holds a transaction (and so a
+    /// connection of the service's pool) across its provider call; a provider drawing from that same pool
+    /// would wait for one of them, and with every connection held by a worker nothing would move.
+    pub provider_connections: u32,
 }
 
 impl Default for PaymentsConfig {
@@ -73,6 +77,7 @@ impl Default for PaymentsConfig {
         Self {
             provider: ProviderConfig::default(),
             void_currency: crate::default_currency(),
+            provider_connections: 4,
         }
     }
 }

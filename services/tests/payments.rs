@@ -294,3 +294,44 @@ async fn a_refund_the_saga_asks_again_after_a_lost_answer_refunds_once() {
         "the customer is refunded once"
     );
 }
+
+/// Each partition worker holds a transaction across the provider call; a provider that drew its
+/// connections from the same pool waited for one of them, and with every connection held by a worker
+/// (here the pool's only one) nothing moved.
+#[tokio::test]
+async fn payments_on_a_one_connection_pool_still_authorize() {
+    let mut env = common::Env::new().await;
+    env.config.payments.provider = provider(0.0, 0.0, 0.0);
+    let pipeline = env
+        .start_pipeline(|pool, kafka, codec, config, stop| async move {
+            let single = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(2))
+                .connect_with((*pool.connect_options()).clone())
+                .await
+                .unwrap();
+            services::run_payments(single, &kafka, codec, &config, stop).await
+        })
+        .await;
+    let order_id = OrderId::new();
+    let request = PaymentRequest::AuthorizePayment {
+        order_id,
+        amount: eur(1200),
+    };
+    pipeline
+        .send(
+            &env.codec,
+            &env.config.topics.commands("payments"),
+            &request,
+        )
+        .await;
+    let replies = pipeline
+        .replies(&env.codec, &env.config.topics.events("payment"), 1)
+        .await;
+    pipeline.stop().await;
+    assert_eq!(replies[0].2.event_type, "PaymentAuthorized");
+    assert_eq!(
+        ledger_ops(&env, order_id).await,
+        [("authorize".to_owned(), 1200)]
+    );
+}
