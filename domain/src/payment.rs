@@ -6,18 +6,19 @@
 //!
 //! ```text
 //! NotStarted --Authorize--> Authorized --Capture--> Captured --Refund (all)--> Refunded
-//!     |                         |                    |    ^
-//!     +--Decline--> Declined    +--Void--> Voided    +----+ Refund (part)
+//!     |  |                      |                    |    ^
+//!     |  +--Decline--> Declined +--Void--> Voided    +----+ Refund (part)
+//!     +--VoidUnauthorized--> Voided (amount zero)
 //! ```
 //!
-//! | state \ command | `Authorize` | `Decline` | `Capture` | `Void` | `Refund` |
-//! |-----------------|-------------|-----------|-----------|--------|----------|
-//! | `NotStarted`    | authorized  | declined  | illegal   | illegal | illegal |
-//! | `Authorized`    | illegal     | illegal   | captured  | voided | illegal  |
-//! | `Declined`      | illegal     | illegal   | illegal   | illegal | illegal |
-//! | `Captured`      | illegal     | illegal   | no-op     | illegal | refunded, or rejected past the captured amount |
-//! | `Voided`        | illegal     | illegal   | illegal   | no-op  | illegal  |
-//! | `Refunded`      | illegal     | illegal   | illegal   | illegal | rejected (nothing left) |
+//! | state \ command | `Authorize` | `Decline` | `Capture` | `Void` | `VoidUnauthorized` | `Refund` |
+//! |-----------------|-------------|-----------|-----------|---------|---------|----------|
+//! | `NotStarted`    | authorized  | declined  | illegal   | illegal | voided (zero) | illegal |
+//! | `Authorized`    | illegal     | illegal   | captured  | voided  | illegal | illegal  |
+//! | `Declined`      | illegal     | illegal   | illegal   | illegal | illegal | illegal  |
+//! | `Captured`      | illegal     | illegal   | no-op     | illegal | illegal | refunded, or rejected past the captured amount |
+//! | `Voided`        | illegal     | illegal   | illegal   | no-op   | no-op   | illegal  |
+//! | `Refunded`      | illegal     | illegal   | illegal   | illegal | illegal | rejected (nothing left) |
 //!
 //! Rules:
 //! - A capture takes the full authorized amount; repeating `Capture` on a captured
@@ -30,6 +31,12 @@
 //! - `Refund` is never treated as a repeat: two refunds of 5 EUR are two refunds.
 //!   Deduplicating redelivered refund commands is the consumer's job (event-id inbox).
 //! - `Void` on a voided payment succeeds with no events.
+//! - `VoidUnauthorized` voids a payment whose authorization was never recorded (the saga
+//!   compensates an order whose `AuthorizePayment` got no answer): a `PaymentVoided` of
+//!   amount zero, so that an authorization asked for later finds the payment voided instead
+//!   of starting one for a cancelled order. Only from `NotStarted`; a no-op on `Voided`,
+//!   illegal elsewhere. An authorized amount is above zero, so a voided amount of zero
+//!   always means "voided before it was authorized".
 //! - Terminal states: `Declined`, `Voided`, `Refunded`. `Captured` is not terminal, as
 //!   refunds may follow.
 
@@ -177,6 +184,15 @@ pub enum PaymentCommand {
     Capture,
     /// Release the authorization.
     Void,
+    /// Void a payment whose authorization was never recorded.
+    VoidUnauthorized {
+        /// The payment id the void is recorded under.
+        payment_id: PaymentId,
+        /// The order whose payment it is.
+        order_id: OrderId,
+        /// The currency of the zero amount.
+        currency: crate::money::Currency,
+    },
     /// Refund part or the rest of the captured amount.
     Refund {
         /// Above zero, in the payment's currency.
@@ -193,6 +209,7 @@ impl PaymentCommand {
             Self::Decline { .. } => "Decline",
             Self::Capture => "Capture",
             Self::Void => "Void",
+            Self::VoidUnauthorized { .. } => "VoidUnauthorized",
             Self::Refund { .. } => "Refund",
         }
     }
@@ -447,12 +464,28 @@ impl Aggregate for PaymentState {
                 },
                 C::Refund { amount: requested },
             ) => refund(*payment_id, *order_id, *amount, *amount, requested),
+            (
+                S::NotStarted,
+                C::VoidUnauthorized {
+                    payment_id,
+                    order_id,
+                    currency,
+                },
+            ) => Ok(vec![PaymentEvent::Voided {
+                payment_id,
+                order_id,
+                amount: Money::zero(currency),
+            }]),
             // Harmless repeats.
-            (S::Captured { .. }, C::Capture) | (S::Voided { .. }, C::Void) => Ok(vec![]),
+            (S::Captured { .. }, C::Capture)
+            | (S::Voided { .. }, C::Void | C::VoidUnauthorized { .. }) => Ok(vec![]),
             (S::NotStarted, command @ (C::Capture | C::Void | C::Refund { .. }))
             | (
                 S::Authorized { .. },
-                command @ (C::Authorize { .. } | C::Decline { .. } | C::Refund { .. }),
+                command @ (C::Authorize { .. }
+                | C::Decline { .. }
+                | C::VoidUnauthorized { .. }
+                | C::Refund { .. }),
             )
             | (
                 S::Declined { .. },
@@ -460,16 +493,27 @@ impl Aggregate for PaymentState {
                 | C::Decline { .. }
                 | C::Capture
                 | C::Void
+                | C::VoidUnauthorized { .. }
                 | C::Refund { .. }),
             )
-            | (S::Captured { .. }, command @ (C::Authorize { .. } | C::Decline { .. } | C::Void))
+            | (
+                S::Captured { .. },
+                command @ (C::Authorize { .. }
+                | C::Decline { .. }
+                | C::Void
+                | C::VoidUnauthorized { .. }),
+            )
             | (
                 S::Voided { .. },
                 command @ (C::Authorize { .. } | C::Decline { .. } | C::Capture | C::Refund { .. }),
             )
             | (
                 S::Refunded { .. },
-                command @ (C::Authorize { .. } | C::Decline { .. } | C::Capture | C::Void),
+                command @ (C::Authorize { .. }
+                | C::Decline { .. }
+                | C::Capture
+                | C::Void
+                | C::VoidUnauthorized { .. }),
             ) => Err(illegal(self, command.name())),
         }
     }
@@ -505,6 +549,18 @@ impl Aggregate for PaymentState {
                 order_id: *order_id,
                 amount: *amount,
                 reason: reason.clone(),
+            },
+            (
+                S::NotStarted,
+                E::Voided {
+                    payment_id,
+                    order_id,
+                    amount,
+                },
+            ) => S::Voided {
+                payment_id: *payment_id,
+                order_id: *order_id,
+                amount: *amount,
             },
             (
                 S::Authorized {
@@ -557,7 +613,7 @@ impl Aggregate for PaymentState {
                 }
             }
             // Events that cannot follow the state: ignored (see `Aggregate::evolve`).
-            (state @ S::NotStarted, E::Captured { .. } | E::Voided { .. } | E::Refunded { .. })
+            (state @ S::NotStarted, E::Captured { .. } | E::Refunded { .. })
             | (
                 state @ S::Authorized { .. },
                 E::Authorized { .. } | E::Declined { .. } | E::Refunded { .. },

@@ -256,6 +256,7 @@ enum PaymentOp {
     Decline(i64),
     Capture,
     Void,
+    VoidUnauthorized,
     Refund(i64, bool),
 }
 
@@ -265,6 +266,7 @@ fn payment_op() -> impl Strategy<Value = PaymentOp> {
         1 => (1_i64..=100).prop_map(PaymentOp::Decline),
         1 => Just(PaymentOp::Capture),
         1 => Just(PaymentOp::Void),
+        1 => Just(PaymentOp::VoidUnauthorized),
         4 => (0_i64..=60, proptest::bool::weighted(0.9)).prop_map(|(m, eur)| PaymentOp::Refund(m, eur)),
     ]
 }
@@ -290,6 +292,9 @@ proptest! {
             },
             PaymentOp::Capture => PaymentCommand::Capture,
             PaymentOp::Void => PaymentCommand::Void,
+            PaymentOp::VoidUnauthorized => PaymentCommand::VoidUnauthorized {
+                payment_id, order_id, currency: Currency::EUR,
+            },
             PaymentOp::Refund(minor, true) => PaymentCommand::Refund { amount: eur(minor) },
             PaymentOp::Refund(minor, false) => PaymentCommand::Refund {
                 amount: Money::new(minor, Currency::USD).unwrap(),

@@ -27,7 +27,9 @@
 //! - a request that already took effect gets the reply it got the first time (same ids and amounts);
 //! - an undo of nothing gets its success reply: `ReleaseStock` with no reservation → `OrderStockReleased`;
 //!   `VoidPayment` with no authorization → `PaymentVoided` with a zero amount (payment id = the order id's
-//!   UUID, currency [`PaymentsConfig::void_currency`], when no payment exists at all); `CancelDelivery` with
+//!   UUID, currency [`PaymentsConfig::void_currency`], when no payment exists at all; such a void is also
+//!   sent to the provider under the order's key and recorded, so a later `AuthorizePayment` gets
+//!   `PaymentDeclined` and charges nothing); `CancelDelivery` with
 //!   nothing scheduled, or a delivery that failed before dispatch → `DeliveryCancelled` (delivery id = the
 //!   order id's UUID when none exists); `RefundPayment` of a payment never captured → `PaymentRefunded`
 //!   with zero amounts;
@@ -45,8 +47,9 @@
 //!   complete an order never placed), an undecodable record or an unknown type is **poison**: dead-lettered
 //!   with the reason, no reply. The saga's timers see to it.
 //! - Ordering between requests of one order rests on the key (one partition) and the runtime handling a
-//!   partition in order; the services do not reorder requests that reach them out of order (a
-//!   `VoidPayment` handled before its `AuthorizePayment` would void nothing and the authorization would stay).
+//!   partition in order. A `VoidPayment` handled before its `AuthorizePayment` (redriven from the dead
+//!   letters, say) is remembered and wins; a `CancelDelivery` handled before its `ScheduleDelivery` is not
+//!   yet (the delivery would be scheduled).
 //! - The payments handler waits for the provider (its latency) inside the consumer's transaction.
 //! - Provider timeouts are retried in place (they hold the partition), never sent to the delayed retry topic,
 //!   so they do not reorder requests.

@@ -340,6 +340,23 @@ impl PaymentsHandler {
                     .record(tx, &id, loaded.version, &after, &events, &metadata)
                     .await;
             }
+            (PaymentRequest::VoidPayment { .. }, S::NotStarted) => {
+                // An authorization may have gone through at the provider without being recorded here (its
+                // answer lost, its request dead-lettered): voiding by the order's key releases it if so. The
+                // void is recorded, so an authorization asked for later finds the payment voided.
+                let (payment_id, currency) = self.nothing(order_id, state)?;
+                self.provider
+                    .call(Operation::Void, order_id, Money::zero(currency), &id)
+                    .await?;
+                let (after, events) = state.execute(PaymentCommand::VoidUnauthorized {
+                    payment_id,
+                    order_id,
+                    currency,
+                })?;
+                return self
+                    .record(tx, &id, loaded.version, &after, &events, &metadata)
+                    .await;
+            }
             (PaymentRequest::VoidPayment { .. }, S::Authorized { amount, .. }) => {
                 self.provider
                     .call(Operation::Void, order_id, *amount, &id)
@@ -386,6 +403,20 @@ impl PaymentsHandler {
                 order_id,
                 amount: *amount,
                 provider_ref: provider_ref.clone(),
+            },
+            // Voided before it was authorized (an authorized amount is above zero): the order was cancelled.
+            (
+                PaymentRequest::AuthorizePayment {
+                    amount: requested, ..
+                },
+                S::Voided {
+                    payment_id, amount, ..
+                },
+            ) if amount.is_zero() => PaymentEvent::Declined {
+                payment_id: *payment_id,
+                order_id,
+                amount: requested,
+                reason: "the payment was voided before it was authorized".into(),
             },
             (
                 PaymentRequest::AuthorizePayment { .. },
@@ -442,7 +473,7 @@ impl PaymentsHandler {
                 amount: *amount,
             },
             // Undo of nothing.
-            (PaymentRequest::VoidPayment { .. }, S::NotStarted | S::Declined { .. }) => {
+            (PaymentRequest::VoidPayment { .. }, S::Declined { .. }) => {
                 let (payment_id, currency) = self.nothing(order_id, state)?;
                 PaymentEvent::Voided {
                     payment_id,

@@ -206,18 +206,21 @@ async fn declines_and_undo_of_nothing_get_their_replies() {
         ledger_ops(&env, declined).await.is_empty(),
         "a decline charges nothing"
     );
-    // A capture with no authorization is poison: dead-lettered, no reply, no charge.
+    // The void of nothing was recorded, and sent to the provider in case an authorization got there.
+    assert_eq!(ledger_ops(&env, nothing).await, [("void".to_owned(), 0)]);
+    // A capture with no payment at all is poison: dead-lettered, no reply, no charge.
+    let unknown = OrderId::new();
     let capture = env
         .incoming(
             &commands,
-            &PaymentRequest::CapturePayment { order_id: nothing },
+            &PaymentRequest::CapturePayment { order_id: unknown },
         )
         .await;
     assert!(matches!(
         env.apply(&declining, &capture).await,
         Err(HandlerError::Poison(_))
     ));
-    assert!(ledger_ops(&env, nothing).await.is_empty());
+    assert!(ledger_ops(&env, unknown).await.is_empty());
 }
 
 #[tokio::test]
@@ -334,4 +337,52 @@ async fn payments_on_a_one_connection_pool_still_authorize() {
         ledger_ops(&env, order_id).await,
         [("authorize".to_owned(), 1200)]
     );
+}
+
+/// Issue 11, finding 1: an `AuthorizePayment` approved at the provider but dead-lettered here, then the
+/// saga's `VoidPayment`, then an operator's redrive of the authorization.
+#[tokio::test]
+async fn a_void_before_the_authorization_is_voided_at_the_provider_and_remembered() {
+    let env = common::Env::new().await;
+    let commands = env.config.topics.commands("payments");
+    let events = env.config.topics.events("payment");
+    let answering = handler(&env, provider(0.0, 0.0, 0.0));
+    let order_id = OrderId::new();
+    let authorize = PaymentRequest::AuthorizePayment {
+        order_id,
+        amount: eur(3000),
+    };
+    // The provider approved; its answer never got recorded (the request was dead-lettered).
+    Provider::new(env.db.pool().clone(), provider(0.0, 0.0, 0.0))
+        .call(
+            payments::Operation::Authorize,
+            order_id,
+            eur(3000),
+            &order_id.to_string(),
+        )
+        .await
+        .unwrap();
+
+    for request in [PaymentRequest::VoidPayment { order_id }, authorize] {
+        let record = env.incoming(&commands, &request).await;
+        env.apply(&answering, &record).await.unwrap();
+    }
+
+    assert_eq!(
+        ledger_ops(&env, order_id).await,
+        [("authorize".to_owned(), 3000), ("void".to_owned(), 0)],
+        "the hold is released at the provider, and the redrive authorizes nothing"
+    );
+    let replies: Vec<String> = env
+        .outbox(&events)
+        .await
+        .into_iter()
+        .map(|(_, d)| d.event_type)
+        .collect();
+    assert_eq!(replies, ["PaymentVoided", "PaymentDeclined"]);
+    let row = payments::get_payment(env.db.pool(), order_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.status, "voided");
 }

@@ -49,6 +49,14 @@ impl Fixture {
         }
     }
 
+    fn voided_unauthorized(&self) -> PaymentEvent {
+        PaymentEvent::Voided {
+            payment_id: self.payment_id,
+            order_id: self.order_id,
+            amount: eur(0),
+        }
+    }
+
     fn voided(&self) -> PaymentEvent {
         PaymentEvent::Voided {
             payment_id: self.payment_id,
@@ -115,6 +123,11 @@ impl Fixture {
             "Decline" => self.decline(),
             "Capture" => PaymentCommand::Capture,
             "Void" => PaymentCommand::Void,
+            "VoidUnauthorized" => PaymentCommand::VoidUnauthorized {
+                payment_id: self.payment_id,
+                order_id: self.order_id,
+                currency: Currency::EUR,
+            },
             "Refund 20.00" => refund(eur(2_000)),
             "Refund 70.00" => refund(eur(7_000)),
             "Refund 100.01" => refund(eur(AMOUNT + 1)),
@@ -134,11 +147,12 @@ const STATES: [&str; 7] = [
     "Voided",
     "Refunded",
 ];
-const COMMANDS: [&str; 9] = [
+const COMMANDS: [&str; 10] = [
     "Authorize",
     "Decline",
     "Capture",
     "Void",
+    "VoidUnauthorized",
     "Refund 20.00",
     "Refund 70.00",
     "Refund 100.01",
@@ -166,6 +180,7 @@ const fn command_kind(command: &PaymentCommand) -> &'static str {
         PaymentCommand::Decline { .. } => "Decline",
         PaymentCommand::Capture => "Capture",
         PaymentCommand::Void => "Void",
+        PaymentCommand::VoidUnauthorized { .. } => "VoidUnauthorized",
         PaymentCommand::Refund { .. } => "Refund",
     }
 }
@@ -181,7 +196,14 @@ fn fixtures_cover_every_state_and_command() {
         assert!(name.starts_with(command_kind(&command)), "{name}");
         assert_eq!(command.name(), command_kind(&command));
     }
-    for kind in ["Authorize", "Decline", "Capture", "Void", "Refund"] {
+    for kind in [
+        "Authorize",
+        "Decline",
+        "Capture",
+        "Void",
+        "VoidUnauthorized",
+        "Refund",
+    ] {
         assert!(COMMANDS.iter().any(|name| name.starts_with(kind)), "{kind}");
     }
 }
@@ -201,6 +223,11 @@ fn every_state_and_command_pair() {
         ("NotStarted", "Decline", Emits(vec![f.declined()])),
         ("NotStarted", "Capture", Illegal),
         ("NotStarted", "Void", Illegal),
+        (
+            "NotStarted",
+            "VoidUnauthorized",
+            Emits(vec![f.voided_unauthorized()]),
+        ),
         ("NotStarted", "Refund 20.00", Illegal),
         ("NotStarted", "Refund 70.00", Illegal),
         ("NotStarted", "Refund 100.01", Illegal),
@@ -210,6 +237,7 @@ fn every_state_and_command_pair() {
         ("Authorized", "Decline", Illegal),
         ("Authorized", "Capture", Emits(vec![f.captured()])),
         ("Authorized", "Void", Emits(vec![f.voided()])),
+        ("Authorized", "VoidUnauthorized", Illegal),
         ("Authorized", "Refund 20.00", Illegal),
         ("Authorized", "Refund 70.00", Illegal),
         ("Authorized", "Refund 100.01", Illegal),
@@ -219,6 +247,7 @@ fn every_state_and_command_pair() {
         ("Declined", "Decline", Illegal),
         ("Declined", "Capture", Illegal),
         ("Declined", "Void", Illegal),
+        ("Declined", "VoidUnauthorized", Illegal),
         ("Declined", "Refund 20.00", Illegal),
         ("Declined", "Refund 70.00", Illegal),
         ("Declined", "Refund 100.01", Illegal),
@@ -228,6 +257,7 @@ fn every_state_and_command_pair() {
         ("Captured", "Decline", Illegal),
         ("Captured", "Capture", NoOp),
         ("Captured", "Void", Illegal),
+        ("Captured", "VoidUnauthorized", Illegal),
         (
             "Captured",
             "Refund 20.00",
@@ -245,6 +275,7 @@ fn every_state_and_command_pair() {
         ("PartlyRefunded", "Decline", Illegal),
         ("PartlyRefunded", "Capture", NoOp),
         ("PartlyRefunded", "Void", Illegal),
+        ("PartlyRefunded", "VoidUnauthorized", Illegal),
         (
             "PartlyRefunded",
             "Refund 20.00",
@@ -266,6 +297,7 @@ fn every_state_and_command_pair() {
         ("Voided", "Decline", Illegal),
         ("Voided", "Capture", Illegal),
         ("Voided", "Void", NoOp),
+        ("Voided", "VoidUnauthorized", NoOp),
         ("Voided", "Refund 20.00", Illegal),
         ("Voided", "Refund 70.00", Illegal),
         ("Voided", "Refund 100.01", Illegal),
@@ -275,6 +307,7 @@ fn every_state_and_command_pair() {
         ("Refunded", "Decline", Illegal),
         ("Refunded", "Capture", Illegal),
         ("Refunded", "Void", Illegal),
+        ("Refunded", "VoidUnauthorized", Illegal),
         ("Refunded", "Refund 20.00", exceeds(2_000, 0)),
         ("Refunded", "Refund 70.00", exceeds(7_000, 0)),
         ("Refunded", "Refund 100.01", exceeds(AMOUNT + 1, 0)),
