@@ -4,23 +4,27 @@
 //! NotScheduled --Schedule--> Scheduled --Dispatch--> Dispatched --Deliver--> Delivered
 //!                              |    |                    |
 //!                              |    +------Fail----------+-------> Failed
-//!                              +--Cancel--> Cancelled
+//!  |                           +--Cancel--> Cancelled
+//!  +--CancelUnscheduled--> Cancelled
 //! ```
 //!
-//! | state \ command | `Schedule` | `Dispatch` | `Deliver` | `Fail`  | `Cancel` |
-//! |-----------------|------------|------------|-----------|---------|----------|
-//! | `NotScheduled`  | scheduled  | illegal    | illegal   | illegal | illegal  |
-//! | `Scheduled`     | illegal    | dispatched | illegal   | failed  | cancelled |
-//! | `Dispatched`    | illegal    | no-op      | completed | failed  | illegal  |
-//! | `Delivered`     | illegal    | illegal    | no-op     | illegal | illegal  |
-//! | `Failed`        | illegal    | illegal    | illegal   | no-op   | illegal  |
-//! | `Cancelled`     | illegal    | illegal    | illegal   | illegal | no-op    |
+//! | state \ command | `Schedule` | `Dispatch` | `Deliver` | `Fail`  | `Cancel` | `CancelUnscheduled` |
+//! |-----------------|------------|------------|-----------|---------|----------|---------------------|
+//! | `NotScheduled`  | scheduled  | illegal    | illegal   | illegal | illegal  | cancelled |
+//! | `Scheduled`     | illegal    | dispatched | illegal   | failed  | cancelled | illegal  |
+//! | `Dispatched`    | illegal    | no-op      | completed | failed  | illegal  | illegal   |
+//! | `Delivered`     | illegal    | illegal    | no-op     | illegal | illegal  | illegal   |
+//! | `Failed`        | illegal    | illegal    | illegal   | no-op   | illegal  | illegal   |
+//! | `Cancelled`     | illegal    | illegal    | illegal   | illegal | no-op    | no-op     |
 //!
 //! A delivery can be cancelled only before dispatch. Repeating the command that led to
 //! the current state succeeds with no events (carrier webhooks and saga commands are
 //! delivered at least once), except `Schedule`: scheduling twice is illegal, as the
 //! delivery id must be fresh. `Deliver` records the `DeliveryCompleted` event, after
 //! which the state is `Delivered`. Terminal states: `Delivered`, `Failed`, `Cancelled`.
+//! `CancelUnscheduled` cancels a delivery that was never scheduled (the saga undoes a
+//! `ScheduleDelivery` that got no answer), so that a schedule asked for later finds it
+//! cancelled instead of shipping a parcel for a cancelled order.
 
 use serde::{Deserialize, Serialize};
 
@@ -139,6 +143,13 @@ pub enum DeliveryCommand {
     },
     /// Call the delivery off (only before dispatch).
     Cancel,
+    /// Call off a delivery that was never scheduled.
+    CancelUnscheduled {
+        /// The delivery id the cancellation is recorded under.
+        delivery_id: DeliveryId,
+        /// The order whose delivery it is.
+        order_id: OrderId,
+    },
 }
 
 impl DeliveryCommand {
@@ -151,6 +162,7 @@ impl DeliveryCommand {
             Self::Deliver => "Deliver",
             Self::Fail { .. } => "Fail",
             Self::Cancel => "Cancel",
+            Self::CancelUnscheduled { .. } => "CancelUnscheduled",
         }
     }
 }
@@ -326,24 +338,48 @@ impl Aggregate for DeliveryState {
                 delivery_id: *delivery_id,
                 order_id: *order_id,
             }]),
+            (
+                S::NotScheduled,
+                C::CancelUnscheduled {
+                    delivery_id,
+                    order_id,
+                },
+            ) => Ok(vec![DeliveryEvent::Cancelled {
+                delivery_id,
+                order_id,
+            }]),
             // Harmless repeats.
             (S::Dispatched { .. }, C::Dispatch)
             | (S::Delivered { .. }, C::Deliver)
             | (S::Failed { .. }, C::Fail { .. })
-            | (S::Cancelled { .. }, C::Cancel) => Ok(vec![]),
+            | (S::Cancelled { .. }, C::Cancel | C::CancelUnscheduled { .. }) => Ok(vec![]),
             (
                 S::NotScheduled,
                 command @ (C::Dispatch | C::Deliver | C::Fail { .. } | C::Cancel),
             )
-            | (S::Scheduled { .. }, command @ (C::Schedule { .. } | C::Deliver))
-            | (S::Dispatched { .. }, command @ (C::Schedule { .. } | C::Cancel))
+            | (
+                S::Scheduled { .. },
+                command @ (C::Schedule { .. } | C::Deliver | C::CancelUnscheduled { .. }),
+            )
+            | (
+                S::Dispatched { .. },
+                command @ (C::Schedule { .. } | C::Cancel | C::CancelUnscheduled { .. }),
+            )
             | (
                 S::Delivered { .. },
-                command @ (C::Schedule { .. } | C::Dispatch | C::Fail { .. } | C::Cancel),
+                command @ (C::Schedule { .. }
+                | C::Dispatch
+                | C::Fail { .. }
+                | C::Cancel
+                | C::CancelUnscheduled { .. }),
             )
             | (
                 S::Failed { .. },
-                command @ (C::Schedule { .. } | C::Dispatch | C::Deliver | C::Cancel),
+                command @ (C::Schedule { .. }
+                | C::Dispatch
+                | C::Deliver
+                | C::Cancel
+                | C::CancelUnscheduled { .. }),
             )
             | (
                 S::Cancelled { .. },
@@ -411,10 +447,20 @@ impl Aggregate for DeliveryState {
                 delivery_id,
                 order_id,
             },
+            (
+                S::NotScheduled,
+                E::Cancelled {
+                    delivery_id,
+                    order_id,
+                },
+            ) => S::Cancelled {
+                delivery_id: *delivery_id,
+                order_id: *order_id,
+            },
             // Events that cannot follow the state: ignored (see `Aggregate::evolve`).
             (
                 state @ S::NotScheduled,
-                E::Dispatched { .. } | E::Completed { .. } | E::Failed { .. } | E::Cancelled { .. },
+                E::Dispatched { .. } | E::Completed { .. } | E::Failed { .. },
             )
             | (state @ S::Scheduled { .. }, E::Scheduled { .. } | E::Completed { .. })
             | (

@@ -344,6 +344,10 @@ fn delivery_command(
             }
         }),
         Just(DeliveryCommand::Cancel),
+        Just(DeliveryCommand::CancelUnscheduled {
+            delivery_id,
+            order_id
+        }),
     ]
 }
 
@@ -356,8 +360,8 @@ fn delivery_case() -> impl Strategy<Value = Vec<DeliveryCommand>> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
-    /// A terminal delivery never changes, it is never cancelled after dispatch, and replay
-    /// rebuilds the live state.
+    /// A terminal delivery never changes, it is never cancelled after dispatch (before scheduling
+    /// is fine), and replay rebuilds the live state.
     #[test]
     fn delivery_terminal_states_are_final(commands in delivery_case()) {
         let mut terminal: Option<DeliveryState> = None;
@@ -369,7 +373,12 @@ proptest! {
             }
             if matches!(after, DeliveryState::Cancelled { .. }) {
                 prop_assert!(
-                    matches!(before, DeliveryState::Scheduled { .. } | DeliveryState::Cancelled { .. }),
+                    matches!(
+                        before,
+                        DeliveryState::NotScheduled
+                            | DeliveryState::Scheduled { .. }
+                            | DeliveryState::Cancelled { .. }
+                    ),
                     "cancelled from {}", before.name()
                 );
             }

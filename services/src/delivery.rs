@@ -114,6 +114,14 @@ impl DeliveryHandler {
                 .await?;
                 return Ok(());
             }
+            // Cancelled before it was scheduled, or before dispatch: nothing is shipped for the order.
+            (
+                DeliveryRequest::ScheduleDelivery { .. },
+                DeliveryState::Cancelled { delivery_id, .. },
+            ) => DeliveryEvent::Cancelled {
+                delivery_id: *delivery_id,
+                order_id,
+            },
             (DeliveryRequest::ScheduleDelivery { .. }, state) => {
                 let (delivery_id, _) = state
                     .ids()
@@ -132,12 +140,20 @@ impl DeliveryHandler {
                 set_status(tx, order_id, "cancelled").await?;
                 return Ok(());
             }
+            // Recorded, so that a `ScheduleDelivery` handled later (redriven from the dead letters, say)
+            // finds the delivery cancelled.
             (DeliveryRequest::CancelDelivery { .. }, DeliveryState::NotScheduled) => {
-                DeliveryEvent::Cancelled {
-                    delivery_id: DeliveryId::from_uuid(order_id.as_uuid())
-                        .map_err(|e| ServiceError::invalid("order_id", e))?,
+                let delivery_id = DeliveryId::from_uuid(order_id.as_uuid())
+                    .map_err(|e| ServiceError::invalid("order_id", e))?;
+                let (_, events) = loaded.state.execute(DeliveryCommand::CancelUnscheduled {
+                    delivery_id,
                     order_id,
-                }
+                })?;
+                self.ctx
+                    .store
+                    .append::<DeliveryState>(tx, &id, loaded.version, &events, &metadata)
+                    .await?;
+                return Ok(());
             }
             (
                 DeliveryRequest::CancelDelivery { .. },

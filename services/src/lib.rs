@@ -48,8 +48,8 @@
 //!   with the reason, no reply. The saga's timers see to it.
 //! - Ordering between requests of one order rests on the key (one partition) and the runtime handling a
 //!   partition in order. A `VoidPayment` handled before its `AuthorizePayment` (redriven from the dead
-//!   letters, say) is remembered and wins; a `CancelDelivery` handled before its `ScheduleDelivery` is not
-//!   yet (the delivery would be scheduled).
+//!   letters, say) is remembered and wins, and so is a `CancelDelivery` handled before its
+//!   `ScheduleDelivery`.
 //! - The payments handler waits for the provider (its latency) inside the consumer's transaction.
 //! - Provider timeouts are retried in place (they hold the partition), never sent to the delayed retry topic,
 //!   so they do not reorder requests.

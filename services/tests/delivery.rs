@@ -244,3 +244,39 @@ async fn a_delivery_the_carrier_cannot_move_is_put_back_and_the_others_move() {
         "the broken delivery is due later, so that it is not picked first forever"
     );
 }
+
+/// Issue 11, finding 1: the saga cancels a delivery whose `ScheduleDelivery` never got an answer (it was
+/// dead-lettered, say); when that request is redriven later, no parcel is scheduled for the cancelled order.
+#[tokio::test]
+async fn a_cancel_before_the_schedule_is_remembered_and_a_late_schedule_ships_nothing() {
+    let env = common::Env::new().await;
+    let config = carrier(0.0, 0.0);
+    let handler = DeliveryHandler::new(env.context(), config.clone());
+    let order_id = OrderId::new();
+    send(&env, &handler, DeliveryRequest::CancelDelivery { order_id }).await;
+    send(
+        &env,
+        &handler,
+        DeliveryRequest::ScheduleDelivery { order_id },
+    )
+    .await;
+
+    let events = events_of(&env, order_id).await;
+    assert_eq!(types(&events), ["DeliveryCancelled", "DeliveryCancelled"]);
+    assert_eq!(
+        events[0].1, events[1].1,
+        "the late request gets the same answer"
+    );
+    assert_eq!(
+        delivery::carrier_round(&env.context(), &config)
+            .await
+            .unwrap(),
+        0,
+        "nothing for the carrier to move"
+    );
+    let status = delivery::get_delivery(env.db.pool(), order_id)
+        .await
+        .unwrap()
+        .map(|(_, status)| status);
+    assert_ne!(status.as_deref(), Some("scheduled"));
+}

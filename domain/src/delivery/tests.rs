@@ -79,6 +79,10 @@ impl Fixture {
                 reason: " ".to_owned(),
             },
             "Cancel" => DeliveryCommand::Cancel,
+            "CancelUnscheduled" => DeliveryCommand::CancelUnscheduled {
+                delivery_id: self.delivery_id,
+                order_id: self.order_id,
+            },
             other => panic!("no fixture for command {other}"),
         }
     }
@@ -92,13 +96,14 @@ const STATES: [&str; 6] = [
     "Failed",
     "Cancelled",
 ];
-const COMMANDS: [&str; 6] = [
+const COMMANDS: [&str; 7] = [
     "Schedule",
     "Dispatch",
     "Deliver",
     "Fail",
     "Fail blank",
     "Cancel",
+    "CancelUnscheduled",
 ];
 
 /// Adding a state variant breaks this match: add the state to `STATES` and the table.
@@ -121,6 +126,7 @@ const fn command_kind(command: &DeliveryCommand) -> &'static str {
         DeliveryCommand::Deliver => "Deliver",
         DeliveryCommand::Fail { .. } => "Fail",
         DeliveryCommand::Cancel => "Cancel",
+        DeliveryCommand::CancelUnscheduled { .. } => "CancelUnscheduled",
     }
 }
 
@@ -137,7 +143,14 @@ fn fixtures_cover_every_state_and_command() {
         assert!(name.starts_with(command_kind(&command)), "{name}");
         assert_eq!(command.name(), command_kind(&command));
     }
-    for kind in ["Schedule", "Dispatch", "Deliver", "Fail", "Cancel"] {
+    for kind in [
+        "Schedule",
+        "Dispatch",
+        "Deliver",
+        "Fail",
+        "Cancel",
+        "CancelUnscheduled",
+    ] {
         assert!(COMMANDS.contains(&kind), "{kind}");
     }
 }
@@ -153,12 +166,18 @@ fn every_state_and_command_pair() {
         ("NotScheduled", "Fail", Illegal),
         ("NotScheduled", "Fail blank", Illegal),
         ("NotScheduled", "Cancel", Illegal),
+        (
+            "NotScheduled",
+            "CancelUnscheduled",
+            Emits(vec![f.cancelled()]),
+        ),
         ("Scheduled", "Schedule", Illegal),
         ("Scheduled", "Dispatch", Emits(vec![f.dispatched()])),
         ("Scheduled", "Deliver", Illegal),
         ("Scheduled", "Fail", Emits(vec![f.failed("parcel damaged")])),
         ("Scheduled", "Fail blank", Invalid),
         ("Scheduled", "Cancel", Emits(vec![f.cancelled()])),
+        ("Scheduled", "CancelUnscheduled", Illegal),
         ("Dispatched", "Schedule", Illegal),
         ("Dispatched", "Dispatch", NoOp),
         ("Dispatched", "Deliver", Emits(vec![f.completed()])),
@@ -169,24 +188,28 @@ fn every_state_and_command_pair() {
         ),
         ("Dispatched", "Fail blank", Invalid),
         ("Dispatched", "Cancel", Illegal),
+        ("Dispatched", "CancelUnscheduled", Illegal),
         ("Delivered", "Schedule", Illegal),
         ("Delivered", "Dispatch", Illegal),
         ("Delivered", "Deliver", NoOp),
         ("Delivered", "Fail", Illegal),
         ("Delivered", "Fail blank", Illegal),
         ("Delivered", "Cancel", Illegal),
+        ("Delivered", "CancelUnscheduled", Illegal),
         ("Failed", "Schedule", Illegal),
         ("Failed", "Dispatch", Illegal),
         ("Failed", "Deliver", Illegal),
         ("Failed", "Fail", NoOp),
         ("Failed", "Fail blank", NoOp),
         ("Failed", "Cancel", Illegal),
+        ("Failed", "CancelUnscheduled", Illegal),
         ("Cancelled", "Schedule", Illegal),
         ("Cancelled", "Dispatch", Illegal),
         ("Cancelled", "Deliver", Illegal),
         ("Cancelled", "Fail", Illegal),
         ("Cancelled", "Fail blank", Illegal),
         ("Cancelled", "Cancel", NoOp),
+        ("Cancelled", "CancelUnscheduled", NoOp),
     ];
     assert_table_complete(&table, &STATES, &COMMANDS);
     for (state, command, expected) in table {
