@@ -51,7 +51,8 @@ pub struct RelayConfig {
     pub batch_size: usize,
     /// Fallback poll when no notification arrives.
     pub poll_interval: Duration,
-    /// Tries of a record the broker refuses for good, before it is quarantined.
+    /// Tries of a record the broker refuses for good, before it is quarantined. A transient failure (no
+    /// acknowledgement within the delivery timeout) does not use one up.
     pub max_attempts: i32,
     /// First wait before retrying a refused record or after a failed round; doubles up to `max_backoff`.
     pub backoff: Duration,
@@ -401,7 +402,8 @@ impl Relay {
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("outbox_relay_errors_total", "class" => "transient")
                         .increment(1);
-                    record_failure(conn, id, &reason).await?;
+                    // Not a refusal: the record keeps its attempts, which only refusals use up.
+                    note_transient_failure(conn, id, &reason).await?;
                     transient = true;
                 }
             }
@@ -456,6 +458,19 @@ async fn try_lock(conn: &mut PgConnection, key: i64) -> Result<bool, OutboxError
         .bind(key)
         .fetch_one(conn)
         .await?)
+}
+
+async fn note_transient_failure(
+    conn: &mut PgConnection,
+    id: i64,
+    reason: &str,
+) -> Result<(), OutboxError> {
+    sqlx::query("UPDATE outbox SET last_error = $2 WHERE id = $1")
+        .bind(id)
+        .bind(reason)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 async fn record_failure(conn: &mut PgConnection, id: i64, reason: &str) -> Result<(), OutboxError> {

@@ -1,0 +1,93 @@
+//! Broker faults, injected with librdkafka's mock cluster: a broker too slow to acknowledge within the
+//! delivery timeout makes every record fail transiently, and that is not counted as the broker refusing
+//! them (the count that quarantines a record).
+
+mod common;
+
+use std::time::Duration;
+
+use common::RunningRelay;
+use outbox::records::enqueue;
+use outbox::{OutboxRecord, RelayConfig};
+use producers::headers::RecordHeaders;
+use producers::{KafkaSettings, ProducerSettings};
+use rdkafka::mocking::MockCluster;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_are_not_counted_as_refusals_and_nothing_is_quarantined() {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    let topic = testkit::unique_name("relay-faults");
+    mock.create_topic(&topic, 1, 1).unwrap();
+    let kafka = KafkaSettings::new(mock.bootstrap_servers());
+    let db = testkit::TestDb::new().await;
+    let records: Vec<OutboxRecord> = (0..10)
+        .map(|n| OutboxRecord {
+            topic: topic.clone(),
+            key: format!("key-{}", n % 3),
+            payload: n.to_string().into_bytes(),
+            headers: RecordHeaders::from([("n".to_owned(), n.to_string())]),
+        })
+        .collect();
+    enqueue(&mut db.pool().acquire().await.unwrap(), &records)
+        .await
+        .unwrap();
+
+    // Every answer takes 2 s, and a record may wait 500 ms for its acknowledgement.
+    mock.broker_round_trip_time(1, Duration::from_secs(2))
+        .unwrap();
+    let relay = RunningRelay::start(
+        db.pool(),
+        &kafka,
+        RelayConfig {
+            max_attempts: 2,
+            poll_interval: Duration::from_millis(100),
+            backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(200),
+            producer: ProducerSettings {
+                delivery_timeout: Duration::from_millis(500),
+                ..ProducerSettings::default()
+            },
+            ..RelayConfig::default()
+        },
+    );
+    // Rounds fail while the broker is slow; wait until a few did.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let failed: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE last_error IS NOT NULL")
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+        if failed > 0
+            && relay
+                .stats
+                .failed
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= 20
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no failed round with the broker this slow"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let most_attempts: i32 = sqlx::query_scalar("SELECT max(attempts) FROM outbox")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+
+    mock.broker_round_trip_time(1, Duration::ZERO).unwrap();
+    common::wait_until_drained(db.pool(), 60).await;
+    relay.stop().await;
+    let quarantined: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_quarantine")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        most_attempts, 0,
+        "a broker that answers too late has refused nothing"
+    );
+    assert_eq!(quarantined, 0);
+}
