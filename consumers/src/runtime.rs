@@ -1,6 +1,6 @@
 //! The consumer runtime: one consumer in a group, records of a partition in order, partitions in parallel.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -21,6 +21,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientContext, TopicPartitionList};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -298,9 +299,18 @@ impl<H: Handler> ConsumerRuntime<H> {
                 shutdown.clone(),
             ));
         }
+        // Records that a partition's full buffer could not take yet, in offset order. Their partition is
+        // paused until its worker catches up, so a partition that retries in place never holds up the
+        // poll loop, and with it the other partitions and the group membership.
+        let mut waiting: HashMap<(String, i32), VecDeque<OwnedMessage>> = HashMap::new();
+        let mut hand_over = tokio::time::interval(HAND_OVER_INTERVAL);
         loop {
             let message = tokio::select! {
                 received = worker.consumer.recv() => received,
+                _ = hand_over.tick(), if !waiting.is_empty() => {
+                    hand_over_waiting(&worker.consumer, &partitions, &mut waiting)?;
+                    continue;
+                }
                 () = shutdown.cancelled() => break,
             };
             let message = match message {
@@ -311,14 +321,23 @@ impl<H: Handler> ConsumerRuntime<H> {
                 }
             };
             let key = (message.topic().to_owned(), message.partition());
-            let sender = partitions.entry(key).or_insert_with(|| {
+            let sender = partitions.entry(key.clone()).or_insert_with(|| {
                 let (tx, rx) = mpsc::channel(worker.settings.partition_buffer);
                 workers.spawn(self.partition_worker(rx, shutdown.clone()));
                 tx
             });
-            tokio::select! {
-                sent = sender.send(message) => { sent.ok(); }
-                () = shutdown.cancelled() => break,
+            if let Some(queue) = waiting.get_mut(&key) {
+                // Fetched before the pause took effect: it waits behind the others.
+                queue.push_back(message);
+                continue;
+            }
+            match sender.try_send(message) {
+                Ok(()) => {}
+                Err(TrySendError::Full(message)) => {
+                    set_paused(&worker.consumer, &key, true);
+                    waiting.entry(key).or_default().push_back(message);
+                }
+                Err(TrySendError::Closed(_)) => return Err(worker_stopped(&key)),
             }
         }
         drop(partitions);
@@ -376,6 +395,71 @@ struct Worker<H> {
 enum Applied {
     Done,
     Duplicate,
+}
+
+/// How often records waiting for a full partition buffer are offered to it again.
+const HAND_OVER_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Offers waiting records to their partitions' workers, in order, and resumes each partition whose records
+/// were all taken.
+fn hand_over_waiting(
+    consumer: &Consumer,
+    partitions: &HashMap<(String, i32), mpsc::Sender<OwnedMessage>>,
+    waiting: &mut HashMap<(String, i32), VecDeque<OwnedMessage>>,
+) -> Result<(), ConsumerError> {
+    let mut drained = Vec::new();
+    for (key, queue) in waiting.iter_mut() {
+        let Some(sender) = partitions.get(key) else {
+            continue;
+        };
+        while let Some(message) = queue.pop_front() {
+            match sender.try_send(message) {
+                Ok(()) => {}
+                Err(TrySendError::Full(message)) => {
+                    queue.push_front(message);
+                    break;
+                }
+                Err(TrySendError::Closed(_)) => return Err(worker_stopped(key)),
+            }
+        }
+        if queue.is_empty() {
+            drained.push(key.clone());
+        }
+    }
+    for key in drained {
+        waiting.remove(&key);
+        set_paused(consumer, &key, false);
+    }
+    Ok(())
+}
+
+/// Pauses or resumes fetching one partition; a failure is logged (the partition may have been revoked).
+fn set_paused(consumer: &Consumer, (topic, partition): &(String, i32), paused: bool) {
+    let mut list = TopicPartitionList::new();
+    list.add_partition(topic, *partition);
+    let done = if paused {
+        consumer.pause(&list)
+    } else {
+        consumer.resume(&list)
+    };
+    match done {
+        Ok(()) => tracing::debug!(topic, partition, paused, "partition fetching changed"),
+        Err(e) => {
+            tracing::warn!(topic, partition, paused, error = %e, "cannot pause or resume a partition")
+        }
+    }
+}
+
+/// A partition's worker ended while the runtime runs: its records can no longer be applied here.
+fn worker_stopped((topic, partition): &(String, i32)) -> ConsumerError {
+    tracing::error!(
+        topic,
+        partition,
+        "the worker of a partition stopped; the consumer stops"
+    );
+    ConsumerError::Read(format!(
+        "the worker of {topic} partition {partition} stopped; its records cannot be applied"
+    ))
 }
 
 /// Attempts after which a transient failure that is still retried in place is logged as a warning.

@@ -3,6 +3,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use common::{Effects, Running, effects, handler, produce, setup};
 use consumers::runtime::dead_letter_headers as dlq;
@@ -119,6 +120,85 @@ async fn a_handler_that_panics_dead_letters_the_record_and_the_partition_moves_o
     );
 }
 
+/// Produces `payloads` to `partition` of `topic`, each with a fresh event id.
+async fn produce_to(
+    kafka: &producers::KafkaSettings,
+    topic: &str,
+    partition: i32,
+    payloads: &[String],
+) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = kafka.client_config().create().unwrap();
+    for payload in payloads {
+        let record_headers = headers::RecordHeaders::from([(
+            headers::EVENT_ID.to_owned(),
+            uuid::Uuid::now_v7().to_string(),
+        )]);
+        producer
+            .send(
+                FutureRecord::to(topic)
+                    .partition(partition)
+                    .key("k")
+                    .payload(payload)
+                    .headers(headers::to_kafka(&record_headers)),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_partition_retrying_in_place_does_not_hold_up_the_others() {
+    let db = common::effects_db().await;
+    let kafka = testkit::kafka();
+    let topic = testkit::unique_name("stuck");
+    producers::ensure_topic(&kafka, &topic, 2).await.unwrap();
+    // Partition 0 fails transiently for as long as the test runs, with more records behind it than its
+    // buffer holds.
+    produce_to(&kafka, &topic, 0, &vec!["flaky".to_owned(); 20]).await;
+    let stuck = Effects {
+        fail_first: u32::MAX,
+        ..handler()
+    };
+    let consumer = Running::start_with(
+        &testkit::unique_name("group"),
+        &db,
+        &kafka,
+        &topic,
+        stuck,
+        |s| consumers::ConsumerSettings {
+            partition_buffer: 2,
+            ..s
+        },
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while consumer.stats.retries.load(Ordering::Relaxed) < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "partition 0 never got stuck"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Partition 1's records come after partition 0's buffer filled up.
+    let others: Vec<String> = (0..10).map(|n| format!("other {n}")).collect();
+    produce_to(&kafka, &topic, 1, &others).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let applied: Vec<String> = effects(&db).await.into_iter().map(|(_, p)| p).collect();
+        if applied == others {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "partition 1 applied {applied:?} while partition 0 retried"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    consumer.stop().await;
+}
+
 #[tokio::test]
 async fn a_transient_failure_is_retried_in_place_and_keeps_partition_order() {
     let (db, kafka, topic) = setup().await;
@@ -213,7 +293,7 @@ async fn pruning_removes_only_inbox_rows_past_the_horizon() {
         .await
         .unwrap();
     }
-    let pruned = consumers::inbox::prune(db.pool(), "g", std::time::Duration::from_secs(24 * 3600))
+    let pruned = consumers::inbox::prune(db.pool(), "g", Duration::from_secs(24 * 3600))
         .await
         .unwrap();
     assert_eq!(pruned, 1);
