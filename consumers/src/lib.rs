@@ -11,7 +11,9 @@
 //!   auto offset store off), committed on partition revoke and once more on shutdown. A crash between the
 //!   commit of the effect and the offset commit redelivers the record, and the inbox skips it.
 //! - **Order per partition, parallel across partitions.** Each partition's records are applied one after the
-//!   other by a worker of its own; a bounded buffer per partition bounds memory.
+//!   other by a worker of its own; a bounded buffer per partition bounds memory. When a partition's buffer
+//!   is full (its worker is retrying in place, say), that partition is paused and the others keep flowing.
+//!   A handler that panics is treated as a poison record.
 //! - **Failures by class**, chosen by the handler's [`HandlerError`]: transient failures (database or broker
 //!   unavailable) are retried in place with exponential backoff and jitter, holding the partition so per-key
 //!   order is kept; retryable business failures (the payment provider timed out) go to `<topic>.retry` with

@@ -130,7 +130,7 @@ pub struct ConsumerSettings {
     pub session_timeout: Duration,
     /// librdkafka `auto.commit.interval.ms`: how often stored offsets are committed.
     pub commit_interval: Duration,
-    /// Records buffered per partition before the consumer stops reading (bounds memory).
+    /// Records buffered per partition before that partition is paused (bounds memory).
     pub partition_buffer: usize,
     /// First wait before retrying a transient failure; doubles, with jitter, up to `max_backoff`.
     pub backoff: Duration,
