@@ -176,6 +176,68 @@ async fn two_relays_at_once_keep_key_order_over_10_000_events() {
     assert_eq!(duplicates, 0);
 }
 
+/// The leader's database session is killed in the middle of its work (a network partition, an operator's
+/// `pg_terminate_backend`): it loses the lock, a relay (the standby, or the old leader on a new session)
+/// takes it, and every event reaches the topic in key order; duplicates are allowed.
+#[tokio::test]
+async fn a_leader_whose_session_is_killed_mid_batch_hands_over_and_loses_nothing() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let db = testkit::TestDb::new().await;
+    let kafka = testkit::kafka();
+    let (topics, topic) = common::topics(&kafka, 6).await;
+    let store = EventStore::json(db.pool().clone(), topics, "eu-west");
+    let relays = [
+        RunningRelay::start(db.pool(), &kafka, fast_config()),
+        RunningRelay::start(db.pool(), &kafka, fast_config()),
+    ];
+    let writers: Vec<_> = (0..50)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let sku = common::sku(n);
+                let mut version = 0;
+                for _ in 0..10 {
+                    version =
+                        common::append(&store, &sku, version, &common::received(&sku, 10)).await;
+                }
+            })
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    // Everything is drained in the end only if a relay leads again after the kill.
+    while !relays
+        .iter()
+        .any(|r| r.stats.published.load(Relaxed) >= 500)
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no relay published");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks
+         WHERE locktype = 'advisory' AND granted
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(killed, [true], "one session held the leader's lock");
+    let published_at_kill: u64 = relays.iter().map(|r| r.stats.published.load(Relaxed)).sum();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    common::wait_until_drained(db.pool(), 120).await;
+    assert!(
+        published_at_kill < 5000,
+        "everything was published before the kill; the test proves nothing"
+    );
+    for relay in relays {
+        relay.stop().await;
+    }
+    let records = testkit::read_topic(&kafka, &topic).await;
+    let duplicates = testkit::assert_every_event_in_key_order(db.pool(), &records).await;
+    assert_eq!(records.len(), 5000 + duplicates);
+}
+
 fn record(topic: &str, key: &str, payload: Vec<u8>, n: u32) -> OutboxRecord {
     OutboxRecord {
         topic: topic.to_owned(),
