@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
@@ -51,9 +52,15 @@ pub struct ServeArgs {
     /// Which part to run. The schema registry runs with `orderflow registry`.
     #[arg(value_enum)]
     part: ServedPart,
-    /// Serve GET /health (200 while the part runs, 503 once it stopped) and GET /metrics (Prometheus) here.
+    /// Serve GET /health (200 while the part runs; 503 once it stopped, or while a partition has retried
+    /// its record in place for longer than --stuck-after-secs) and GET /metrics (Prometheus) here.
     #[arg(long, env = "HEALTH_ADDR", default_value = "127.0.0.1:9464")]
     health_addr: SocketAddr,
+    /// Seconds a partition may retry one record in place (database, broker or registry unavailable)
+    /// before /health reports the part stuck.
+    #[arg(long, env = "STUCK_AFTER_SECS", default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    stuck_after_secs: u64,
     /// Prefix of every topic name, to keep several pipelines apart on one cluster.
     #[arg(long, env = "TOPIC_PREFIX", default_value = "")]
     topic_prefix: String,
@@ -95,6 +102,7 @@ pub async fn run(
         listener,
         metrics,
         alive.clone(),
+        Duration::from_secs(args.stuck_after_secs),
         shutdown.clone(),
     ));
     tracing::info!(%part, health = %args.health_addr, "serving");
@@ -105,25 +113,43 @@ pub async fn run(
     result.with_context(|| format!("the {part} part failed"))
 }
 
+/// 200 "ok" while the part runs and moves; 503 naming what is wrong otherwise.
+fn health(alive: bool, stuck_after: Duration) -> (StatusCode, String) {
+    if !alive {
+        return (StatusCode::SERVICE_UNAVAILABLE, "stopped\n".to_owned());
+    }
+    let stuck = consumers::health::stuck_longer_than(stuck_after);
+    if stuck.is_empty() {
+        return (StatusCode::OK, "ok\n".to_owned());
+    }
+    let lines: String = stuck
+        .iter()
+        .map(|s| {
+            format!(
+                "stuck: group {} {}[{}] offset {} retried in place for {} s: {}\n",
+                s.group,
+                s.topic,
+                s.partition,
+                s.offset,
+                s.retrying_for.as_secs(),
+                s.reason
+            )
+        })
+        .collect();
+    (StatusCode::SERVICE_UNAVAILABLE, lines)
+}
+
 async fn serve_endpoints(
     listener: tokio::net::TcpListener,
     metrics: PrometheusHandle,
     alive: Arc<AtomicBool>,
+    stuck_after: Duration,
     shutdown: CancellationToken,
 ) {
     let app = Router::new()
         .route(
             "/health",
-            get(move || {
-                let alive = alive.load(Ordering::Relaxed);
-                async move {
-                    if alive {
-                        (StatusCode::OK, "ok\n")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "stopped\n")
-                    }
-                }
-            }),
+            get(move || std::future::ready(health(alive.load(Ordering::Relaxed), stuck_after))),
         )
         .route(
             "/metrics",

@@ -31,6 +31,7 @@
 
 pub mod dlq;
 mod error;
+pub mod health;
 pub mod inbox;
 pub mod lag;
 pub mod reader;

@@ -360,7 +360,13 @@ impl<H: Handler> ConsumerRuntime<H> {
         let worker = Arc::clone(&self.worker);
         async move {
             while let Some(message) = records.recv().await {
-                if !worker.process(&message, &shutdown).await {
+                let finished = worker.process(&message, &shutdown).await;
+                crate::health::done(
+                    &worker.settings.group_id,
+                    message.topic(),
+                    message.partition(),
+                );
+                if !finished {
                     // Shutting down in the middle of a retry: the offset is not stored, the record comes back.
                     return;
                 }
@@ -395,6 +401,18 @@ struct Worker<H> {
 enum Applied {
     Done,
     Duplicate,
+}
+
+/// An error and its causes, `error: cause: cause`.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// How often records waiting for a full partition buffer are offered to it again.
@@ -511,7 +529,7 @@ impl<H: Handler> Worker<H> {
                 first_failed_at,
             };
             let outcome = match failure {
-                HandlerError::Transient(e) => Err(e.to_string()),
+                HandlerError::Transient(e) => Err(error_chain(e.as_ref())),
                 HandlerError::Poison(e) => {
                     self.dead_letter(&failed, "poison", &e.to_string(), attempts)
                         .await
@@ -532,6 +550,13 @@ impl<H: Handler> Worker<H> {
                 return true;
             };
             // Transient (or the retry or dead-letter topic is unreachable): hold the partition, retry in place.
+            crate::health::retrying(
+                &self.settings.group_id,
+                message.topic(),
+                message.partition(),
+                message.offset(),
+                &reason,
+            );
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("consumer_transient_retries_total").increment(1);
             let wait = jittered(backoff);
