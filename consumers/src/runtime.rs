@@ -360,6 +360,11 @@ impl<H: Handler> ConsumerRuntime<H> {
         let worker = Arc::clone(&self.worker);
         async move {
             while let Some(message) = records.recv().await {
+                // Stop between records: the buffered ones are not applied, their offsets not stored, so
+                // the partition's next owner (or this consumer restarted) gets them again.
+                if shutdown.is_cancelled() {
+                    return;
+                }
                 let finished = worker.process(&message, &shutdown).await;
                 crate::health::done(
                     &worker.settings.group_id,

@@ -200,6 +200,23 @@ async fn a_partition_retrying_in_place_does_not_hold_up_the_others() {
 }
 
 #[tokio::test]
+async fn shutdown_stops_between_records_and_leaves_the_buffered_ones_for_later() {
+    let (db, kafka, topic) = setup().await;
+    let slow: Vec<(Option<uuid::Uuid>, &str)> = (0..30)
+        .map(|_| (Some(uuid::Uuid::now_v7()), "slow"))
+        .collect();
+    produce(&kafka, &topic, &slow).await;
+    let consumer = Running::start(&db, &kafka, &topic, handler());
+    consumer.wait_until_handled(1).await;
+    consumer.stop().await;
+    let applied = effects(&db).await.len();
+    assert!(
+        applied < 5,
+        "{applied} of 30 applied: shutdown worked through the buffered records"
+    );
+}
+
+#[tokio::test]
 async fn a_transient_failure_is_retried_in_place_and_keeps_partition_order() {
     let (db, kafka, topic) = setup().await;
     let ids: Vec<uuid::Uuid> = (0..3).map(|_| uuid::Uuid::now_v7()).collect();

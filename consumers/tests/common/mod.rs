@@ -15,7 +15,7 @@ use sqlx::PgConnection;
 use tokio_util::sync::CancellationToken;
 
 /// Writes one row per applied record; "poison" payloads are refused for good, "panic" ones make it panic,
-/// and the first `fail_first` attempts of a "flaky" payload fail transiently.
+/// "slow" ones take 300 ms, and the first `fail_first` attempts of a "flaky" payload fail transiently.
 pub struct Effects {
     pub flaky_failures: AtomicU32,
     pub fail_first: u32,
@@ -31,6 +31,9 @@ impl Handler for Effects {
         let payload = String::from_utf8(record.payload.clone())
             .map_err(|e| HandlerError::Poison(e.into()))?;
         assert_ne!(payload, "panic", "the handler has a bug");
+        if payload == "slow" {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
         if payload == "poison" && !self.accept_poison.load(Ordering::SeqCst) {
             return Err(HandlerError::Poison("payload fails validation".into()));
         }
