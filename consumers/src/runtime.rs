@@ -408,18 +408,6 @@ enum Applied {
     Duplicate,
 }
 
-/// An error and its causes, `error: cause: cause`.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// How often records waiting for a full partition buffer are offered to it again.
 const HAND_OVER_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -534,7 +522,7 @@ impl<H: Handler> Worker<H> {
                 first_failed_at,
             };
             let outcome = match failure {
-                HandlerError::Transient(e) => Err(error_chain(e.as_ref())),
+                HandlerError::Transient(e) => Err(producers::error_chain(e.as_ref())),
                 HandlerError::Poison(e) => {
                     self.dead_letter(&failed, "poison", &e.to_string(), attempts)
                         .await

@@ -177,7 +177,7 @@ impl Relay {
                 Ok(()) => backoff = self.config.backoff,
                 Err(e) => {
                     self.stats.leader.store(false, Ordering::Relaxed);
-                    tracing::warn!(error = %error_chain(&e), ?backoff, "relay round failed; retrying");
+                    tracing::warn!(error = %producers::error_chain(&e), ?backoff, "relay round failed; retrying");
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
                         () = shutdown.cancelled() => {}
@@ -546,17 +546,6 @@ fn backoff_for(first: Duration, max: Duration, attempts: i32) -> Duration {
         .unwrap_or(0)
         .min(16);
     first.saturating_mul(1 << doublings).min(max)
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

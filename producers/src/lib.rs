@@ -25,6 +25,19 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
+/// An error and its causes on one line, `error: cause: cause`: the reason stored with a quarantined or
+/// dead-lettered record, and what logs and test failures show.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Bootstrap servers used when `KAFKA_BOOTSTRAP` is not set: the local broker of `./dev up`.
 pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
 

@@ -132,7 +132,7 @@ async fn an_event_that_does_not_match_its_schema_is_refused_in_the_writing_trans
     drop(tx);
 
     assert!(matches!(err, OutboxError::Codec { .. }), "{err:?}");
-    let chain = testkit::error_chain(&err);
+    let chain = producers::error_chain(&err);
     assert!(
         chain.contains(r#"OrderCompleted does not match its schema orderflow.orders.OrderCompleted: field "gift_wrap" is not in schema"#),
         "{chain}"

@@ -163,7 +163,7 @@ pub struct Consumed {
 pub async fn read_topic(kafka: &KafkaSettings, topic: &str) -> Vec<Consumed> {
     consumers::reader::read_to_end(kafka, topic)
         .await
-        .unwrap_or_else(|e| panic!("reading {topic}: {}", error_chain(&e)))
+        .unwrap_or_else(|e| panic!("reading {topic}: {}", producers::error_chain(&e)))
         .into_iter()
         .map(|r| Consumed {
             partition: r.partition,
@@ -175,24 +175,11 @@ pub async fn read_topic(kafka: &KafkaSettings, topic: &str) -> Vec<Consumed> {
         .collect()
 }
 
-/// An error and its sources, `error: cause: cause` like `anyhow`'s `{:#}`, since a panic message shows only
-/// what it is given.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// The total number of records in `topic` (sum of high minus low watermarks over its partitions).
 pub async fn count_records(kafka: &KafkaSettings, topic: &str) -> i64 {
     consumers::reader::count(kafka, topic)
         .await
-        .unwrap_or_else(|e| panic!("counting {topic}: {}", error_chain(&e)))
+        .unwrap_or_else(|e| panic!("counting {topic}: {}", producers::error_chain(&e)))
 }
 
 /// Waits until `topic` holds at least `count` records; panics after `timeout` with the count it saw.
