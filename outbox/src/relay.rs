@@ -346,12 +346,17 @@ impl Relay {
             let metadata = client
                 .client()
                 .fetch_metadata(Some(&name), Duration::from_secs(10))?;
-            Ok::<_, KafkaError>(
-                metadata
-                    .topics()
-                    .iter()
-                    .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty()),
-            )
+            let Some(found) = metadata.topics().iter().find(|t| t.name() == name) else {
+                return Ok(false);
+            };
+            match found.error().map(RDKafkaErrorCode::from) {
+                None => Ok(!found.partitions().is_empty()),
+                Some(
+                    RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
+                ) => Ok(false),
+                // The topic is there but unwell (no leader yet, say): not known to be missing.
+                Some(code) => Err(KafkaError::MetadataFetch(code)),
+            }
         })
         .await
         .map_err(|_| KafkaError::Canceled)??;

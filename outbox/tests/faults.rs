@@ -91,3 +91,71 @@ async fn timeouts_are_not_counted_as_refusals_and_nothing_is_quarantined() {
     );
     assert_eq!(quarantined, 0);
 }
+
+/// A topic whose metadata comes back with an error other than "unknown topic" (here its leader is not
+/// available) exists: its records are not refused as if it were missing, and flow once it recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_without_a_leader_for_a_moment_is_not_taken_for_a_missing_one() {
+    use rdkafka::types::RDKafkaRespErr;
+    let mock = MockCluster::new(1).expect("mock cluster");
+    let topic = testkit::unique_name("relay-leaderless");
+    mock.create_topic(&topic, 1, 1).unwrap();
+    mock.topic_error(
+        &topic,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
+    )
+    .unwrap();
+    let kafka = KafkaSettings::new(mock.bootstrap_servers());
+    let db = testkit::TestDb::new().await;
+    let records: Vec<OutboxRecord> = (0..3)
+        .map(|n| OutboxRecord {
+            topic: topic.clone(),
+            key: "key".to_owned(),
+            payload: n.to_string().into_bytes(),
+            headers: RecordHeaders::from([("n".to_owned(), n.to_string())]),
+        })
+        .collect();
+    enqueue(&mut db.pool().acquire().await.unwrap(), &records)
+        .await
+        .unwrap();
+    let relay = RunningRelay::start(
+        db.pool(),
+        &kafka,
+        RelayConfig {
+            max_attempts: 2,
+            poll_interval: Duration::from_millis(100),
+            backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(200),
+            producer: ProducerSettings {
+                delivery_timeout: Duration::from_millis(1500),
+                ..ProducerSettings::default()
+            },
+            ..RelayConfig::default()
+        },
+    );
+    // A few rounds with the topic in that state (or until something is quarantined).
+    let quarantined = || async {
+        sqlx::query_scalar::<_, String>("SELECT reason FROM outbox_quarantine")
+            .fetch_all(db.pool())
+            .await
+            .unwrap()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while relay
+        .stats
+        .failed
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < 6
+        && quarantined().await.is_empty()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no failed round");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused = quarantined().await;
+    assert!(refused.is_empty(), "quarantined: {refused:?}");
+
+    mock.topic_error(&topic, RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR)
+        .unwrap();
+    common::wait_until_drained(db.pool(), 60).await;
+    relay.stop().await;
+}
