@@ -366,14 +366,15 @@ impl PaymentsHandler {
                     .record(tx, &id, loaded.version, &after, &events, &metadata)
                     .await;
             }
-            (PaymentRequest::RefundPayment { amount, .. }, S::Captured { .. }) => {
+            (PaymentRequest::RefundPayment { amount, .. }, S::Captured { refunded, .. }) => {
+                // The provider's idempotency key must stay the same when the saga asks again (each time
+                // in a record with a new event id) after an answer was lost, and differ for the next
+                // partial refund: the order and how much it had refunded before this one.
+                let key = format!("{id}-after-{}", refunded.minor());
                 match state.execute(PaymentCommand::Refund { amount }) {
                     Ok((after, events)) => {
-                        // The provider's idempotency key must stay the same when the saga asks again
-                        // (each time in a record with a new event id) after an answer was lost. A payment
-                        // is refunded once, so the order's id is that key, as for the other operations.
                         self.provider
-                            .call(Operation::Refund, order_id, amount, &id)
+                            .call(Operation::Refund, order_id, amount, &key)
                             .await?;
                         return self
                             .record(tx, &id, loaded.version, &after, &events, &metadata)

@@ -386,3 +386,41 @@ async fn a_void_before_the_authorization_is_voided_at_the_provider_and_remembere
         .unwrap();
     assert_eq!(row.status, "voided");
 }
+
+#[tokio::test]
+async fn two_partial_refunds_both_reach_the_provider() {
+    let env = common::Env::new().await;
+    let commands = env.config.topics.commands("payments");
+    let answering = handler(&env, provider(0.0, 0.0, 0.0));
+    let order_id = OrderId::new();
+    let refund = PaymentRequest::RefundPayment {
+        order_id,
+        amount: eur(1000),
+    };
+    for request in [
+        PaymentRequest::AuthorizePayment {
+            order_id,
+            amount: eur(3000),
+        },
+        PaymentRequest::CapturePayment { order_id },
+        refund.clone(),
+        refund,
+    ] {
+        let record = env.incoming(&commands, &request).await;
+        env.apply(&answering, &record).await.unwrap();
+    }
+    assert_eq!(
+        ledger_ops(&env, order_id).await,
+        [
+            ("authorize".to_owned(), 3000),
+            ("capture".to_owned(), 3000),
+            ("refund".to_owned(), 1000),
+            ("refund".to_owned(), 1000)
+        ]
+    );
+    let row = payments::get_payment(env.db.pool(), order_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.refunded_minor, 2000);
+}
