@@ -1,6 +1,8 @@
 //! `orderflow serve orchestrator` is killed with SIGKILL in the middle of a run; a new one, started at once,
-//! takes over and every saga still ends, with the demo's consistency checks passing. The new one serves /health and
-//! /metrics and exits 0 on SIGTERM.
+//! takes over and every saga still ends, with the demo's consistency checks passing. The new one serves
+//! /health and /metrics and exits 0 on SIGTERM.
+
+mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -11,21 +13,7 @@ use pipeline::workload::Workload;
 use pipeline::{Part, Pipeline, PipelineConfig};
 use producers::topics::Topics;
 
-fn free_local_address() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
-
-/// `GET path` over plain HTTP/1.1: the whole answer, status line first.
-async fn get(addr: &str, path: &str) -> String {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
-    answer
-}
+use common::{free_local_address, get};
 
 fn orchestrator(db_url: &str, registry_url: &str, prefix: &str, health_addr: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_orderflow"))
@@ -118,8 +106,8 @@ async fn every_saga_ends_after_the_orchestrator_is_killed() {
     let report = Report::gather(&pool, &placed, &workload.flash_sku(), 0)
         .await
         .unwrap();
-    let alive = get(&health, "/health").await;
-    let metrics = get(&health, "/metrics").await;
+    let alive = get(&health, "/health").await.unwrap();
+    let metrics = get(&health, "/metrics").await.unwrap();
     let terminated = Command::new("kill")
         .args(["-TERM", &second.id().to_string()])
         .status()

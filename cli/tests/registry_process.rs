@@ -1,28 +1,13 @@
 //! The `orderflow registry` binary: migrates, serves Confluent's REST API on the address it was given and
 //! says so, and exits 0 on SIGTERM.
 
+mod common;
+
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_local_address() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
-
-/// `GET path` over plain HTTP/1.1; the status line and the body.
-async fn get(addr: &str, path: &str) -> std::io::Result<String> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await?;
-    Ok(answer)
-}
+use common::{free_local_address, get};
 
 #[tokio::test]
 async fn registry_serves_until_sigterm_and_exits_0() {

@@ -1,12 +1,16 @@
 //! The `orderflow relay` binary, killed with SIGKILL in the middle of its work: every committed event still
 //! reaches the topic at least once, in per-key order; and a SIGTERM stops it cleanly.
 
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use domain::{InventoryEvent, InventoryState, Sku};
 use outbox::{EventStore, Metadata};
 use producers::topics::Topics;
+
+use common::free_local_address;
 
 fn start_relay(db: &testkit::TestDb, kafka: &producers::KafkaSettings, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_orderflow"))
@@ -18,11 +22,6 @@ fn start_relay(db: &testkit::TestDb, kafka: &producers::KafkaSettings, extra: &[
         .stdin(Stdio::null())
         .spawn()
         .expect("start orderflow relay")
-}
-
-fn free_local_address() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
 }
 
 /// The value of a Prometheus counter or gauge scraped from `addr`.

@@ -2,27 +2,15 @@
 //! record in place, and once that has lasted longer than `--stuck-after-secs`, GET /health answers 503 and
 //! names the partition and the reason.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use producers::headers::{self, RecordHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-fn free_local_address() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
-
-/// `GET /health`: the status line and the body.
-async fn health(addr: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let request = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.ok()?;
-    Some(answer)
-}
+use common::{free_local_address, get};
 
 #[tokio::test]
 async fn health_turns_503_when_a_partition_is_stuck_retrying() {
@@ -51,7 +39,7 @@ async fn health_turns_503_when_a_partition_is_stuck_retrying() {
         .expect("the orderflow binary starts");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let first = loop {
-        if let Some(answer) = health(&addr).await {
+        if let Ok(answer) = get(&addr, "/health").await {
             break answer;
         }
         assert!(
@@ -82,7 +70,7 @@ async fn health_turns_503_when_a_partition_is_stuck_retrying() {
         .unwrap();
 
     let stuck = loop {
-        let answer = health(&addr).await.unwrap_or_default();
+        let answer = get(&addr, "/health").await.unwrap_or_default();
         if answer.starts_with("HTTP/1.1 503") {
             break answer;
         }

@@ -2,15 +2,14 @@
 //! `auto.create.topics.enable=false`, as `./dev up` and most production clusters run it): the part creates
 //! every topic of the pipeline before it serves, so the relay's first `OrderPlaced` has somewhere to go.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 
-fn free_local_address() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
+use common::free_local_address;
 
 fn existing_topics(kafka: &producers::KafkaSettings, prefix: &str) -> Vec<String> {
     let client: BaseConsumer = kafka.client_config().create().unwrap();

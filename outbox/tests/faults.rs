@@ -9,9 +9,24 @@ use std::time::Duration;
 use common::RunningRelay;
 use outbox::records::enqueue;
 use outbox::{OutboxRecord, RelayConfig};
-use producers::headers::RecordHeaders;
 use producers::{KafkaSettings, ProducerSettings};
 use rdkafka::mocking::MockCluster;
+
+/// A relay that quarantines at the second refusal, retries rounds quickly, and lets a record wait
+/// `delivery_timeout` for its acknowledgement.
+fn impatient(delivery_timeout: Duration) -> RelayConfig {
+    RelayConfig {
+        max_attempts: 2,
+        poll_interval: Duration::from_millis(100),
+        backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(200),
+        producer: ProducerSettings {
+            delivery_timeout,
+            ..ProducerSettings::default()
+        },
+        ..RelayConfig::default()
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_are_not_counted_as_refusals_and_nothing_is_quarantined() {
@@ -21,11 +36,13 @@ async fn timeouts_are_not_counted_as_refusals_and_nothing_is_quarantined() {
     let kafka = KafkaSettings::new(mock.bootstrap_servers());
     let db = testkit::TestDb::new().await;
     let records: Vec<OutboxRecord> = (0..10)
-        .map(|n| OutboxRecord {
-            topic: topic.clone(),
-            key: format!("key-{}", n % 3),
-            payload: n.to_string().into_bytes(),
-            headers: RecordHeaders::from([("n".to_owned(), n.to_string())]),
+        .map(|n| {
+            common::record(
+                &topic,
+                &format!("key-{}", n % 3),
+                n.to_string().into_bytes(),
+                n,
+            )
         })
         .collect();
     enqueue(&mut db.pool().acquire().await.unwrap(), &records)
@@ -35,21 +52,7 @@ async fn timeouts_are_not_counted_as_refusals_and_nothing_is_quarantined() {
     // Every answer takes 2 s, and a record may wait 500 ms for its acknowledgement.
     mock.broker_round_trip_time(1, Duration::from_secs(2))
         .unwrap();
-    let relay = RunningRelay::start(
-        db.pool(),
-        &kafka,
-        RelayConfig {
-            max_attempts: 2,
-            poll_interval: Duration::from_millis(100),
-            backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_millis(200),
-            producer: ProducerSettings {
-                delivery_timeout: Duration::from_millis(500),
-                ..ProducerSettings::default()
-            },
-            ..RelayConfig::default()
-        },
-    );
+    let relay = RunningRelay::start(db.pool(), &kafka, impatient(Duration::from_millis(500)));
     // Rounds fail while the broker is slow; wait until a few did.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -108,31 +111,12 @@ async fn a_topic_without_a_leader_for_a_moment_is_not_taken_for_a_missing_one() 
     let kafka = KafkaSettings::new(mock.bootstrap_servers());
     let db = testkit::TestDb::new().await;
     let records: Vec<OutboxRecord> = (0..3)
-        .map(|n| OutboxRecord {
-            topic: topic.clone(),
-            key: "key".to_owned(),
-            payload: n.to_string().into_bytes(),
-            headers: RecordHeaders::from([("n".to_owned(), n.to_string())]),
-        })
+        .map(|n| common::record(&topic, "key", n.to_string().into_bytes(), n))
         .collect();
     enqueue(&mut db.pool().acquire().await.unwrap(), &records)
         .await
         .unwrap();
-    let relay = RunningRelay::start(
-        db.pool(),
-        &kafka,
-        RelayConfig {
-            max_attempts: 2,
-            poll_interval: Duration::from_millis(100),
-            backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_millis(200),
-            producer: ProducerSettings {
-                delivery_timeout: Duration::from_millis(1500),
-                ..ProducerSettings::default()
-            },
-            ..RelayConfig::default()
-        },
-    );
+    let relay = RunningRelay::start(db.pool(), &kafka, impatient(Duration::from_millis(1500)));
     // A few rounds with the topic in that state (or until something is quarantined).
     let quarantined = || async {
         sqlx::query_scalar::<_, String>("SELECT reason FROM outbox_quarantine")

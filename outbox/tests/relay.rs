@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use common::RunningRelay;
 use outbox::records::enqueue;
-use outbox::{EventStore, OutboxRecord, RelayConfig, quarantine};
-use producers::headers::{self, RecordHeaders};
+use outbox::{EventStore, RelayConfig, quarantine};
+use producers::headers;
 use rand::Rng as _;
 
 fn fast_config() -> RelayConfig {
@@ -127,21 +127,8 @@ async fn two_relays_at_once_keep_key_order_over_10_000_events() {
     let first = RunningRelay::start(db.pool(), &kafka, fast_config());
     let second = RunningRelay::start(db.pool(), &kafka, fast_config());
 
-    let write = |range: std::ops::Range<usize>| {
-        let writers: Vec<_> = range
-            .map(|n| {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    let sku = common::sku(n);
-                    let mut version = 0;
-                    for _ in 0..10 {
-                        version =
-                            common::append(&store, &sku, version, &common::received(&sku, 10))
-                                .await;
-                    }
-                })
-            })
-            .collect();
+    let write = |skus: std::ops::Range<usize>| {
+        let writers = common::spawn_writers(&store, skus);
         async move {
             for writer in writers {
                 writer.await.unwrap();
@@ -190,19 +177,7 @@ async fn a_leader_whose_session_is_killed_mid_batch_hands_over_and_loses_nothing
         RunningRelay::start(db.pool(), &kafka, fast_config()),
         RunningRelay::start(db.pool(), &kafka, fast_config()),
     ];
-    let writers: Vec<_> = (0..50)
-        .map(|n| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let sku = common::sku(n);
-                let mut version = 0;
-                for _ in 0..10 {
-                    version =
-                        common::append(&store, &sku, version, &common::received(&sku, 10)).await;
-                }
-            })
-        })
-        .collect();
+    let writers = common::spawn_writers(&store, 0..50);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     // Everything is drained in the end only if a relay leads again after the kill.
     while !relays
@@ -238,15 +213,6 @@ async fn a_leader_whose_session_is_killed_mid_batch_hands_over_and_loses_nothing
     assert_eq!(records.len(), 5000 + duplicates);
 }
 
-fn record(topic: &str, key: &str, payload: Vec<u8>, n: u32) -> OutboxRecord {
-    OutboxRecord {
-        topic: topic.to_owned(),
-        key: key.to_owned(),
-        payload,
-        headers: RecordHeaders::from([("n".to_owned(), n.to_string())]),
-    }
-}
-
 async fn quarantined(pool: &sqlx::PgPool, count: usize) -> Vec<quarantine::Quarantined> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -273,9 +239,9 @@ async fn a_refused_record_is_quarantined_and_its_key_waits_behind_it() {
     enqueue(
         &mut conn,
         &[
-            record(&topic, "poisoned", vec![b'x'; 2_000_000], 1),
-            record(&topic, "poisoned", b"after".to_vec(), 2),
-            record(&topic, "healthy", b"fine".to_vec(), 3),
+            common::record(&topic, "poisoned", vec![b'x'; 2_000_000], 1),
+            common::record(&topic, "poisoned", b"after".to_vec(), 2),
+            common::record(&topic, "healthy", b"fine".to_vec(), 3),
         ],
     )
     .await
@@ -332,9 +298,12 @@ async fn a_record_for_a_missing_topic_is_quarantined() {
     let kafka = testkit::kafka();
     let missing = testkit::unique_name("missing");
     let mut conn = db.pool().acquire().await.unwrap();
-    enqueue(&mut conn, &[record(&missing, "k", b"v".to_vec(), 1)])
-        .await
-        .unwrap();
+    enqueue(
+        &mut conn,
+        &[common::record(&missing, "k", b"v".to_vec(), 1)],
+    )
+    .await
+    .unwrap();
     let relay = RunningRelay::start(
         db.pool(),
         &kafka,

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use domain::{InventoryEvent, InventoryState, Sku};
-use outbox::{EventStore, Metadata, Relay, RelayConfig, RelayStats};
+use outbox::{EventStore, Metadata, OutboxRecord, Relay, RelayConfig, RelayStats};
 use producers::KafkaSettings;
+use producers::headers::RecordHeaders;
 use producers::topics::Topics;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
@@ -50,6 +51,31 @@ pub async fn append(store: &EventStore, sku: &Sku, version: i64, events: &[Inven
         .unwrap();
     tx.commit().await.unwrap();
     version
+}
+
+/// Starts one writer per SKU of `skus`, each appending 100 events to its stream in 10 transactions.
+pub fn spawn_writers(store: &EventStore, skus: std::ops::Range<usize>) -> Vec<JoinHandle<()>> {
+    skus.map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let sku = sku(n);
+            let mut version = 0;
+            for _ in 0..10 {
+                version = append(&store, &sku, version, &received(&sku, 10)).await;
+            }
+        })
+    })
+    .collect()
+}
+
+/// An outbox record for `topic` and `key`, with an `n` header that tells records apart.
+pub fn record(topic: &str, key: &str, payload: Vec<u8>, n: u32) -> OutboxRecord {
+    OutboxRecord {
+        topic: topic.to_owned(),
+        key: key.to_owned(),
+        payload,
+        headers: RecordHeaders::from([("n".to_owned(), n.to_string())]),
+    }
 }
 
 /// A relay running in this process until the returned token is cancelled.
