@@ -8,6 +8,11 @@
 //! the server it tried. What it does not: it never creates the database itself; tests get theirs from
 //! `testkit`, deployments from their operators.
 //!
+//! Least privilege: the migrations also create a login role per part ([`Role`]) with grants on that part's
+//! tables only; [`RoleSettings`] derives each part's URL from the migrating user's, and [`connect_as`]
+//! connects a part as its role. The migrating user needs CREATEROLE (or the roles made beforehand by an
+//! operator) and owns the tables.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), db::DbError> {
 //! let settings = db::DbSettings::from_url("postgres://postgres@127.0.0.1:5432/postgres");
@@ -16,8 +21,12 @@
 //! # Ok(()) }
 //! ```
 
+use std::fmt;
 use std::time::Duration;
 
+mod roles;
+
+pub use roles::{Role, RoleSettings};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions as _, Connection as _};
 
@@ -25,7 +34,7 @@ use sqlx::{ConnectOptions as _, Connection as _};
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Where the database is and how many connections to keep.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct DbSettings {
     /// A `postgres://` URL. It may hold a password, so it is never logged whole.
     pub url: String,
@@ -48,6 +57,16 @@ impl DbSettings {
     /// The URL without its password, fit for logs and error messages.
     pub fn redacted_url(&self) -> String {
         redact(&self.url)
+    }
+}
+
+impl fmt::Debug for DbSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbSettings")
+            .field("url", &self.redacted_url())
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish()
     }
 }
 
@@ -80,6 +99,9 @@ pub enum DbError {
     /// A query failed.
     #[error("cannot query the database")]
     Query(#[source] sqlx::Error),
+    /// A part's URL cannot be derived from this one (see [`RoleSettings`]); give the part its own.
+    #[error("cannot derive a part's database URL from {url}: {reason}")]
+    Url { url: String, reason: String },
 }
 
 /// Opens a pool and checks one connection, so a wrong URL fails here and not at the first query.
@@ -95,6 +117,18 @@ pub async fn connect(settings: &DbSettings) -> Result<PgPool, DbError> {
         .await
         .map_err(connect_error)?;
     tracing::debug!(url = %settings.redacted_url(), "connected to Postgres");
+    Ok(pool)
+}
+
+/// Opens a pool as `role` (see [`RoleSettings`]), checked like [`connect`]'s.
+///
+/// # Errors
+/// [`DbError::Url`] when the role's URL cannot be derived, [`DbError::Connect`] as [`connect`]; a role the
+/// migrations have not created yet fails to connect.
+pub async fn connect_as(roles: &RoleSettings, role: Role) -> Result<PgPool, DbError> {
+    let settings = roles.settings(role)?;
+    let pool = connect(&settings).await?;
+    tracing::info!(%role, url = %settings.redacted_url(), "connected as the part's role");
     Ok(pool)
 }
 
@@ -194,7 +228,7 @@ fn checked_identifier(name: &str) -> &str {
 }
 
 /// Replaces the password of a URL with `***`.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

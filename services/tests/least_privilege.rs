@@ -3,20 +3,21 @@
 //! nothing else. Each statement runs in a transaction that is rolled back, so the checks do not depend on
 //! one another; a refused one must fail with SQLSTATE 42501 (insufficient privilege), not any error.
 
-use std::str::FromStr as _;
-
+use db::{DbSettings, Role, RoleSettings};
+use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{ConnectOptions as _, Connection as _};
 
 /// SQLSTATE insufficient_privilege.
 const REFUSED: &str = "42501";
 
-/// A connection to the test database as `role`, without a password (the local server trusts it).
-async fn connect_as(db: &testkit::TestDb, role: &str) -> PgConnection {
-    PgConnectOptions::from_str(db.url())
-        .expect("the test database URL parses")
-        .username(role)
-        .connect()
+/// A connection to the test database as `role`, on the URL the binary derives for its part from the
+/// migrating user's (the local server trusts it without a password).
+async fn connect_as(db: &testkit::TestDb, role: Role) -> PgConnection {
+    let settings = RoleSettings::new(DbSettings::from_url(db.url()))
+        .settings(role)
+        .expect("a role's URL derives from the test database's");
+    let options: PgConnectOptions = settings.url.parse().expect("the role's URL parses");
+    PgConnection::connect_with(&options)
         .await
         .unwrap_or_else(|e| panic!("cannot connect to the test database as {role}: {e}"))
 }
@@ -29,13 +30,13 @@ async fn attempt(conn: &mut PgConnection, statement: &str) -> Result<(), sqlx::E
     outcome
 }
 
-async fn assert_allowed(conn: &mut PgConnection, role: &str, statement: &str) {
+async fn assert_allowed(conn: &mut PgConnection, role: Role, statement: &str) {
     if let Err(e) = attempt(conn, statement).await {
         panic!("{role} must be allowed to run {statement:?}, got: {e}");
     }
 }
 
-async fn assert_refused(conn: &mut PgConnection, role: &str, statement: &str) {
+async fn assert_refused(conn: &mut PgConnection, role: Role, statement: &str) {
     match attempt(conn, statement).await {
         Ok(()) => panic!("{role} must be refused {statement:?}, and it ran"),
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(REFUSED) => {}
@@ -80,19 +81,19 @@ const READ_EVENTS: &str = "SELECT payload FROM events";
 #[tokio::test]
 async fn the_payments_role_cannot_update_stock() {
     let db = testkit::TestDb::new().await;
-    let mut payments = connect_as(&db, "orderflow_payments").await;
-    assert_refused(&mut payments, "orderflow_payments", UPDATE_STOCK).await;
-    assert_refused(&mut payments, "orderflow_payments", READ_STOCK).await;
+    let mut payments = connect_as(&db, Role::Payments).await;
+    assert_refused(&mut payments, Role::Payments, UPDATE_STOCK).await;
+    assert_refused(&mut payments, Role::Payments, READ_STOCK).await;
 }
 
 #[tokio::test]
 async fn the_registry_role_cannot_read_orders() {
     let db = testkit::TestDb::new().await;
-    let mut registry = connect_as(&db, "orderflow_registry").await;
-    assert_refused(&mut registry, "orderflow_registry", READ_ORDERS).await;
+    let mut registry = connect_as(&db, Role::Registry).await;
+    assert_refused(&mut registry, Role::Registry, READ_ORDERS).await;
     assert_refused(
         &mut registry,
-        "orderflow_registry",
+        Role::Registry,
         "SELECT order_id FROM order_submissions",
     )
     .await;
@@ -100,7 +101,7 @@ async fn the_registry_role_cannot_read_orders() {
 
 /// One part's role: what its part runs, and a sample of what belongs to others.
 struct Part {
-    role: &'static str,
+    role: Role,
     /// Consumes through the inbox and writes to the outbox.
     consumer: bool,
     /// Loads and appends event streams.
@@ -111,7 +112,7 @@ struct Part {
 
 const PARTS: &[Part] = &[
     Part {
-        role: "orderflow_orders",
+        role: Role::Orders,
         consumer: true,
         event_sourced: true,
         allowed: &[
@@ -132,7 +133,7 @@ const PARTS: &[Part] = &[
         ],
     },
     Part {
-        role: "orderflow_payments",
+        role: Role::Payments,
         consumer: true,
         event_sourced: true,
         allowed: &[
@@ -157,7 +158,7 @@ const PARTS: &[Part] = &[
         ],
     },
     Part {
-        role: "orderflow_inventory",
+        role: Role::Inventory,
         consumer: true,
         event_sourced: false,
         allowed: &[
@@ -182,7 +183,7 @@ const PARTS: &[Part] = &[
         ],
     },
     Part {
-        role: "orderflow_delivery",
+        role: Role::Delivery,
         consumer: true,
         event_sourced: true,
         allowed: &[
@@ -200,7 +201,7 @@ const PARTS: &[Part] = &[
         ],
     },
     Part {
-        role: "orderflow_orchestrator",
+        role: Role::Orchestrator,
         consumer: true,
         event_sourced: false,
         allowed: &[
@@ -228,7 +229,7 @@ const PARTS: &[Part] = &[
         ],
     },
     Part {
-        role: "orderflow_relay",
+        role: Role::Relay,
         consumer: false,
         event_sourced: false,
         allowed: &[
@@ -254,7 +255,7 @@ const PARTS: &[Part] = &[
         ],
     },
     Part {
-        role: "orderflow_registry",
+        role: Role::Registry,
         consumer: false,
         event_sourced: false,
         allowed: &[
@@ -301,7 +302,7 @@ async fn each_role_can_do_what_its_part_needs_and_no_more() {
                 assert_refused(&mut conn, part.role, statement).await;
             }
         }
-        if part.role != "orderflow_relay" {
+        if part.role != Role::Relay {
             for statement in RELAY_ONLY {
                 assert_refused(&mut conn, part.role, statement).await;
             }
