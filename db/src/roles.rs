@@ -21,6 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use crate::{DbError, DbSettings, redact};
 
@@ -86,7 +87,8 @@ impl fmt::Display for Role {
     }
 }
 
-/// Where each part connects: the migrating user's settings, and the URLs given for some parts.
+/// Where each part connects: the migrating user's settings, and the URLs given for some parts. Every part's
+/// pool has the limits of the migrating user's settings.
 #[derive(Clone)]
 pub struct RoleSettings {
     admin: DbSettings,
@@ -109,6 +111,15 @@ impl RoleSettings {
     #[must_use]
     pub fn with_url(mut self, role: Role, url: impl Into<String>) -> Self {
         self.urls.insert(role, url.into());
+        self
+    }
+
+    /// Every part's pool opens at most `max_connections`, and a caller waits at most `acquire_timeout` for
+    /// one of them.
+    #[must_use]
+    pub const fn with_limits(mut self, max_connections: u32, acquire_timeout: Duration) -> Self {
+        self.admin.max_connections = max_connections;
+        self.admin.acquire_timeout = acquire_timeout;
         self
     }
 

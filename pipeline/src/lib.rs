@@ -7,7 +7,13 @@
 //! its own while the pipeline runs is an error the caller sees from [`Pipeline::check`].
 //!
 //! `orderflow serve <part>` runs the same parts one per process ([`Part`]).
+//!
+//! Least privilege: with [`PipelineConfig::roles`] set, each part (and the in-process registry) connects as
+//! its own database role ([`db::Role`]), which can touch only that part's tables, the outbox and the inbox;
+//! the pool given to [`Pipeline::start`] migrates and serves the caller (the demo's workload and report).
+//! Without it every part shares that pool, as on a database where the roles cannot be used.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +65,19 @@ impl Part {
             Self::Orchestrator => "orchestrator",
         }
     }
+
+    /// The database role the part connects as when [`PipelineConfig::roles`] is set.
+    #[must_use]
+    pub const fn role(self) -> db::Role {
+        match self {
+            Self::Relay => db::Role::Relay,
+            Self::Orders => db::Role::Orders,
+            Self::Payments => db::Role::Payments,
+            Self::Inventory => db::Role::Inventory,
+            Self::Delivery => db::Role::Delivery,
+            Self::Orchestrator => db::Role::Orchestrator,
+        }
+    }
 }
 
 impl fmt::Display for Part {
@@ -88,6 +107,9 @@ pub struct PipelineConfig {
     /// another on a shared broker), the region written on every record, consumer group names and settings.
     pub services: services::ServicesConfig,
     pub saga: sagas::SagaConfig,
+    /// Each part connects as its own role with these settings (their pool limits are per part); `None`: every
+    /// part uses the pool given to [`Pipeline::start`].
+    pub roles: Option<db::RoleSettings>,
 }
 
 impl PipelineConfig {
@@ -107,6 +129,7 @@ impl PipelineConfig {
             },
             services,
             saga: sagas::SagaConfig::default(),
+            roles: None,
         }
     }
 
@@ -147,7 +170,10 @@ impl PipelineConfig {
 /// What every part shares.
 #[derive(Clone)]
 pub struct Shared {
+    /// The pool given to [`Pipeline::start`], and the pool of every part that has none of its own.
     pub pool: PgPool,
+    /// Each part's pool on its own role, when [`PipelineConfig::roles`] is set.
+    part_pools: HashMap<Part, PgPool>,
     pub config: PipelineConfig,
     pub registry_url: String,
     pub codec: Arc<AvroCodec>,
@@ -170,11 +196,18 @@ impl Shared {
         );
         Ok(Self {
             pool,
+            part_pools: HashMap::new(),
             config,
             registry_url,
             codec,
             store,
         })
+    }
+
+    /// The pool `part` runs on: its own role's, or the shared one.
+    #[must_use]
+    pub fn pool_of(&self, part: Part) -> &PgPool {
+        self.part_pools.get(&part).unwrap_or(&self.pool)
     }
 }
 
@@ -195,10 +228,12 @@ struct Running {
 }
 
 impl Pipeline {
-    /// Migrates, creates the topics and starts every part.
+    /// Migrates, creates the topics and starts every part (each on its own role with
+    /// [`PipelineConfig::roles`]).
     ///
     /// # Errors
-    /// When the database or the broker cannot be reached, or a part cannot start.
+    /// When the database or the broker cannot be reached, a part cannot connect as its role, or a part
+    /// cannot start.
     pub async fn start(pool: PgPool, config: PipelineConfig) -> anyhow::Result<Self> {
         Self::start_parts(pool, config, &Part::ALL).await
     }
@@ -223,11 +258,20 @@ impl Pipeline {
             RegistrySetting::InProcess => {
                 // A pool of its own: writers encode inside their transactions and may wait on the registry,
                 // which must never wait for one of their connections.
-                let registry_pool = sqlx::postgres::PgPoolOptions::new()
-                    .max_connections(4)
-                    .connect_with((*pool.connect_options()).clone())
-                    .await
-                    .context("failed to connect the registry to the database")?;
+                let registry_pool = match &config.roles {
+                    Some(roles) => {
+                        let timeout = roles.admin().acquire_timeout;
+                        let roles = roles.clone().with_limits(4, timeout);
+                        db::connect_as(&roles, db::Role::Registry)
+                            .await
+                            .context("failed to connect the registry as its role")?
+                    }
+                    None => sqlx::postgres::PgPoolOptions::new()
+                        .max_connections(4)
+                        .connect_with((*pool.connect_options()).clone())
+                        .await
+                        .context("failed to connect the registry to the database")?,
+                };
                 let local = LocalRegistry::start(registry_pool)
                     .await
                     .context("failed to start the registry")?;
@@ -236,7 +280,20 @@ impl Pipeline {
                 url
             }
         };
-        let shared = Shared::new(pool, config, registry_url)?;
+        let mut part_pools = HashMap::new();
+        if let Some(roles) = &config.roles {
+            // Every part, not only those started: restart() may start any of them later.
+            for part in Part::ALL {
+                let pool = db::connect_as(roles, part.role())
+                    .await
+                    .with_context(|| format!("failed to connect the {part} part as its role"))?;
+                part_pools.insert(part, pool);
+            }
+        }
+        let shared = Shared {
+            part_pools,
+            ..Shared::new(pool, config, registry_url)?
+        };
         let mut pipeline = Self {
             shared,
             cancel: CancellationToken::new(),
@@ -331,12 +388,8 @@ impl Pipeline {
 /// # Errors
 /// When the part fails.
 pub async fn run_part(part: Part, shared: Shared, cancel: CancellationToken) -> anyhow::Result<()> {
-    let Shared {
-        pool,
-        config,
-        codec,
-        ..
-    } = shared;
+    let pool = shared.pool_of(part).clone();
+    let Shared { config, codec, .. } = shared;
     let kafka = &config.kafka;
     let services = &config.services;
     match part {
