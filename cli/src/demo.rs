@@ -77,22 +77,24 @@ fn parse_share(text: &str) -> Result<f64, String> {
 
 /// Runs the demo; every part runs in this process, on topics and consumer groups of this run only.
 pub async fn run(
-    db: &db::DbSettings,
+    roles: &db::RoleSettings,
     kafka: &KafkaSettings,
     registry_url: &str,
     args: &DemoArgs,
 ) -> anyhow::Result<()> {
-    // Order submissions, five consumers' partition workers, the relay and the timers each hold connections.
+    // The workload's order submissions and the report run as the migrating user (they stand for the orders
+    // API's clients and an operator); each part on its own role, with its partition workers' connections.
     let pool = db::connect(&db::DbSettings {
-        max_connections: 60,
+        max_connections: 40,
         acquire_timeout: Duration::from_secs(120),
-        ..db.clone()
+        ..roles.admin().clone()
     })
     .await?;
     let mut workload = Workload::demo(args.orders);
     workload.concurrency = args.concurrency;
     workload.flash_sale_units = args.flash_sale_units;
-    let config = demo_config(kafka, &workload.run_id, args, registry_url);
+    let mut config = demo_config(kafka, &workload.run_id, args, registry_url);
+    config.roles = Some(roles.clone().with_limits(12, Duration::from_secs(120)));
     println!(
         "demo run {}: {} orders, {} flash-sale units for about {} buyers, topics {}*",
         workload.run_id,

@@ -34,7 +34,8 @@ struct Cli {
 /// Where the database and the broker are.
 #[derive(Debug, clap::Args)]
 struct Connections {
-    /// Postgres URL.
+    /// Postgres URL of the user that migrates and owns the tables; operator and finance commands use it,
+    /// the parts their own roles (see Database roles).
     #[arg(
         long,
         env = "DATABASE_URL",
@@ -63,6 +64,94 @@ struct Connections {
     /// Redpanda). Records are Avro in the Confluent wire format.
     #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = schemas::codec::DEFAULT_REGISTRY_URL, global = true)]
     schema_registry_url: String,
+    #[command(flatten)]
+    part_urls: PartUrls,
+}
+
+/// Least privilege: `serve`, `relay`, `registry` and `demo` migrate with DATABASE_URL, then connect each
+/// part as its own role (orderflow_<part>, created by the migrations), by default on DATABASE_URL with that
+/// user and no password. These give a part a URL of its own instead, e.g. with its role's password.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Database roles")]
+struct PartUrls {
+    /// Postgres URL of the orders service. Default: DATABASE_URL as orderflow_orders, no password.
+    #[arg(
+        long,
+        env = "ORDERFLOW_ORDERS_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    orders_database_url: Option<String>,
+    /// Postgres URL of the payments service. Default: DATABASE_URL as orderflow_payments, no password.
+    #[arg(
+        long,
+        env = "ORDERFLOW_PAYMENTS_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    payments_database_url: Option<String>,
+    /// Postgres URL of the inventory service. Default: DATABASE_URL as orderflow_inventory, no password.
+    #[arg(
+        long,
+        env = "ORDERFLOW_INVENTORY_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    inventory_database_url: Option<String>,
+    /// Postgres URL of the delivery service. Default: DATABASE_URL as orderflow_delivery, no password.
+    #[arg(
+        long,
+        env = "ORDERFLOW_DELIVERY_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    delivery_database_url: Option<String>,
+    /// Postgres URL of the saga orchestrator. Default: DATABASE_URL as orderflow_orchestrator, no password.
+    #[arg(
+        long,
+        env = "ORDERFLOW_ORCHESTRATOR_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    orchestrator_database_url: Option<String>,
+    /// Postgres URL of the outbox relay. Default: DATABASE_URL as orderflow_relay, no password.
+    #[arg(
+        long,
+        env = "ORDERFLOW_RELAY_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    relay_database_url: Option<String>,
+    /// Postgres URL of the schema registry. Default: DATABASE_URL as orderflow_registry, no password.
+    #[arg(
+        long,
+        env = "ORDERFLOW_REGISTRY_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    registry_database_url: Option<String>,
+}
+
+impl PartUrls {
+    /// Where each part connects, given the migrating user's settings.
+    fn roles(&self, admin: &db::DbSettings) -> db::RoleSettings {
+        let given = [
+            (db::Role::Orders, &self.orders_database_url),
+            (db::Role::Payments, &self.payments_database_url),
+            (db::Role::Inventory, &self.inventory_database_url),
+            (db::Role::Delivery, &self.delivery_database_url),
+            (db::Role::Orchestrator, &self.orchestrator_database_url),
+            (db::Role::Relay, &self.relay_database_url),
+            (db::Role::Registry, &self.registry_database_url),
+        ];
+        given
+            .into_iter()
+            .filter_map(|(role, url)| Some((role, url.as_ref()?)))
+            .fold(
+                db::RoleSettings::new(admin.clone()),
+                |roles, (role, url)| roles.with_url(role, url),
+            )
+    }
 }
 
 /// Parses `key=value`, refusing an empty key.
@@ -191,32 +280,21 @@ fn parse() -> anyhow::Result<Cli> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let db_settings = db::DbSettings::from_url(&cli.connections.database_url);
+    let roles = cli.connections.part_urls.roles(&db_settings);
     let mut kafka = producers::KafkaSettings::new(&cli.connections.kafka_bootstrap);
     kafka.properties.extend(cli.connections.kafka_property);
     match cli.command {
         Command::Smoke => smoke::run(&db_settings, &kafka).await,
-        Command::Relay(args) => relay::run(&db_settings, &kafka, &args).await,
-        Command::Registry(args) => registry::run(&db_settings, &args).await,
+        Command::Relay(args) => relay::run(&roles, &kafka, &args).await,
+        Command::Registry(args) => registry::run(&roles, &args).await,
         Command::Outbox { command } => relay::outbox_command(&db_settings, &command).await,
         Command::Status(args) => status::run(&db_settings, &kafka, &args).await,
         Command::Dlq { command } => dlq::run(&kafka, &command).await,
         Command::Demo(args) => {
-            demo::run(
-                &db_settings,
-                &kafka,
-                &cli.connections.schema_registry_url,
-                &args,
-            )
-            .await
+            demo::run(&roles, &kafka, &cli.connections.schema_registry_url, &args).await
         }
         Command::Serve(args) => {
-            serve::run(
-                &db_settings,
-                &kafka,
-                &cli.connections.schema_registry_url,
-                &args,
-            )
-            .await
+            serve::run(&roles, &kafka, &cli.connections.schema_registry_url, &args).await
         }
         Command::Bench { command } => bench::run(&db_settings, &kafka, &command).await,
         Command::Migrate => {

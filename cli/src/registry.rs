@@ -40,10 +40,14 @@ impl RegistryArgs {
     }
 }
 
-/// Migrates, then serves the registry until SIGINT or SIGTERM.
-pub async fn run(db: &db::DbSettings, args: &RegistryArgs) -> anyhow::Result<()> {
-    let pool = db::connect(db).await?;
-    db::migrate(&pool).await?;
+/// Migrates as the migrating user, then serves the registry as its own role until SIGINT or SIGTERM.
+pub async fn run(roles: &db::RoleSettings, args: &RegistryArgs) -> anyhow::Result<()> {
+    let admin = db::connect(roles.admin()).await?;
+    db::migrate(&admin).await?;
+    admin.close().await;
+    let pool = db::connect_as(roles, db::Role::Registry)
+        .await
+        .context("failed to connect the registry as its role")?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("failed to listen on {}", args.listen))?;

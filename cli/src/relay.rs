@@ -54,9 +54,10 @@ impl RelayArgs {
     }
 }
 
-/// Runs the relay until SIGINT or SIGTERM, reporting the backlog every few seconds.
+/// Migrates as the migrating user, then runs the relay as its own role until SIGINT or SIGTERM, reporting the
+/// backlog every few seconds.
 pub async fn run(
-    db: &db::DbSettings,
+    roles: &db::RoleSettings,
     kafka: &KafkaSettings,
     args: &RelayArgs,
 ) -> anyhow::Result<()> {
@@ -67,8 +68,12 @@ pub async fn run(
             .with_context(|| format!("failed to serve metrics on {addr}"))?;
         tracing::info!(%addr, "serving Prometheus metrics");
     }
-    let pool = db::connect(db).await?;
-    db::migrate(&pool).await?;
+    let admin = db::connect(roles.admin()).await?;
+    db::migrate(&admin).await?;
+    admin.close().await;
+    let pool = db::connect_as(roles, db::Role::Relay)
+        .await
+        .context("failed to connect the relay as its role")?;
     let relay =
         Relay::new(pool.clone(), kafka, args.config()).context("failed to create the relay")?;
     let shutdown = CancellationToken::new();

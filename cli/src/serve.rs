@@ -75,7 +75,7 @@ pub struct ServeArgs {
 
 /// Runs the part until SIGINT or SIGTERM.
 pub async fn run(
-    db: &db::DbSettings,
+    roles: &db::RoleSettings,
     kafka: &KafkaSettings,
     registry_url: &str,
     args: &ServeArgs,
@@ -84,8 +84,13 @@ pub async fn run(
     let metrics = PrometheusBuilder::new()
         .install_recorder()
         .context("failed to install the metrics recorder")?;
-    let pool = db::connect(db).await?;
-    db::migrate(&pool).await?;
+    let admin = db::connect(roles.admin()).await?;
+    db::migrate(&admin).await?;
+    admin.close().await;
+    // Least privilege: the part runs as its own role, which reaches only its tables, the outbox and inbox.
+    let pool = db::connect_as(roles, part.role())
+        .await
+        .with_context(|| format!("failed to connect the {part} part as its role"))?;
     let mut config = PipelineConfig::new(kafka.clone());
     config.services.topics = producers::topics::Topics::with_prefix(args.topic_prefix.clone());
     config.services.region.clone_from(&args.region);
