@@ -1,0 +1,92 @@
+//! Least privilege in the binary: `orderflow serve <part>` migrates as DATABASE_URL's user, then runs the
+//! part as its own role; ORDERFLOW_<PART>_DATABASE_URL gives a part a URL of its own, whose password never
+//! shows, neither in an error nor in --help.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::free_local_address;
+
+#[tokio::test]
+async fn serve_payments_connects_as_the_payments_role() {
+    let db = testkit::TestDb::new().await;
+    let kafka = testkit::kafka();
+    let health = free_local_address();
+    let mut payments = Command::new(env!("CARGO_BIN_EXE_orderflow"))
+        .args(["serve", "payments", "--health-addr", &health])
+        .env("DATABASE_URL", db.url())
+        .env("KAFKA_BOOTSTRAP", &kafka.bootstrap)
+        .env(
+            "TOPIC_PREFIX",
+            format!("{}.", testkit::unique_name("roles")),
+        )
+        .env("GROUP_PREFIX", testkit::unique_name("roles"))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("the orderflow binary starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(&health).await.is_err() {
+        assert!(
+            payments.try_wait().unwrap().is_none(),
+            "serve payments exited before it served"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve payments never served"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let users: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT usename::text FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    payments.kill().unwrap();
+    payments.wait().unwrap();
+    assert!(
+        users.iter().any(|u| u == "orderflow_payments"),
+        "the payments part holds a connection as orderflow_payments: {users:?}"
+    );
+    // The test's own pool is the only other user; serve closed its migrating connection.
+    assert!(
+        users
+            .iter()
+            .all(|u| u == "orderflow_payments" || u == "postgres"),
+        "{users:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_parts_own_url_is_used_and_its_password_never_shown() {
+    let db = testkit::TestDb::new().await;
+    let own = format!("postgres://nobody:s3cret@127.0.0.1:5432/{}", db.name());
+    let output = Command::new(env!("CARGO_BIN_EXE_orderflow"))
+        .args(["serve", "payments", "--health-addr", &free_local_address()])
+        .env("DATABASE_URL", db.url())
+        .env("ORDERFLOW_PAYMENTS_DATABASE_URL", &own)
+        .env("KAFKA_BOOTSTRAP", &testkit::kafka().bootstrap)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("the orderflow binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("payments part") && stderr.contains("postgres://nobody:***@127.0.0.1"),
+        "the error names the part and the URL it was given:\n{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+
+    let help = Command::new(env!("CARGO_BIN_EXE_orderflow"))
+        .args(["serve", "--help"])
+        .env("ORDERFLOW_PAYMENTS_DATABASE_URL", &own)
+        .output()
+        .expect("the orderflow binary runs");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("ORDERFLOW_PAYMENTS_DATABASE_URL"), "{help}");
+    assert!(!help.contains("s3cret"), "{help}");
+}
