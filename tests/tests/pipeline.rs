@@ -1,6 +1,7 @@
 //! End to end on the real broker, database and registry: the whole pipeline (relay, the four services, the
 //! saga orchestrator) in this process, on topics and consumer groups of each test, driven through the
-//! orders service and checked with the demo's report (its consistency checks must pass).
+//! orders service and checked with the demo's report (its consistency checks must pass). Each part connects
+//! as its own database role, as `orderflow demo` runs them.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -42,6 +43,11 @@ async fn start(parts: &[Part], customize: impl FnOnce(&mut PipelineConfig)) -> R
     config.services.carrier.failure_rate = 0.0;
     config.services.carrier.dispatch_delay = Duration::from_millis(200);
     config.services.carrier.delivery_delay = Duration::from_millis(200);
+    // Least privilege, as `orderflow demo` and `serve` run: each part on its own role.
+    config.roles = Some(
+        db::RoleSettings::new(db::DbSettings::from_url(db.url()))
+            .with_limits(12, Duration::from_secs(60)),
+    );
     customize(&mut config);
     let pipeline = Pipeline::start_parts(pool, config, parts).await.unwrap();
     Run {
