@@ -83,9 +83,10 @@ pub async fn run(
     args: &DemoArgs,
 ) -> anyhow::Result<()> {
     // The workload's order submissions and the report run as the migrating user (they stand for the orders
-    // API's clients and an operator); each part on its own role, with its partition workers' connections.
+    // API's clients and an operator): a connection per submission in flight, and a few more.
+    let submissions = u32::try_from(args.concurrency).unwrap_or(u32::MAX);
     let pool = db::connect(&db::DbSettings {
-        max_connections: 40,
+        max_connections: submissions.saturating_add(4).min(60),
         acquire_timeout: Duration::from_secs(120),
         ..roles.admin().clone()
     })
@@ -94,7 +95,9 @@ pub async fn run(
     workload.concurrency = args.concurrency;
     workload.flash_sale_units = args.flash_sale_units;
     let mut config = demo_config(kafka, &workload.run_id, args, registry_url);
-    config.roles = Some(roles.clone().with_limits(12, Duration::from_secs(120)));
+    // Each part on its own role: a connection per partition worker (6 partitions), plus its timers or
+    // carrier and the inbox pruning; about 50 for the six parts, within Postgres's default 100.
+    config.roles = Some(roles.clone().with_limits(8, Duration::from_secs(120)));
     println!(
         "demo run {}: {} orders, {} flash-sale units for about {} buyers, topics {}*",
         workload.run_id,
