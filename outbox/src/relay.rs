@@ -5,7 +5,12 @@
 //!   transaction that commits late, or stays open for minutes, is published as soon as it commits.
 //! - **Per-key order is commit order.** Writers of one key are serialized, so ids of one key grow in commit
 //!   order; the relay hands records to an idempotent producer in id order, and a batch is acknowledged and
-//!   deleted before the next is read.
+//!   deleted before the next is read. Within a batch a key has at most one record in flight: the broker may
+//!   refuse a record and still append the requests sent after it, so a key's next record is sent only once
+//!   the one before was acknowledged (keys are sent in waves; most keys have one record per batch).
+//! - **A producer that failed fatally is replaced.** An idempotent producer out of step with the broker
+//!   fails every record from then on; the relay counts that round as a transient failure and builds a new
+//!   producer.
 //! - **One relay publishes at a time.** Relays elect a leader with a session advisory lock held on the
 //!   connection that also reads and deletes the records; the others wait as hot standbys and take over when the
 //!   leader's session ends (a `kill -9` included). If the leader's connection drops, its next query fails and
@@ -16,8 +21,9 @@
 //!   missing) is retried with backoff; after `max_attempts` it moves to `outbox_quarantine` with its reason.
 //!   Later records of the same topic and key wait behind it until an operator retries or discards it (see
 //!   [`crate::quarantine`]): skipping it would break per-key order, which consumers rely on. Other keys flow.
-//!   Both failures are detected before the record is handed to the producer (size limit, topic metadata),
-//!   so later records of its key in the same batch are held back too.
+//!   Both failures are detected before the record is handed to the producer where possible (its size,
+//!   headers included, against the producer's limit; topic metadata); a refusal from the broker itself
+//!   holds the key back the same way.
 //! - **Wakes on commit.** A trigger notifies `orderflow_outbox` at commit; the relay listens, and polls every
 //!   `poll_interval` in case a notification is missed.
 
@@ -29,7 +35,7 @@ use std::time::{Duration, Instant};
 use producers::headers::{self, RecordHeaders};
 use producers::{KafkaSettings, ProducerSettings};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 use sqlx::postgres::PgListener;
 use sqlx::{Connection as _, PgConnection, PgPool};
@@ -98,6 +104,7 @@ pub struct Acked {
 /// Publishes the outbox. See the module documentation for its guarantees.
 pub struct Relay {
     pool: PgPool,
+    kafka: KafkaSettings,
     producer: FutureProducer,
     config: RelayConfig,
     stats: Arc<RelayStats>,
@@ -144,6 +151,7 @@ impl Relay {
         let producer = kafka.producer_config(&config.producer).create()?;
         Ok(Self {
             pool,
+            kafka: kafka.clone(),
             producer,
             config,
             stats: Arc::default(),
@@ -236,88 +244,149 @@ impl Relay {
         Ok(())
     }
 
-    /// Hands `rows` to the producer in id order and waits for every acknowledgement.
+    /// Hands `rows` to the producer in id order and waits for every acknowledgement, in waves that hold at
+    /// most one record of each key: a record's successor is sent only once the broker acknowledged it, so
+    /// a record refused by the broker (or failed) is never overtaken by a later one of its key, and its key
+    /// waits for the rest of the round. Keys with one record in the round (the usual case) go in one wave.
     async fn publish(&mut self, rows: &[Row]) -> Vec<Outcome> {
         let now = Instant::now();
         self.held_back.retain(|_, until| *until > now);
         let mut outcomes = Vec::with_capacity(rows.len());
-        let mut in_flight = Vec::with_capacity(rows.len());
-        // Keys with a refused or held-back record in this round: their later records wait.
+        // Keys with a refused, failed or held-back record in this round: their later records wait.
         let mut blocked: HashSet<(String, String)> = self.held_back.keys().cloned().collect();
-        for row in rows {
-            let key = (row.topic.clone(), row.key.clone());
-            if blocked.contains(&key) {
-                continue;
-            }
-            if let Some(reason) = self.refusal_before_sending(row).await {
-                blocked.insert(key.clone());
-                outcomes.push(Outcome::Refused {
-                    id: row.id,
-                    key,
-                    attempts: row.attempts,
-                    reason,
-                });
-                continue;
-            }
-            let kafka_headers = headers::to_kafka(&row.headers);
-            let mut record = FutureRecord::to(&row.topic)
-                .key(&row.key)
-                .payload(&row.payload)
-                .headers(kafka_headers);
-            loop {
-                match self.producer.send_result(record) {
-                    Ok(delivery) => {
-                        in_flight.push((row.id, key, row.attempts, delivery));
-                        break;
-                    }
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        record = back;
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                    }
-                    Err((e, _)) => {
+        // Topics whose metadata could not be read in this round: not asked again (each try can take 10 s).
+        let mut unreadable_topics = HashSet::new();
+        let mut wave: Vec<&Row> = rows.iter().collect();
+        while !wave.is_empty() {
+            let mut in_wave = HashSet::new();
+            let mut next_wave = Vec::new();
+            let mut in_flight = Vec::new();
+            for row in wave {
+                let key = (row.topic.clone(), row.key.clone());
+                if blocked.contains(&key) {
+                    continue;
+                }
+                if in_wave.contains(&key) {
+                    next_wave.push(row);
+                    continue;
+                }
+                in_wave.insert(key.clone());
+                if let Some(reason) = self
+                    .refusal_before_sending(row, &mut unreadable_topics)
+                    .await
+                {
+                    blocked.insert(key.clone());
+                    outcomes.push(Outcome::Refused {
+                        id: row.id,
+                        key,
+                        attempts: row.attempts,
+                        reason,
+                    });
+                    continue;
+                }
+                match self.send(row).await {
+                    Ok(delivery) => in_flight.push((row, key, delivery)),
+                    Err(e) => {
                         blocked.insert(key.clone());
-                        outcomes.push(Outcome::Refused {
-                            id: row.id,
-                            key,
-                            attempts: row.attempts,
-                            reason: e.to_string(),
-                        });
-                        break;
+                        outcomes.push(self.failed(row, key, &e));
                     }
                 }
             }
-        }
-        for (id, key, attempts, delivery) in in_flight {
-            let outcome = match delivery.await {
-                Ok(Ok(_)) => Outcome::Acked(id),
-                Ok(Err((e, _))) if is_permanent(&e) => Outcome::Refused {
-                    id,
-                    key,
-                    attempts,
-                    reason: e.to_string(),
-                },
-                Ok(Err((e, _))) => Outcome::Transient {
-                    id,
-                    reason: e.to_string(),
-                },
-                Err(_canceled) => Outcome::Transient {
-                    id,
-                    reason: "producer dropped the record".into(),
-                },
-            };
-            outcomes.push(outcome);
+            for (row, key, delivery) in in_flight {
+                let outcome = match delivery.await {
+                    Ok(Ok(_)) => Outcome::Acked(row.id),
+                    Ok(Err((e, _))) => {
+                        blocked.insert(key.clone());
+                        self.failed(row, key, &e)
+                    }
+                    Err(_canceled) => {
+                        blocked.insert(key);
+                        Outcome::Transient {
+                            id: row.id,
+                            reason: "producer dropped the record".into(),
+                        }
+                    }
+                };
+                outcomes.push(outcome);
+            }
+            if self.rebuild_after_fatal_error() {
+                break;
+            }
+            wave = next_wave;
         }
         outcomes
     }
 
+    /// Hands `row` to the producer, waiting while its queue is full.
+    async fn send(&self, row: &Row) -> Result<DeliveryFuture, KafkaError> {
+        let mut record = FutureRecord::to(&row.topic)
+            .key(&row.key)
+            .payload(&row.payload)
+            .headers(headers::to_kafka(&row.headers));
+        loop {
+            match self.producer.send_result(record) {
+                Ok(delivery) => return Ok(delivery),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+
+    /// The outcome of `row` failing with `error`: refused for good, or transient (an error that may pass,
+    /// or any error of a producer that failed fatally, which is no fault of the record).
+    fn failed(&self, row: &Row, key: (String, String), error: &KafkaError) -> Outcome {
+        if is_permanent(error) && self.producer.client().fatal_error().is_none() {
+            Outcome::Refused {
+                id: row.id,
+                key,
+                attempts: row.attempts,
+                reason: error.to_string(),
+            }
+        } else {
+            Outcome::Transient {
+                id: row.id,
+                reason: error.to_string(),
+            }
+        }
+    }
+
+    /// After a fatal error (an idempotent producer out of step with the broker, say) the producer fails
+    /// every record for good: replaces it with a new one. Returns whether it did.
+    fn rebuild_after_fatal_error(&mut self) -> bool {
+        let Some((code, reason)) = self.producer.client().fatal_error() else {
+            return false;
+        };
+        metrics::counter!("outbox_relay_producer_rebuilds_total").increment(1);
+        match self.kafka.producer_config(&self.config.producer).create() {
+            Ok(producer) => {
+                tracing::error!(?code, %reason, "the producer failed fatally; replaced it with a new one");
+                self.producer = producer;
+            }
+            // The round fails (its records are transient failures) and the next one tries again.
+            Err(e) => tracing::error!(?code, %reason, error = %e,
+                "the producer failed fatally and a new one cannot be created"),
+        }
+        true
+    }
+
     /// Why `row` cannot be published, found before it is sent: too large, or its topic does not exist.
-    async fn refusal_before_sending(&mut self, row: &Row) -> Option<String> {
-        let size = row.payload.len() + row.key.len();
+    async fn refusal_before_sending(
+        &mut self,
+        row: &Row,
+        unreadable_topics: &mut HashSet<String>,
+    ) -> Option<String> {
+        let size = record_size(row);
         let limit = self.config.producer.max_message_bytes as usize;
         if size > limit {
             return Some(format!(
                 "record of {size} bytes exceeds the {limit}-byte limit (message.max.bytes)"
             ));
+        }
+        if unreadable_topics.contains(&row.topic) {
+            return None;
         }
         match self.topic_exists(&row.topic).await {
             Ok(true) => None,
@@ -325,6 +394,7 @@ impl Relay {
             // Unknown is not refused: the producer will try, and a failure there is classified then.
             Err(e) => {
                 tracing::warn!(topic = %row.topic, error = %e, "cannot read topic metadata");
+                unreadable_topics.insert(row.topic.clone());
                 None
             }
         }
@@ -525,6 +595,21 @@ async fn wait_for_work(
         () = tokio::time::sleep(poll) => true,
         () = shutdown.cancelled() => false,
     }
+}
+
+/// The bytes `row` takes in a record batch before compression, over-estimated by giving every varint its
+/// widest form: key, value, each header's name and value, and the fields around them.
+fn record_size(row: &Row) -> usize {
+    const VARINT: usize = 5;
+    const VARLONG: usize = 10;
+    // Length, attributes, timestamp delta, offset delta, key length, value length, header count.
+    const FIXED: usize = VARINT + 1 + VARLONG + 4 * VARINT;
+    let headers: usize = row
+        .headers
+        .iter()
+        .map(|(name, value)| VARINT + name.len() + VARINT + value.len())
+        .sum();
+    FIXED + row.key.len() + row.payload.len() + headers
 }
 
 /// Errors after which the same record will never be accepted.

@@ -143,3 +143,37 @@ async fn a_topic_without_a_leader_for_a_moment_is_not_taken_for_a_missing_one() 
     common::wait_until_drained(db.pool(), 60).await;
     relay.stop().await;
 }
+
+/// A produce request answered "out of order sequence number" leaves librdkafka's idempotent producer failed
+/// for good (a fatal error: every later record fails at once). The relay replaces the producer; no record
+/// is taken for refused, and every one is published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_that_failed_fatally_is_replaced_and_nothing_is_quarantined() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let mock = MockCluster::new(1).expect("mock cluster");
+    let topic = testkit::unique_name("relay-fatal");
+    mock.create_topic(&topic, 1, 1).unwrap();
+    let kafka = KafkaSettings::new(mock.bootstrap_servers());
+    let db = testkit::TestDb::new().await;
+    let records: Vec<OutboxRecord> = (0..10)
+        .map(|n| common::record(&topic, &format!("key-{}", n % 3), vec![b'v'], n))
+        .collect();
+    enqueue(&mut db.pool().acquire().await.unwrap(), &records)
+        .await
+        .unwrap();
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER],
+    );
+    let relay = RunningRelay::start(db.pool(), &kafka, impatient(Duration::from_secs(5)));
+    common::wait_until_drained(db.pool(), 30).await;
+    relay.stop().await;
+    let quarantined: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_quarantine")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        quarantined, 0,
+        "a fatal error of the producer is no record's fault"
+    );
+}

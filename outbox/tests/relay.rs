@@ -320,3 +320,65 @@ async fn a_record_for_a_missing_topic_is_quarantined() {
         list[0].reason
     );
 }
+
+/// The broker itself refuses a record the relay let through (the topic's `max.message.bytes` is below the
+/// producer's limit) while the later records of its key are already in flight in requests of their own.
+/// None of them may reach the topic before it: they wait behind it, quarantined or not.
+#[tokio::test]
+async fn a_record_the_broker_refuses_is_never_overtaken_by_a_later_one_of_its_key() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let db = testkit::TestDb::new().await;
+    let kafka = testkit::kafka();
+    let topic = testkit::unique_name("outbox-small-records");
+    let admin: AdminClient<_> = kafka.client_config().create().unwrap();
+    let small =
+        NewTopic::new(&topic, 1, TopicReplication::Fixed(1)).set("max.message.bytes", "1000");
+    let created = admin
+        .create_topics([&small], &AdminOptions::new())
+        .await
+        .unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    // Random bytes: compression must not bring the record under the topic's limit.
+    let large: Vec<u8> = (0..2_000).map(|_| rand::rng().random()).collect();
+    let mut records = vec![common::record(&topic, "key", large, 0)];
+    records.extend((1..20).map(|n| common::record(&topic, "key", vec![b'y'; 200], n)));
+    records.push(common::record(&topic, "other", b"fine".to_vec(), 20));
+    enqueue(&mut db.pool().acquire().await.unwrap(), &records)
+        .await
+        .unwrap();
+    // A request per record, so the refused one leaves the later ones of its key in requests of their own.
+    let config = RelayConfig {
+        max_attempts: 2,
+        producer: producers::ProducerSettings {
+            linger: Duration::ZERO,
+            batch_bytes: 300,
+            ..producers::ProducerSettings::default()
+        },
+        ..fast_config()
+    };
+    let relay = RunningRelay::start(db.pool(), &kafka, config);
+    let list = quarantined(db.pool(), 1).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].key, "key");
+    assert_eq!(list[0].waiting, 19, "the later records of its key wait");
+    testkit::wait_for_records(&kafka, &topic, 1, Duration::from_secs(30)).await;
+    let published = testkit::read_topic(&kafka, &topic).await;
+    let keys: Vec<_> = published.iter().map(|r| r.key.as_deref()).collect();
+    assert_eq!(
+        keys,
+        [Some("other")],
+        "a later record overtook the refused one"
+    );
+
+    assert!(quarantine::discard(db.pool(), list[0].id).await.unwrap());
+    common::wait_until_drained(db.pool(), 30).await;
+    relay.stop().await;
+    let order: Vec<String> = testkit::read_topic(&kafka, &topic)
+        .await
+        .iter()
+        .filter(|r| r.key.as_deref() == Some("key"))
+        .map(|r| r.headers["n"].clone())
+        .collect();
+    let expected: Vec<String> = (1..20).map(|n: u32| n.to_string()).collect();
+    assert_eq!(order, expected);
+}
