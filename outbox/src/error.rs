@@ -35,6 +35,10 @@ pub enum OutboxError {
     /// The database failed or is unavailable. Transient: retry with backoff.
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// The relay leader's database session did not answer in time; the relay gives up leadership and
+    /// elects again on a new session.
+    #[error("the relay's database session did not answer within {0:?}")]
+    SessionUnresponsive(std::time::Duration),
     /// A Kafka client could not be created or failed for good.
     #[error("kafka error")]
     Kafka(#[from] KafkaError),
@@ -43,6 +47,9 @@ pub enum OutboxError {
 impl OutboxError {
     /// Whether a retry of the same operation may succeed (after a reload, for a conflict).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Conflict { .. } | Self::Database(_))
+        matches!(
+            self,
+            Self::Conflict { .. } | Self::Database(_) | Self::SessionUnresponsive(_)
+        )
     }
 }

@@ -40,6 +40,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use sqlx::postgres::PgListener;
 use sqlx::{Connection as _, PgConnection, PgPool};
 use tokio::sync::mpsc;
+use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 use crate::OutboxError;
@@ -66,6 +67,10 @@ pub struct RelayConfig {
     pub max_backoff: Duration,
     /// The advisory lock relays elect their leader with; relays of one outbox must share it.
     pub leader_lock: i64,
+    /// How long a query on the leader's session may take. Past it the relay takes the session for dead (a
+    /// half-open connection to a database it can no longer reach) and gives up leadership. The server ends
+    /// such a session (and frees the lock for a standby) after as long again, from TCP keepalives.
+    pub session_timeout: Duration,
     /// The producer's knobs.
     pub producer: ProducerSettings,
 }
@@ -79,6 +84,7 @@ impl Default for RelayConfig {
             backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(30),
             leader_lock: DEFAULT_LEADER_LOCK,
+            session_timeout: Duration::from_secs(30),
             producer: ProducerSettings::default(),
         }
     }
@@ -206,7 +212,14 @@ impl Relay {
         shutdown: &CancellationToken,
     ) -> Result<(), OutboxError> {
         let mut conn = self.pool.acquire().await?.detach();
-        while !try_lock(&mut conn, self.config.leader_lock).await? {
+        let within = self.config.session_timeout;
+        timeout(within, configure_session(&mut conn, within))
+            .await
+            .map_err(unresponsive(within))??;
+        while !timeout(within, try_lock(&mut conn, self.config.leader_lock))
+            .await
+            .map_err(unresponsive(within))??
+        {
             if !wait_for_work(listener, self.config.poll_interval, shutdown).await {
                 return Ok(());
             }
@@ -228,13 +241,18 @@ impl Relay {
         listener: &mut PgListener,
         shutdown: &CancellationToken,
     ) -> Result<(), OutboxError> {
+        let within = self.config.session_timeout;
         while !shutdown.is_cancelled() {
-            let rows = fetch_batch(conn, self.config.batch_size as i64).await?;
+            let rows = timeout(within, fetch_batch(conn, self.config.batch_size as i64))
+                .await
+                .map_err(unresponsive(within))??;
             let progressed = if rows.is_empty() {
                 false
             } else {
                 let outcomes = self.publish(&rows).await;
-                self.settle(conn, outcomes).await?
+                timeout(within, self.settle(conn, outcomes))
+                    .await
+                    .map_err(unresponsive(within))??
             };
             // Nothing to do, or every record waits behind a held-back key: wait instead of spinning.
             if !progressed && !wait_for_work(listener, self.config.poll_interval, shutdown).await {
@@ -526,6 +544,28 @@ async fn fetch_batch(conn: &mut PgConnection, limit: i64) -> Result<Vec<Row>, Ou
     .fetch_all(conn)
     .await?;
     Ok(rows)
+}
+
+/// Has the server end the leader's session if the relay's host stops answering (TCP keepalives; the
+/// defaults wait two hours), and bounds its statements.
+async fn configure_session(conn: &mut PgConnection, within: Duration) -> Result<(), OutboxError> {
+    let seconds = within.as_secs().max(3);
+    let probe_every = seconds / 3;
+    let settings = [
+        format!("SET tcp_keepalives_idle = {probe_every}"),
+        format!("SET tcp_keepalives_interval = {probe_every}"),
+        "SET tcp_keepalives_count = 3".to_owned(),
+        format!("SET statement_timeout = {}", within.as_millis()),
+    ];
+    for setting in &settings {
+        sqlx::query(setting).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The error of a query on the leader's session that took longer than `within`.
+fn unresponsive(within: Duration) -> impl FnOnce(tokio::time::error::Elapsed) -> OutboxError {
+    move |_| OutboxError::SessionUnresponsive(within)
 }
 
 async fn try_lock(conn: &mut PgConnection, key: i64) -> Result<bool, OutboxError> {

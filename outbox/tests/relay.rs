@@ -382,3 +382,56 @@ async fn a_record_the_broker_refuses_is_never_overtaken_by_a_later_one_of_its_ke
     let expected: Vec<String> = (1..20).map(|n: u32| n.to_string()).collect();
     assert_eq!(order, expected);
 }
+
+/// The leader's database stops answering behind a connection that stays open (a partition, a vanished
+/// host): the relay gives up leadership within its session timeout instead of holding it for hours.
+#[tokio::test]
+async fn a_leader_whose_database_stops_answering_gives_up_leadership() {
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    use std::str::FromStr as _;
+    use std::sync::atomic::Ordering;
+    let db = testkit::TestDb::new().await;
+    let kafka = testkit::kafka();
+    let (_, topic) = common::topics(&kafka, 1).await;
+    let direct = PgConnectOptions::from_str(db.url()).unwrap();
+    let proxy =
+        testkit::proxy::Proxy::start(&format!("{}:{}", direct.get_host(), direct.get_port())).await;
+    let through_proxy = direct.host("127.0.0.1").port(proxy.address().port());
+    let pool = PgPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(through_proxy)
+        .await
+        .unwrap();
+    let config = RelayConfig {
+        session_timeout: Duration::from_secs(3),
+        ..fast_config()
+    };
+    let relay = RunningRelay::start(&pool, &kafka, config);
+    let leads = || relay.stats.leader.load(Ordering::Relaxed);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !leads() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the relay never led"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    proxy.freeze();
+    let mut conn = db.pool().acquire().await.unwrap();
+    enqueue(
+        &mut conn,
+        &[common::record(&topic, "key", b"v".to_vec(), 1)],
+    )
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while leads() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the relay still leads 60 s after its database stopped answering"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    relay.stop.cancel();
+}

@@ -19,6 +19,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 #[cfg(feature = "testcontainers")]
 pub mod containers;
+pub mod proxy;
 
 /// Postgres of the local environment (`./dev up`), used when `DATABASE_URL` is not set.
 pub const LOCAL_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
