@@ -190,18 +190,114 @@ pub struct ConsumerStats {
     pub retried_later: AtomicU64,
 }
 
-/// Commits stored offsets when partitions are revoked, so the next owner starts where this one stopped.
-struct RebalanceContext;
+/// How long a revocation waits for the revoked partitions' workers to finish the records in hand.
+const REVOKE_WAIT: Duration = Duration::from_secs(30);
+
+type PartitionKey = (String, i32);
+
+/// The partitions whose workers run here, and whether each is applying a record: shared by the rebalance
+/// callback (on librdkafka's poll) and the partition workers.
+#[derive(Default)]
+struct Ownership {
+    partitions: std::sync::Mutex<HashMap<PartitionKey, Owned>>,
+    /// Notified when a worker finishes a record.
+    finished: std::sync::Condvar,
+}
+
+struct Owned {
+    /// Cancelled when the partition is revoked (and on shutdown): its worker stops between records.
+    stop: CancellationToken,
+    /// Applying a record now.
+    busy: bool,
+}
+
+impl Ownership {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PartitionKey, Owned>> {
+        self.partitions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn assign(&self, key: PartitionKey, stop: CancellationToken) {
+        self.lock().insert(key, Owned { stop, busy: false });
+    }
+
+    /// Marks the worker of `key` busy with a record; false if the partition was revoked (or shut down).
+    fn begin(&self, key: &PartitionKey) -> bool {
+        let mut partitions = self.lock();
+        match partitions.get_mut(key) {
+            Some(owned) if !owned.stop.is_cancelled() => {
+                owned.busy = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn end(&self, key: &PartitionKey) {
+        if let Some(owned) = self.lock().get_mut(key) {
+            owned.busy = false;
+        }
+        self.finished.notify_all();
+    }
+
+    /// Stops the workers of `revoked` between records and waits, up to `REVOKE_WAIT`, until none is applying
+    /// a record, so the commit that follows covers everything they did and the next owner starts after it.
+    /// Waiting blocks the polling thread, so it only happens on a multi-threaded runtime, where the workers
+    /// can run meanwhile.
+    fn revoke(&self, revoked: &[PartitionKey]) {
+        let mut partitions = self.lock();
+        for key in revoked {
+            if let Some(owned) = partitions.get(key) {
+                owned.stop.cancel();
+            }
+        }
+        let can_wait = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let deadline = std::time::Instant::now() + REVOKE_WAIT;
+        while can_wait
+            && revoked
+                .iter()
+                .any(|key| partitions.get(key).is_some_and(|owned| owned.busy))
+        {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                tracing::warn!("revoked partitions still apply records; committing without them");
+                break;
+            }
+            partitions = self
+                .finished
+                .wait_timeout(partitions, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        for key in revoked {
+            partitions.remove(key);
+        }
+    }
+}
+
+/// On revocation, stops the revoked partitions' workers and commits what they finished, so the next owner
+/// starts where this one stopped and no partition is applied by two members at once.
+struct RebalanceContext {
+    ownership: Arc<Ownership>,
+}
 
 impl ClientContext for RebalanceContext {}
 
 impl ConsumerContext for RebalanceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
+            let revoked: Vec<PartitionKey> = partitions
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_owned(), e.partition()))
+                .collect();
             tracing::info!(
-                partitions = partitions.count(),
-                "partitions revoked; committing"
+                partitions = revoked.len(),
+                "partitions revoked; stopping their workers and committing"
             );
+            self.ownership.revoke(&revoked);
             if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
                 tracing::debug!(error = %e, "nothing to commit on revoke");
             }
@@ -241,7 +337,10 @@ impl<H: Handler> ConsumerRuntime<H> {
                 settings.commit_interval.as_millis().to_string(),
             )
             .set("enable.partition.eof", "false");
-        let consumer: Consumer = config.create_with_context(RebalanceContext)?;
+        let ownership = Arc::new(Ownership::default());
+        let consumer: Consumer = config.create_with_context(RebalanceContext {
+            ownership: Arc::clone(&ownership),
+        })?;
         let dead_letters = kafka.producer_config(&settings.producer).create()?;
         Ok(Self {
             kafka: kafka.clone(),
@@ -252,6 +351,7 @@ impl<H: Handler> ConsumerRuntime<H> {
                 handler,
                 settings,
                 stats: Arc::default(),
+                ownership,
             }),
         })
     }
@@ -283,7 +383,7 @@ impl<H: Handler> ConsumerRuntime<H> {
         }
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         worker.consumer.subscribe(&topics)?;
-        let mut partitions: HashMap<(String, i32), mpsc::Sender<OwnedMessage>> = HashMap::new();
+        let mut partitions: HashMap<PartitionKey, PartitionWorker> = HashMap::new();
         let mut workers = JoinSet::new();
         workers.spawn(report_lag(
             self.kafka.clone(),
@@ -302,7 +402,7 @@ impl<H: Handler> ConsumerRuntime<H> {
         // Records that a partition's full buffer could not take yet, in offset order. Their partition is
         // paused until its worker catches up, so a partition that retries in place never holds up the
         // poll loop, and with it the other partitions and the group membership.
-        let mut waiting: HashMap<(String, i32), VecDeque<OwnedMessage>> = HashMap::new();
+        let mut waiting: HashMap<PartitionKey, VecDeque<OwnedMessage>> = HashMap::new();
         let mut hand_over = tokio::time::interval(HAND_OVER_INTERVAL);
         loop {
             let message = tokio::select! {
@@ -321,11 +421,22 @@ impl<H: Handler> ConsumerRuntime<H> {
                 }
             };
             let key = (message.topic().to_owned(), message.partition());
-            let sender = partitions.entry(key.clone()).or_insert_with(|| {
-                let (tx, rx) = mpsc::channel(worker.settings.partition_buffer);
-                workers.spawn(self.partition_worker(rx, shutdown.clone()));
-                tx
-            });
+            if partitions.get(&key).is_some_and(|p| p.stop.is_cancelled()) {
+                // Revoked, and ours again: a new worker. What the old one had buffered or waiting comes
+                // again from the committed offset.
+                partitions.remove(&key);
+                waiting.remove(&key);
+            }
+            let sender = &partitions
+                .entry(key.clone())
+                .or_insert_with(|| {
+                    let stop = shutdown.child_token();
+                    worker.ownership.assign(key.clone(), stop.clone());
+                    let (sender, rx) = mpsc::channel(worker.settings.partition_buffer);
+                    workers.spawn(self.partition_worker(key.clone(), rx, stop.clone()));
+                    PartitionWorker { sender, stop }
+                })
+                .sender;
             if let Some(queue) = waiting.get_mut(&key) {
                 // Fetched before the pause took effect: it waits behind the others.
                 queue.push_back(message);
@@ -351,46 +462,53 @@ impl<H: Handler> ConsumerRuntime<H> {
         Ok(())
     }
 
-    /// Applies the records of one partition in order, storing each offset once its record is done.
+    /// Applies the records of one partition in order, storing each offset once its record is done. Stops
+    /// between records once `stop` is cancelled (the partition revoked, or shutdown): the buffered records
+    /// are not applied and their offsets not stored, so the partition's next owner (or this consumer
+    /// restarted) gets them again.
     fn partition_worker(
         &self,
+        key: PartitionKey,
         mut records: mpsc::Receiver<OwnedMessage>,
-        shutdown: CancellationToken,
+        stop: CancellationToken,
     ) -> impl Future<Output = ()> + Send + 'static {
         let worker = Arc::clone(&self.worker);
         async move {
             while let Some(message) = records.recv().await {
-                // Stop between records: the buffered ones are not applied, their offsets not stored, so
-                // the partition's next owner (or this consumer restarted) gets them again.
-                if shutdown.is_cancelled() {
+                if !worker.ownership.begin(&key) {
                     return;
                 }
-                let finished = worker.process(&message, &shutdown).await;
-                crate::health::done(
-                    &worker.settings.group_id,
-                    message.topic(),
-                    message.partition(),
-                );
+                let finished = worker.process(&message, &stop).await;
+                crate::health::done(&worker.settings.group_id, &key.0, key.1);
+                if finished {
+                    let mut offsets = TopicPartitionList::new();
+                    let stored = offsets
+                        .add_partition_offset(
+                            &key.0,
+                            key.1,
+                            rdkafka::Offset::Offset(message.offset() + 1),
+                        )
+                        .and_then(|()| worker.consumer.store_offsets(&offsets));
+                    if let Err(e) = stored {
+                        // Revoked past the wait for this record; its next owner gets it again and the
+                        // inbox skips it.
+                        tracing::debug!(error = %e, "offset not stored");
+                    }
+                }
+                worker.ownership.end(&key);
                 if !finished {
-                    // Shutting down in the middle of a retry: the offset is not stored, the record comes back.
+                    // Stopped in the middle of a retry: the offset is not stored, the record comes back.
                     return;
-                }
-                let mut offsets = TopicPartitionList::new();
-                let stored = offsets
-                    .add_partition_offset(
-                        message.topic(),
-                        message.partition(),
-                        rdkafka::Offset::Offset(message.offset() + 1),
-                    )
-                    .and_then(|()| worker.consumer.store_offsets(&offsets));
-                if let Err(e) = stored {
-                    // The partition was revoked meanwhile; its next owner gets the record again and the
-                    // inbox skips it.
-                    tracing::debug!(error = %e, "offset not stored");
                 }
             }
         }
     }
+}
+
+/// The channel to a partition's worker, and what stops it.
+struct PartitionWorker {
+    sender: mpsc::Sender<OwnedMessage>,
+    stop: CancellationToken,
 }
 
 /// The consumer, the dead-letter producer, the database and the handler: shared by the partition workers.
@@ -401,6 +519,7 @@ struct Worker<H> {
     handler: H,
     settings: ConsumerSettings,
     stats: Arc<ConsumerStats>,
+    ownership: Arc<Ownership>,
 }
 
 enum Applied {
@@ -415,12 +534,14 @@ const HAND_OVER_INTERVAL: Duration = Duration::from_millis(20);
 /// were all taken.
 fn hand_over_waiting(
     consumer: &Consumer,
-    partitions: &HashMap<(String, i32), mpsc::Sender<OwnedMessage>>,
-    waiting: &mut HashMap<(String, i32), VecDeque<OwnedMessage>>,
+    partitions: &HashMap<PartitionKey, PartitionWorker>,
+    waiting: &mut HashMap<PartitionKey, VecDeque<OwnedMessage>>,
 ) -> Result<(), ConsumerError> {
+    // A revoked partition's waiting records are its next owner's now.
+    waiting.retain(|key, _| partitions.get(key).is_some_and(|p| !p.stop.is_cancelled()));
     let mut drained = Vec::new();
     for (key, queue) in waiting.iter_mut() {
-        let Some(sender) = partitions.get(key) else {
+        let Some(PartitionWorker { sender, .. }) = partitions.get(key) else {
             continue;
         };
         while let Some(message) = queue.pop_front() {

@@ -103,3 +103,132 @@ async fn consumers_joining_and_leaving_apply_every_event_exactly_once_in_key_ord
         out_of_order.iter().map(|(key, _)| key).collect::<Vec<_>>()
     );
 }
+
+/// Records each application with the member that made it, slowly, so a member has records buffered when
+/// its partitions are taken away.
+struct Labeled(&'static str);
+
+impl consumers::Handler for Labeled {
+    async fn handle(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        record: &consumers::Incoming,
+    ) -> Result<(), consumers::HandlerError> {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        sqlx::query("INSERT INTO applied (member, partition, record_offset) VALUES ($1, $2, $3)")
+            .bind(self.0)
+            .bind(record.partition)
+            .bind(record.offset)
+            .execute(tx)
+            .await
+            .map_err(|e| consumers::HandlerError::Transient(e.into()))?;
+        Ok(())
+    }
+}
+
+/// A member whose partition is given to a newcomer stops applying it: it finishes the record in hand and
+/// drops the ones it had buffered, so the partition is never applied by two members at once (which would
+/// interleave their records out of order).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_stops_applying_a_partition_once_it_is_revoked() {
+    use consumers::{ConsumerRuntime, ConsumerSettings};
+    let db = testkit::TestDb::new().await;
+    sqlx::query(
+        "CREATE TABLE applied (n bigserial PRIMARY KEY, member text NOT NULL, partition int NOT NULL,
+                               record_offset bigint NOT NULL)",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let kafka = testkit::kafka();
+    let topic = testkit::unique_name("group-revoke");
+    producers::ensure_topic(&kafka, &topic, 2).await.unwrap();
+    let producer: FutureProducer = kafka.client_config().create().unwrap();
+    for n in 0..80 {
+        let record_headers = RecordHeaders::from([(
+            headers::EVENT_ID.to_owned(),
+            uuid::Uuid::now_v7().to_string(),
+        )]);
+        let payload = n.to_string();
+        let record = FutureRecord::to(&topic)
+            .key("k")
+            .partition(n % 2)
+            .payload(&payload)
+            .headers(headers::to_kafka(&record_headers));
+        producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .unwrap();
+    }
+    let group = testkit::unique_name("group");
+    let start = |member: &'static str| {
+        let settings = ConsumerSettings {
+            session_timeout: Duration::from_secs(6),
+            ..ConsumerSettings::new(&group, vec![topic.clone()])
+        };
+        let runtime =
+            ConsumerRuntime::new(db.pool().clone(), &kafka, settings, Labeled(member)).unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(runtime.run(stop.clone()));
+        (stop, task)
+    };
+    let first = start("first");
+    let applied = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM applied")
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while applied().await < 4 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first member applied nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let second = start("second");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while applied().await < 80 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not every record was applied in 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (stop, task) in [first, second] {
+        stop.cancel();
+        task.await.unwrap().unwrap();
+    }
+    // Per partition, in the order applied: once the second member applied a record of it, the first
+    // applies none after (the partition did not come back to it: nobody left the group).
+    let rows: Vec<(String, i32, i64)> =
+        sqlx::query_as("SELECT member, partition, record_offset FROM applied ORDER BY n")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    for partition in 0..2 {
+        let members: Vec<&str> = rows
+            .iter()
+            .filter(|(_, p, _)| *p == partition)
+            .map(|(member, _, _)| member.as_str())
+            .collect();
+        if let Some(taken) = members.iter().position(|m| *m == "second") {
+            let late: Vec<_> = members[taken..].iter().filter(|m| **m == "first").collect();
+            assert!(
+                late.is_empty(),
+                "partition {partition}: the first member applied {} records after the second took it over: {members:?}",
+                late.len()
+            );
+        }
+        let offsets: Vec<i64> = rows
+            .iter()
+            .filter(|(_, p, _)| *p == partition)
+            .map(|(_, _, offset)| *offset)
+            .collect();
+        assert!(
+            offsets.is_sorted(),
+            "partition {partition} applied out of order: {offsets:?}"
+        );
+    }
+}
