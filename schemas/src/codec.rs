@@ -181,20 +181,12 @@ impl AvroCodec {
             .iter()
             .map(|(name, value)| (name.as_str(), value.clone()))
             .collect();
-        let bytes =
-            self.encoder
-                .encode(fields, strategy)
-                .await
-                .map_err(|e| match registry_error(e) {
-                    // The converter keeps failures it takes for final, a 500 among them: let it ask again.
-                    retriable @ SchemaError::Registry {
-                        retriable: true, ..
-                    } => {
-                        self.encoder.remove_errors_from_cache();
-                        retriable
-                    }
-                    other => other,
-                })?;
+        let bytes = self.encoder.encode(fields, strategy).await.map_err(|e| {
+            // The converter keeps every failure it takes for final, a 500 among them, and a 409 that
+            // an operator may fix: forget them, so the next encode asks the registry again.
+            self.encoder.remove_errors_from_cache();
+            registry_error(e)
+        })?;
         let schema_id = schema_id(&bytes)?;
         Ok((bytes, schema_id))
     }

@@ -24,6 +24,16 @@ pub enum ServiceError {
         operation: &'static str,
         order_id: String,
     },
+    /// The provider did `operation` for the order, and recording it failed. Transient whatever the cause: a
+    /// dead letter would forget money that moved. The retry calls the provider again with the same
+    /// idempotency key (which does nothing twice) and records the effect once the cause is gone.
+    #[error("the provider's {operation} of order {order_id} is not recorded yet")]
+    Unrecorded {
+        operation: &'static str,
+        order_id: String,
+        #[source]
+        source: Box<ServiceError>,
+    },
     /// The domain refused a command. A bug in the service when it reaches a handler.
     #[error("domain refused the command")]
     Domain(#[from] domain::DomainError),
@@ -58,7 +68,7 @@ impl ServiceError {
     /// Whether a retry of the same operation may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::ProviderTimeout { .. } | Self::Database(_) => true,
+            Self::ProviderTimeout { .. } | Self::Unrecorded { .. } | Self::Database(_) => true,
             Self::Outbox(e) => e.is_retryable() || codec_is_transient(e),
             Self::Schema(e) => schema_is_transient(e),
             Self::Invalid { .. }

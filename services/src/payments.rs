@@ -6,10 +6,13 @@
 //!
 //! The provider is external in spirit: its ledger (`provider_ledger`) is written on its own connection and
 //! committed whether or not the service's transaction commits, as a real provider's books would be.
-//! Reconciliation compares the two. Every call carries an idempotency key (the order id, or the request's
-//! event id for refunds, which may be partial and several); the ledger is unique per
-//! (order, operation, provider_ref) with the reference derived from that key, so a retried call never
-//! charges twice.
+//! Reconciliation compares the two. Every call carries an idempotency key that stays the same when the saga
+//! asks again (the order id; for a refund, which may be partial and several, the order and how much it had
+//! refunded before); the ledger is unique per (order, operation, provider_ref) with the reference derived
+//! from that key, so a retried call never charges twice. The service keeps each operation it recorded with
+//! the provider's reference in `payment_operations`, which reconciliation matches to the ledger. Once the
+//! provider has acted, a failure to record it is retried, never dead-lettered
+//! ([`ServiceError::Unrecorded`]).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -19,7 +22,7 @@ use domain::{
     Aggregate as _, Currency, DomainError, DomainEvent as _, Money, OrderId, PaymentCommand,
     PaymentEvent, PaymentId, PaymentRequest, PaymentState, Rejection,
 };
-use outbox::Metadata;
+use outbox::{Loaded, Metadata};
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use sqlx::{PgConnection, PgPool};
@@ -41,6 +44,9 @@ pub struct ProviderConfig {
     pub charge_before_timeout: f64,
     /// Share of answers the provider delivers twice (a duplicate callback), in [0, 1].
     pub duplicate_callback_rate: f64,
+    /// Share of duplicate callbacks that contradict the answer (say "declined" after "approved": a bug or a
+    /// race at the provider), in [0, 1].
+    pub contradicting_callback_rate: f64,
     /// Seed of every simulated decision.
     pub seed: u64,
 }
@@ -53,6 +59,7 @@ impl Default for ProviderConfig {
             timeout_rate: 0.01,
             charge_before_timeout: 0.5,
             duplicate_callback_rate: 0.01,
+            contradicting_callback_rate: 0.0,
             seed: 42,
         }
     }
@@ -112,11 +119,12 @@ pub enum ProviderAnswer {
     Declined { reason: String },
 }
 
-/// The provider's answer and how many times its callback arrived (1, or 2 for a duplicate callback).
+/// The provider's answer, and the callbacks that arrived after it (a duplicate of the answer, or rarely one
+/// that contradicts it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProviderResponse {
     pub answer: ProviderAnswer,
-    pub callbacks: u32,
+    pub later_callbacks: Vec<ProviderAnswer>,
 }
 
 /// A row of the provider's ledger.
@@ -167,15 +175,16 @@ impl Provider {
                 answer: ProviderAnswer::Declined {
                     reason: "insufficient funds".into(),
                 },
-                callbacks: 1,
+                later_callbacks: Vec::new(),
             });
         }
-        let (timeout, charged_anyway, duplicate) = {
+        let (timeout, charged_anyway, duplicate, contradicting) = {
             let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
             (
                 rng.random::<f64>() < self.config.timeout_rate,
                 rng.random::<f64>() < self.config.charge_before_timeout,
                 rng.random::<f64>() < self.config.duplicate_callback_rate,
+                rng.random::<f64>() < self.config.contradicting_callback_rate,
             )
         };
         let timed_out = || ServiceError::ProviderTimeout {
@@ -207,9 +216,17 @@ impl Provider {
             metrics::counter!("provider_timeouts_total").increment(1);
             return Err(timed_out());
         }
+        let answer = ProviderAnswer::Approved { provider_ref };
+        let later_callbacks = match (duplicate, contradicting) {
+            (false, _) => Vec::new(),
+            (true, false) => vec![answer.clone()],
+            (true, true) => vec![ProviderAnswer::Declined {
+                reason: "callback: declined".into(),
+            }],
+        };
         Ok(ProviderResponse {
-            answer: ProviderAnswer::Approved { provider_ref },
-            callbacks: if duplicate { 2 } else { 1 },
+            answer,
+            later_callbacks,
         })
     }
 }
@@ -315,29 +332,19 @@ impl PaymentsHandler {
                         reason,
                     },
                 };
-                let (after, events) = state.execute(command)?;
-                // A duplicate callback brings the same answer again; the payment already shows it.
-                for _ in 1..response.callbacks {
-                    if shows(&after, &response.answer) {
-                        metrics::counter!("payments_duplicate_callbacks_total").increment(1);
-                        tracing::info!(%order_id, "duplicate provider callback ignored");
-                    } else {
-                        return Err(ServiceError::NotApplicable(format!(
-                            "provider callback for {order_id} contradicts the payment"
-                        )));
-                    }
-                }
+                let effect = Effect::new(Operation::Authorize, order_id, amount, &response);
                 return self
-                    .record(tx, &id, loaded.version, &after, &events, &metadata)
+                    .record_effect(tx, &loaded, command, effect, &metadata)
                     .await;
             }
             (PaymentRequest::CapturePayment { .. }, S::Authorized { amount, .. }) => {
-                self.provider
+                let response = self
+                    .provider
                     .call(Operation::Capture, order_id, *amount, &id)
                     .await?;
-                let (after, events) = state.execute(PaymentCommand::Capture)?;
+                let effect = Effect::new(Operation::Capture, order_id, *amount, &response);
                 return self
-                    .record(tx, &id, loaded.version, &after, &events, &metadata)
+                    .record_effect(tx, &loaded, PaymentCommand::Capture, effect, &metadata)
                     .await;
             }
             (PaymentRequest::VoidPayment { .. }, S::NotStarted) => {
@@ -345,41 +352,35 @@ impl PaymentsHandler {
                 // answer lost, its request dead-lettered): voiding by the order's key releases it if so. The
                 // void is recorded, so an authorization asked for later finds the payment voided.
                 let (payment_id, currency) = self.nothing(order_id, state)?;
-                self.provider
-                    .call(Operation::Void, order_id, Money::zero(currency), &id)
+                let nothing = Money::zero(currency);
+                let response = self
+                    .provider
+                    .call(Operation::Void, order_id, nothing, &id)
                     .await?;
-                let (after, events) = state.execute(PaymentCommand::VoidUnauthorized {
+                let command = PaymentCommand::VoidUnauthorized {
                     payment_id,
                     order_id,
                     currency,
-                })?;
+                };
+                let effect = Effect::new(Operation::Void, order_id, nothing, &response);
                 return self
-                    .record(tx, &id, loaded.version, &after, &events, &metadata)
+                    .record_effect(tx, &loaded, command, effect, &metadata)
                     .await;
             }
             (PaymentRequest::VoidPayment { .. }, S::Authorized { amount, .. }) => {
-                self.provider
+                let response = self
+                    .provider
                     .call(Operation::Void, order_id, *amount, &id)
                     .await?;
-                let (after, events) = state.execute(PaymentCommand::Void)?;
+                let effect = Effect::new(Operation::Void, order_id, *amount, &response);
                 return self
-                    .record(tx, &id, loaded.version, &after, &events, &metadata)
+                    .record_effect(tx, &loaded, PaymentCommand::Void, effect, &metadata)
                     .await;
             }
             (PaymentRequest::RefundPayment { amount, .. }, S::Captured { refunded, .. }) => {
-                // The provider's idempotency key must stay the same when the saga asks again (each time
-                // in a record with a new event id) after an answer was lost, and differ for the next
-                // partial refund: the order and how much it had refunded before this one.
-                let key = format!("{id}-after-{}", refunded.minor());
+                // Refused before the provider is asked when it is more than what is left to refund.
                 match state.execute(PaymentCommand::Refund { amount }) {
-                    Ok((after, events)) => {
-                        self.provider
-                            .call(Operation::Refund, order_id, amount, &key)
-                            .await?;
-                        return self
-                            .record(tx, &id, loaded.version, &after, &events, &metadata)
-                            .await;
-                    }
+                    Ok(_) => {}
                     Err(DomainError::Rejected(
                         rejection @ Rejection::RefundExceedsCaptured { .. },
                     )) => {
@@ -389,6 +390,24 @@ impl PaymentsHandler {
                     }
                     Err(e) => return Err(e.into()),
                 }
+                // The provider's idempotency key must stay the same when the saga asks again (each time
+                // in a record with a new event id) after an answer was lost, and differ for the next
+                // partial refund: the order and how much it had refunded before this one.
+                let key = format!("{id}-after-{}", refunded.minor());
+                let response = self
+                    .provider
+                    .call(Operation::Refund, order_id, amount, &key)
+                    .await?;
+                let effect = Effect::new(Operation::Refund, order_id, amount, &response);
+                return self
+                    .record_effect(
+                        tx,
+                        &loaded,
+                        PaymentCommand::Refund { amount },
+                        effect,
+                        &metadata,
+                    )
+                    .await;
             }
             // Repeats: the reply the request got the first time.
             (
@@ -517,6 +536,78 @@ impl PaymentsHandler {
         self.ctx.reply(tx, "payment", reply, &metadata).await
     }
 
+    /// Records what the provider did: executes `command` on the payment, appends its events, updates the
+    /// projection and keeps the operation with the provider's reference (reconciliation matches the two
+    /// books on it), noting a callback that contradicted the answer. The provider has acted already, so any
+    /// failure here is [`ServiceError::Unrecorded`], retried and never dead-lettered.
+    async fn record_effect(
+        &self,
+        tx: &mut PgConnection,
+        loaded: &Loaded<PaymentState>,
+        command: PaymentCommand,
+        effect: Effect<'_>,
+        metadata: &Metadata,
+    ) -> Result<(), ServiceError> {
+        let order_id = effect.order_id;
+        let recorded = async {
+            let (after, events) = loaded.state.execute(command)?;
+            let id = order_id.to_string();
+            self.record(tx, &id, loaded.version, &after, &events, metadata)
+                .await?;
+            self.keep_operation(tx, &effect).await
+        };
+        recorded.await.map_err(|source| ServiceError::Unrecorded {
+            operation: effect.operation.name(),
+            order_id: order_id.to_string(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Keeps an approved operation with its provider reference; a later callback that agrees is a
+    /// duplicate, one that contradicts is noted beside it for reconciliation.
+    async fn keep_operation(
+        &self,
+        tx: &mut PgConnection,
+        effect: &Effect<'_>,
+    ) -> Result<(), ServiceError> {
+        let order_id = effect.order_id;
+        let ProviderAnswer::Approved { provider_ref } = &effect.response.answer else {
+            return Ok(());
+        };
+        let mut conflict = None;
+        for callback in &effect.response.later_callbacks {
+            if *callback == effect.response.answer {
+                metrics::counter!("payments_duplicate_callbacks_total").increment(1);
+                tracing::info!(%order_id, "duplicate provider callback ignored");
+            } else {
+                metrics::counter!("payments_contradicting_callbacks_total").increment(1);
+                tracing::error!(%order_id, operation = effect.operation.name(), ?callback,
+                    "a provider callback contradicts its answer; kept for reconciliation");
+                conflict = Some(match callback {
+                    ProviderAnswer::Approved { provider_ref } => {
+                        format!("approved as {provider_ref}")
+                    }
+                    ProviderAnswer::Declined { reason } => format!("declined: {reason}"),
+                });
+            }
+        }
+        sqlx::query(
+            "INSERT INTO payment_operations
+                 (provider_ref, order_id, operation, amount_minor, currency, callback_conflict)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (provider_ref) DO NOTHING",
+        )
+        .bind(provider_ref)
+        .bind(order_id.as_uuid())
+        .bind(effect.operation.name())
+        .bind(effect.amount.minor())
+        .bind(effect.amount.currency().code())
+        .bind(conflict)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
     /// Appends `events` to the order's payment stream (which replies on `payments.events`) and updates the
     /// projection to `after`.
     async fn record(
@@ -605,17 +696,27 @@ impl PaymentsHandler {
     }
 }
 
-/// Whether `state` already shows the provider's `answer`.
-fn shows(state: &PaymentState, answer: &ProviderAnswer) -> bool {
-    match (state, answer) {
-        (
-            PaymentState::Authorized { provider_ref, .. },
-            ProviderAnswer::Approved { provider_ref: r },
-        ) => provider_ref == r,
-        (PaymentState::Declined { reason, .. }, ProviderAnswer::Declined { reason: r }) => {
-            reason == r
+/// What the provider did, to be recorded.
+struct Effect<'a> {
+    operation: Operation,
+    order_id: OrderId,
+    amount: Money,
+    response: &'a ProviderResponse,
+}
+
+impl<'a> Effect<'a> {
+    const fn new(
+        operation: Operation,
+        order_id: OrderId,
+        amount: Money,
+        response: &'a ProviderResponse,
+    ) -> Self {
+        Self {
+            operation,
+            order_id,
+            amount,
+            response,
         }
-        _ => false,
     }
 }
 

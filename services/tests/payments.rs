@@ -20,6 +20,7 @@ fn provider(decline_rate: f64, timeout_rate: f64, duplicate_callback_rate: f64) 
         timeout_rate,
         charge_before_timeout: 1.0,
         duplicate_callback_rate,
+        contradicting_callback_rate: 0.0,
         seed: 1,
     }
 }
@@ -423,4 +424,162 @@ async fn two_partial_refunds_both_reach_the_provider() {
         .unwrap()
         .unwrap();
     assert_eq!(row.refunded_minor, 2000);
+}
+
+/// The provider references the service kept, one per operation, in order.
+async fn kept_operations(env: &common::Env, order_id: OrderId) -> Vec<(String, String, i64)> {
+    sqlx::query_as(
+        "SELECT operation, provider_ref, amount_minor FROM payment_operations
+         WHERE order_id = $1 ORDER BY recorded_at, provider_ref",
+    )
+    .bind(order_id.as_uuid())
+    .fetch_all(env.db.pool())
+    .await
+    .unwrap()
+}
+
+/// Reconciliation matches the service's books to the provider's by reference: every operation the provider
+/// did is kept with its reference, partial refunds one each.
+#[tokio::test]
+async fn every_provider_operation_is_kept_with_its_reference() {
+    let env = common::Env::new().await;
+    let commands = env.config.topics.commands("payments");
+    let answering = handler(&env, provider(0.0, 0.0, 0.0));
+    let order_id = OrderId::new();
+    for request in [
+        PaymentRequest::AuthorizePayment {
+            order_id,
+            amount: eur(4399),
+        },
+        PaymentRequest::CapturePayment { order_id },
+        PaymentRequest::RefundPayment {
+            order_id,
+            amount: eur(1000),
+        },
+        PaymentRequest::RefundPayment {
+            order_id,
+            amount: eur(500),
+        },
+    ] {
+        let record = env.incoming(&commands, &request).await;
+        env.apply(&answering, &record).await.unwrap();
+    }
+    let mut ledger: Vec<(String, String, i64)> = payments::ledger(env.db.pool(), order_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.operation, e.provider_ref, e.amount_minor))
+        .collect();
+    let mut kept = kept_operations(&env, order_id).await;
+    assert_eq!(kept.len(), 4, "{kept:?}");
+    ledger.sort();
+    kept.sort();
+    assert_eq!(kept, ledger);
+}
+
+/// A callback that contradicts the provider's answer (approved, then "declined") is kept beside the
+/// operation for reconciliation; the payment records the answer, and the request is not dead-lettered
+/// (which would leave an approved authorization nobody knows of). A duplicate that agrees leaves no note.
+#[tokio::test]
+async fn a_contradicting_callback_is_kept_for_reconciliation_and_the_answer_recorded() {
+    let env = common::Env::new().await;
+    let commands = env.config.topics.commands("payments");
+    let events = env.config.topics.events("payment");
+    let (agreeing, contradicting) = (OrderId::new(), OrderId::new());
+    for (order_id, contradicting_callback_rate) in [(agreeing, 0.0), (contradicting, 1.0)] {
+        let config = ProviderConfig {
+            contradicting_callback_rate,
+            ..provider(0.0, 0.0, 1.0)
+        };
+        let request = PaymentRequest::AuthorizePayment {
+            order_id,
+            amount: eur(700),
+        };
+        let record = env.incoming(&commands, &request).await;
+        env.apply(&handler(&env, config), &record).await.unwrap();
+    }
+    let replies: Vec<String> = env
+        .outbox(&events)
+        .await
+        .into_iter()
+        .map(|(_, d)| d.event_type)
+        .collect();
+    assert_eq!(replies, ["PaymentAuthorized", "PaymentAuthorized"]);
+    let pool = env.db.pool();
+    let conflict = |order_id: OrderId| async move {
+        sqlx::query_scalar::<_, Option<String>>(
+            "SELECT callback_conflict FROM payment_operations WHERE order_id = $1",
+        )
+        .bind(order_id.as_uuid())
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(conflict(agreeing).await, None);
+    let noted = conflict(contradicting)
+        .await
+        .expect("the contradiction is kept");
+    assert!(noted.contains("declined"), "{noted}");
+}
+
+/// The provider authorized, then the reply cannot be written (its schema is refused by the registry, a
+/// failure that retrying alone does not cure): the request is retried in place, not dead-lettered, and once
+/// an operator fixes the subject the authorization is recorded, charged once.
+#[tokio::test]
+async fn a_failure_to_record_what_the_provider_did_is_retried_not_dead_lettered() {
+    let env = common::Env::new().await;
+    let commands = env.config.topics.commands("payments");
+    let events = env.config.topics.events("payment");
+    let subject = format!("{events}-orderflow.payments.PaymentAuthorized");
+    let client = reqwest::Client::new();
+    let incompatible = serde_json::json!({
+        "type": "record", "name": "PaymentAuthorized", "namespace": "orderflow.payments",
+        "fields": [{"name": "something_else", "type": "int"}]
+    });
+    let registered = client
+        .post(format!("{}/subjects/{subject}/versions", env.registry.url))
+        .json(&serde_json::json!({ "schema": incompatible.to_string() }))
+        .send()
+        .await
+        .unwrap();
+    assert!(registered.status().is_success(), "{registered:?}");
+
+    let order_id = OrderId::new();
+    let authorize = PaymentRequest::AuthorizePayment {
+        order_id,
+        amount: eur(2500),
+    };
+    let record = env.incoming(&commands, &authorize).await;
+    let answering = handler(&env, provider(0.0, 0.0, 0.0));
+    let result = env.apply(&answering, &record).await;
+    assert!(
+        matches!(result, Err(HandlerError::Transient(_))),
+        "{result:?}"
+    );
+    assert_eq!(
+        ledger_ops(&env, order_id).await,
+        [("authorize".to_owned(), 2500)]
+    );
+
+    for permanent in ["false", "true"] {
+        let deleted = client
+            .delete(format!(
+                "{}/subjects/{subject}?permanent={permanent}",
+                env.registry.url
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert!(deleted.status().is_success(), "{deleted:?}");
+    }
+    env.apply(&answering, &record).await.unwrap();
+    let row = payments::get_payment(env.db.pool(), order_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.status, "authorized");
+    assert_eq!(
+        ledger_ops(&env, order_id).await,
+        [("authorize".to_owned(), 2500)]
+    );
 }
