@@ -501,7 +501,7 @@ async fn register(
     body: Bytes,
 ) -> Answer {
     let subject = check_subject(subject)?;
-    let schema = parse_schema(&headers, &body)?;
+    let schema = store::off_thread(move || parse_schema(&headers, &body)).await?;
     let id = store::register(&pool, &subject, &schema).await?;
     Ok(ok(json!({ "id": id })))
 }
@@ -514,7 +514,7 @@ async fn lookup(
     body: Bytes,
 ) -> Answer {
     let subject = check_subject(subject)?;
-    let schema = parse_schema(&headers, &body)?;
+    let schema = store::off_thread(move || parse_schema(&headers, &body)).await?;
     let visible = visible_versions(&pool, &subject, flag(&params, "deleted")).await?;
     let found = visible
         .iter()
@@ -636,15 +636,14 @@ async fn compatibility_with_all(
     body: Bytes,
 ) -> Answer {
     let subject = check_subject(subject)?;
-    let schema = parse_schema(&headers, &body)?;
+    let schema = store::off_thread(move || parse_schema(&headers, &body)).await?;
     let live: Vec<SubjectVersion> = store::versions(&pool, &subject)
         .await?
         .into_iter()
         .filter(|v| !v.deleted)
         .collect();
     let level = store::level_for(&pool, &subject).await?;
-    let live: Vec<&SubjectVersion> = live.iter().collect();
-    let messages = store::check_against(level, &schema.parsed, &live)?;
+    let messages = store::check_off_thread(level, schema.parsed, live).await?;
     Ok(compatibility_answer(messages, &params))
 }
 
@@ -659,13 +658,13 @@ async fn compatibility_with_version(
 ) -> Answer {
     let subject = check_subject(subject)?;
     let selected = parse_version(&version)?;
-    let schema = parse_schema(&headers, &body)?;
+    let schema = store::off_thread(move || parse_schema(&headers, &body)).await?;
     let live = visible_versions(&pool, &subject, false).await?;
     let level = store::level_for(&pool, &subject).await?;
-    let against: Vec<&SubjectVersion> = match selected {
-        VersionRef::Latest => live.iter().collect(),
+    let against: Vec<SubjectVersion> = match selected {
+        VersionRef::Latest => live,
         VersionRef::Number(n) => {
-            let found = live.iter().find(|v| v.version == n).ok_or_else(|| {
+            let found = live.into_iter().find(|v| v.version == n).ok_or_else(|| {
                 RegistryError::VersionNotFound {
                     subject: subject.clone(),
                     version: version.clone(),
@@ -674,7 +673,7 @@ async fn compatibility_with_version(
             vec![found]
         }
     };
-    let messages = store::check_against(level, &schema.parsed, &against)?;
+    let messages = store::check_off_thread(level, schema.parsed, against).await?;
     Ok(compatibility_answer(messages, &params))
 }
 

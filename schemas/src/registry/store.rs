@@ -111,8 +111,8 @@ pub async fn register(
         return Ok(existing.id);
     }
     let level = effective_level(&mut tx, subject).await?;
-    let live: Vec<&SubjectVersion> = all.iter().filter(|v| !v.deleted).collect();
-    let messages = check_against(level, &schema.parsed, &live)?;
+    let live: Vec<SubjectVersion> = all.iter().filter(|v| !v.deleted).cloned().collect();
+    let messages = check_off_thread(level, schema.parsed.clone(), live).await?;
     if !messages.is_empty() {
         return Err(RegistryError::Incompatible {
             subject: subject.to_owned(),
@@ -150,6 +150,31 @@ pub async fn register(
     tx.commit().await?;
     tracing::info!(subject, version = next, id, "schema registered");
     Ok(id)
+}
+
+/// Runs CPU work of a request (Avro parsing, compatibility checks: they grow with the schema and the number
+/// of versions) on the blocking pool, so that it never stalls the async threads serving other requests.
+///
+/// # Panics
+/// Resumes a panic of `work`.
+pub async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, RegistryError> + Send + 'static,
+) -> Result<T, RegistryError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Only a runtime shutting down cancels blocking work: the request is over anyway.
+        Err(_) => Err(RegistryError::Busy(0)),
+    }
+}
+
+/// [`check_against`] on the blocking pool (see [`off_thread`]).
+pub async fn check_off_thread(
+    level: Level,
+    new: Schema,
+    against: Vec<SubjectVersion>,
+) -> Result<Vec<String>, RegistryError> {
+    off_thread(move || check_against(level, &new, &against.iter().collect::<Vec<_>>())).await
 }
 
 /// Checks `new` against the live versions `live` (oldest first) under `level`; see
