@@ -1,7 +1,14 @@
 //! `orderflow`: one binary for every part of the pipeline.
 //!
-//! Each subcommand is a part: later issues add `relay`, `registry`, `dlq`, `serve`, `demo` and `bench`.
-//! Settings come from flags or, for each flag that names one, the environment variable of the same meaning.
+//! Long-running parts, each until SIGINT or SIGTERM: `relay`, `registry` and `serve <part>` (the relay, a
+//! service or the orchestrator, one per process). Operators' commands: `migrate`, `smoke`, `status`,
+//! `outbox` (backlog, quarantine) and `dlq` (list, show, redrive). `demo` runs the whole pipeline on the
+//! local environment and `bench` measures parts of it. Settings come from flags or, for each flag that names
+//! one, the environment variable of the same meaning, or a `--config` file; `orderflow --help` lists them.
+
+// Doc comments of the clap types are the text of `--help`, shown as written: `<time>` there is a
+// placeholder, not an HTML tag.
+#![allow(rustdoc::invalid_html_tags)]
 
 mod bench;
 mod bench_pipeline;

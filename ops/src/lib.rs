@@ -1,7 +1,7 @@
-//! Operator and finance jobs.
+//! Operator and finance jobs: empty until the reconciliation work lands.
 //!
-//! This crate will own `reconcile` (find and repair mismatches between orders, payments and the provider
-//! ledger, with retry-notify, never double-refunding or double-capturing), `replay` of topics and
-//! `replicate` between regions (MirrorMaker 2 naming, `<region>.<topic>`).
-//!
-//! Not built yet: later issues.
+//! Nothing here can be used yet. Reconciliation (finding and repairing mismatches between orders, payments
+//! and the provider's ledger), topic replay and region failover are planned for this crate and do not exist
+//! in any form. What operators have today is in the `orderflow` binary: `status`, `outbox` (backlog and
+//! quarantine) and `dlq` (list, show, redrive); payments keeps every provider operation with its reference
+//! (`payment_operations`) for the reconciliation to come.

@@ -2,8 +2,9 @@
 //!
 //! The event store hands the codec each event's serde form; the codec returns the record's value and, when
 //! it used a registered schema, the schema id for the `schema_id` header. Encoding happens inside the writing
-//! transaction, so an event the codec refuses is never committed. [`JsonCodec`] is the default until the
-//! schemas work switches to Avro in the Confluent wire format.
+//! transaction, so an event the codec refuses is never committed. [`JsonCodec`] writes plain JSON (tests and
+//! `examples/publish.rs` use it); the services use `schemas::AvroCodec`, Avro in the Confluent wire format
+//! with a registered schema.
 
 use std::future::Future;
 
