@@ -18,16 +18,46 @@
 //!   unavailable) are retried in place with exponential backoff and jitter, holding the partition so per-key
 //!   order is kept; retryable business failures (the payment provider timed out) go to `<topic>.retry` with
 //!   an attempt count and a not-before time, are applied again after each of `retry_delays`, then
-//!   dead-lettered, and the partition moves on meanwhile (so per-key order gives way for them); poison records (no event id, cannot decode, fails validation) go straight to
-//!   `<topic>.dlq` with the original key, value and headers plus `dlq.*` headers (source topic, partition,
-//!   offset, group, error class and message, attempts, times), and the partition moves on.
-//!
+//!   dead-lettered, and the partition moves on meanwhile (so per-key order gives way for them); poison
+//!   records (no event id, cannot decode, fails validation) go straight to `<topic>.dlq` with the original
+//!   key, value and headers plus `dlq.*` headers (source topic, partition, offset, group, error class and
+//!   message, attempts, times), and the partition moves on.
 //! - **Operators** list, inspect and redrive dead letters ([`dlq`], `orderflow dlq`); redrive keeps the event
 //!   id, so it never doubles an effect. [`lag`] reports each partition's lag (gauge `consumer_lag`, and
 //!   `orderflow status --group`). The inbox is pruned hourly past `inbox_horizon` ([`inbox::prune`]).
 //!
 //! Each record is its own transaction, so throughput is bounded by Postgres commit latency times the number of
 //! partitions. The runtime creates `<topic>.dlq` and `<topic>.retry` (one partition) when they are missing.
+//! [`runtime`] states its ordering, offset and shutdown rules in full.
+//!
+//! A handler applies one record on the transaction it is given; the runtime claims the event in the inbox,
+//! commits, stores the offset and handles failures by the error's class. `examples/consume.rs` is a whole
+//! service (`cargo run -p consumers --example consume`).
+//!
+//! ```no_run
+//! use consumers::{ConsumerRuntime, ConsumerSettings, Handler, HandlerError, Incoming};
+//!
+//! struct Audit;
+//!
+//! impl Handler for Audit {
+//!     async fn handle(&self, tx: &mut sqlx::PgConnection, record: &Incoming) -> Result<(), HandlerError> {
+//!         sqlx::query("INSERT INTO audit (event_id, topic) VALUES ($1, $2)")
+//!             .bind(record.event_id)
+//!             .bind(&record.topic)
+//!             .execute(tx)
+//!             .await
+//!             .map_err(|e| HandlerError::Transient(e.into()))?;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # async fn run(pool: sqlx::PgPool) -> Result<(), consumers::ConsumerError> {
+//! let kafka = producers::KafkaSettings::new(producers::DEFAULT_BOOTSTRAP);
+//! let settings = ConsumerSettings::new("audit", vec!["orders.events".into()]);
+//! let shutdown = tokio_util::sync::CancellationToken::new(); // cancel it to stop between records
+//! ConsumerRuntime::new(pool, &kafka, settings, Audit)?.run(shutdown).await
+//! # }
+//! ```
 
 pub mod dlq;
 mod error;

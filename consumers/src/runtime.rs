@@ -1,4 +1,53 @@
 //! The consumer runtime: one consumer in a group, records of a partition in order, partitions in parallel.
+//!
+//! # Ordering
+//! Each assigned partition has a worker of its own that applies the partition's records one after the
+//! other, in offset order; different partitions are applied in parallel. A record is done when it was
+//! applied (its transaction committed), skipped as a duplicate, sent to the retry topic or dead-lettered;
+//! only then does the worker take the next one. Records wait in a bounded buffer per partition
+//! ([`ConsumerSettings::partition_buffer`]); when it is full the partition is paused and its later records
+//! wait, in order, until the worker catches up, while the other partitions keep flowing. Order holds per
+//! partition, hence per key, except for records sent to the retry topic (below), which give way to the
+//! records behind them.
+//!
+//! # Offsets
+//! Auto-commit is on and the automatic offset store off: a record's offset is stored only after the record
+//! is done, so a committed offset never covers a record whose effect did not commit. Stored offsets are
+//! committed every [`ConsumerSettings::commit_interval`], when partitions are revoked and once more on
+//! shutdown. On revocation the revoked partitions' workers are stopped between records and the rebalance
+//! waits (up to 30 s, on a multi-threaded Tokio runtime) for the records in hand before it commits, so the
+//! next owner starts after everything this member did and no partition is applied by two members at once.
+//! A partition assigned again gets a new worker, which starts from the committed offset. A crash after an
+//! effect committed and before its offset was committed delivers the record again: delivery is at least
+//! once.
+//!
+//! # Idempotence
+//! With [`ConsumerSettings::inbox`] on (the default), the event id (the `event_id` header) is claimed in the
+//! inbox, `(consumer group, event id)`, in the transaction handed to the [`Handler`]: the effect, the inbox
+//! row and any outbox records the handler writes commit together, and a record delivered again finds its
+//! row and is skipped without calling the handler ([`ConsumerStats::duplicates`]). A record without a
+//! valid event id is poison.
+//!
+//! # Failures
+//! The [`HandlerError`] a handler returns picks what happens:
+//! - **Transient** (database or broker unavailable): retried in place with exponential backoff and jitter
+//!   ([`ConsumerSettings::backoff`] up to [`ConsumerSettings::max_backoff`]), for as long as it takes. The
+//!   partition holds meanwhile (and is paused once its buffer is full), so its order is kept; the
+//!   partition shows in [`crate::health`] once it has retried for a while. A retry or dead-letter topic
+//!   that cannot be written is retried the same way.
+//! - **Retryable** (a business step that may pass later): sent to `<topic>.retry` with an attempt count and
+//!   a not-before time, applied again after each of [`ConsumerSettings::retry_delays`] (the runtime reads
+//!   the retry topics too, and a retry waits for its time holding its retry partition), then
+//!   dead-lettered. The source partition moves on at once.
+//! - **Poison** (cannot decode, fails validation, no event id, or the handler panicked): sent to
+//!   `<topic>.dlq` with its original key, value and headers plus headers saying where it came from and why;
+//!   the partition moves on.
+//!
+//! # Shutdown
+//! Cancelling the token passed to [`ConsumerRuntime::run`] stops every worker between records: a record
+//! being applied is finished and its offset stored; a record waiting to be retried in place or for its
+//! retry time is left, with its offset not stored; buffered records are not applied. Then the runtime
+//! commits the stored offsets once more and returns, and what it left comes again to the next consumer.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;

@@ -15,6 +15,10 @@
 //! acknowledgement and the delete), never zero times. Consumers deduplicate on the `event_id` header.
 //! Nothing rests on Kafka transactions.
 //!
+//! Below, an aggregate's command through the event store; `examples/publish.rs` is a whole service that
+//! writes its own table and its events in one transaction ([`EventStore::publish`]) and runs a relay
+//! (`cargo run -p outbox --example publish`).
+//!
 //! ```no_run
 //! # async fn run(pool: sqlx::PgPool, lines: domain::OrderLines) -> Result<(), outbox::OutboxError> {
 //! use domain::{CustomerId, OrderCommand, OrderId, OrderState};

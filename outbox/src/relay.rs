@@ -3,11 +3,15 @@
 //! # How it keeps its promises
 //! - **Nothing is skipped.** Every scan reads the lowest ids left in the table; there is no cursor, so a
 //!   transaction that commits late, or stays open for minutes, is published as soon as it commits.
-//! - **Per-key order is commit order.** Writers of one key are serialized, so ids of one key grow in commit
-//!   order; the relay hands records to an idempotent producer in id order, and a batch is acknowledged and
-//!   deleted before the next is read. Within a batch a key has at most one record in flight: the broker may
-//!   refuse a record and still append the requests sent after it, so a key's next record is sent only once
-//!   the one before was acknowledged (keys are sent in waves; most keys have one record per batch).
+//! - **Per-key order is commit order**, provided writers of one key are serialized: the relay cannot
+//!   check it, and two transactions writing one key at once may commit in the other order than their ids.
+//!   The event store's version check serializes an aggregate's writers, a saga store's its commands; other
+//!   writers (of [`crate::EventStore::publish`] or [`crate::records::enqueue`]) must do it themselves (a
+//!   row lock, a version check). With that, ids of one key grow in commit order; the relay hands records
+//!   to an idempotent producer in id order, and a batch is acknowledged and deleted before the next is read.
+//!   Within a batch a key has at most one record in flight: the broker may refuse a record and still append
+//!   the requests sent after it, so a key's next record is sent only once the one before was acknowledged
+//!   (keys are sent in waves; most keys have one record per batch).
 //! - **A producer that failed fatally is replaced.** An idempotent producer out of step with the broker
 //!   fails every record from then on; the relay counts that round as a transient failure and builds a new
 //!   producer.
@@ -107,7 +111,8 @@ pub struct Acked {
     pub at: Instant,
 }
 
-/// Publishes the outbox. See the module documentation for its guarantees.
+/// Publishes the outbox. See the module documentation for its guarantees, and for the precondition they
+/// rest on: writers of one key are serialized.
 pub struct Relay {
     pool: PgPool,
     kafka: KafkaSettings,

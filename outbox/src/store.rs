@@ -131,7 +131,8 @@ impl<C: Codec> EventStore<C> {
     /// records, all on `conn` (the caller's transaction). Returns the new version.
     ///
     /// A concurrent writer that appended first makes this fail with [`OutboxError::Conflict`]; the caller's
-    /// transaction must then be rolled back.
+    /// transaction must then be rolled back. This check serializes the writers of a stream, which is what
+    /// keeps its records in commit order on the topic (the relay publishes each key in outbox-id order).
     pub async fn append<A: Aggregate>(
         &self,
         conn: &mut PgConnection,
@@ -199,6 +200,10 @@ impl<C: Codec> EventStore<C> {
     /// the outbox of `topic` on `conn`, which should be inside the caller's transaction, each keyed by its
     /// [`aggregate_id`](DomainEvent::aggregate_id) and with the same headers as events. Returns their event
     /// ids.
+    ///
+    /// Nothing here serializes writers: the caller must make sure two transactions never write messages of
+    /// one key at once (a row lock or a version check on what the messages are about), or the topic may
+    /// carry them in another order than their commits (see [`records::enqueue`](crate::records::enqueue)).
     ///
     /// # Errors
     /// [`OutboxError::Codec`] when the codec refuses a message, and database errors.

@@ -12,6 +12,18 @@
 //! its own database role ([`db::Role`]), which can touch only that part's tables, the outbox and the inbox;
 //! the pool given to [`Pipeline::start`] migrates and serves the caller (the demo's workload and report).
 //! Without it every part shares that pool, as on a database where the roles cannot be used.
+//!
+//! ```no_run
+//! # async fn run(pool: sqlx::PgPool) -> anyhow::Result<()> {
+//! use pipeline::{Pipeline, PipelineConfig};
+//!
+//! let config = PipelineConfig::new(producers::KafkaSettings::new(producers::DEFAULT_BOOTSTRAP));
+//! let pipeline = Pipeline::start(pool, config).await?;
+//! // ... place orders through the orders service, then:
+//! pipeline.check()?; // no part ended on its own
+//! pipeline.stop().await
+//! # }
+//! ```
 
 use std::collections::HashMap;
 use std::fmt;

@@ -12,6 +12,18 @@
 //! Guarantees come from librdkafka's idempotent producer: with `enable.idempotence=true` records of one
 //! partition are written once and in the order they were handed over, across retries. Nothing here uses Kafka
 //! transactions: correctness rests on the outbox and on event-id dedup in consumers.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), producers::KafkaAdminError> {
+//! use producers::{KafkaSettings, ProducerSettings};
+//!
+//! let mut kafka = KafkaSettings::new("broker-1:9093,broker-2:9093");
+//! kafka.properties.insert("security.protocol".into(), "SSL".into());
+//! producers::ensure_topic(&kafka, "orders.events", 6).await?;
+//! let config = kafka.producer_config(&ProducerSettings::default()); // idempotent, acks=all
+//! # let _ = config;
+//! # Ok(()) }
+//! ```
 
 pub mod headers;
 pub mod topics;

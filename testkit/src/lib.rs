@@ -9,6 +9,15 @@
 //!
 //! Helpers panic with a message that says what to do, because a test cannot go on without its database or
 //! broker and a panic is how a test reports that.
+//!
+//! ```no_run
+//! # async fn a_test() {
+//! let db = testkit::TestDb::new().await; // dropped (with its database) at the end of the test
+//! let topic = testkit::unique_name("orders");
+//! producers::ensure_topic(&testkit::kafka(), &topic, 3).await.unwrap();
+//! # let _ = db.pool();
+//! # }
+//! ```
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
