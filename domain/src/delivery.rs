@@ -40,40 +40,38 @@ pub enum DeliveryState {
     #[default]
     NotScheduled,
     /// Booked with the carrier.
+    #[allow(missing_docs)]
     Scheduled {
-        /// The delivery.
         delivery_id: DeliveryId,
         /// The order delivered.
         order_id: OrderId,
     },
     /// Handed to the carrier.
+    #[allow(missing_docs)]
     Dispatched {
-        /// The delivery.
         delivery_id: DeliveryId,
         /// The order delivered.
         order_id: OrderId,
     },
     /// At the customer. Terminal.
+    #[allow(missing_docs)]
     Delivered {
-        /// The delivery.
         delivery_id: DeliveryId,
         /// The order delivered.
         order_id: OrderId,
     },
     /// Could not be delivered. Terminal.
+    #[allow(missing_docs)]
     Failed {
-        /// The delivery.
         delivery_id: DeliveryId,
-        /// The order.
         order_id: OrderId,
         /// What went wrong.
         reason: String,
     },
     /// Called off before dispatch. Terminal.
+    #[allow(missing_docs)]
     Cancelled {
-        /// The delivery.
         delivery_id: DeliveryId,
-        /// The order.
         order_id: OrderId,
     },
 }
@@ -174,44 +172,39 @@ impl DeliveryCommand {
 pub enum DeliveryEvent {
     /// `DeliveryScheduled` v1.
     #[serde(rename = "DeliveryScheduled")]
+    #[allow(missing_docs)]
     Scheduled {
-        /// The delivery.
         delivery_id: DeliveryId,
-        /// The order.
         order_id: OrderId,
     },
     /// `DeliveryDispatched` v1.
     #[serde(rename = "DeliveryDispatched")]
+    #[allow(missing_docs)]
     Dispatched {
-        /// The delivery.
         delivery_id: DeliveryId,
-        /// The order.
         order_id: OrderId,
     },
     /// `DeliveryCompleted` v1: the parcel reached the customer.
     #[serde(rename = "DeliveryCompleted")]
+    #[allow(missing_docs)]
     Completed {
-        /// The delivery.
         delivery_id: DeliveryId,
-        /// The order.
         order_id: OrderId,
     },
     /// `DeliveryFailed` v1.
     #[serde(rename = "DeliveryFailed")]
+    #[allow(missing_docs)]
     Failed {
-        /// The delivery.
         delivery_id: DeliveryId,
-        /// The order.
         order_id: OrderId,
         /// What went wrong.
         reason: String,
     },
     /// `DeliveryCancelled` v1.
     #[serde(rename = "DeliveryCancelled")]
+    #[allow(missing_docs)]
     Cancelled {
-        /// The delivery.
         delivery_id: DeliveryId,
-        /// The order.
         order_id: OrderId,
     },
 }

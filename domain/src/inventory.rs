@@ -141,22 +141,18 @@ pub enum InventoryCommand {
         quantity: u32,
     },
     /// Set units aside for an order.
+    #[allow(missing_docs)]
     Reserve {
-        /// The order.
         order_id: OrderId,
         /// How many units.
         quantity: Quantity,
     },
     /// Give an order's reservation back (compensation).
-    Release {
-        /// The order.
-        order_id: OrderId,
-    },
+    #[allow(missing_docs)]
+    Release { order_id: OrderId },
     /// The order was dispatched: its reserved units leave the warehouse.
-    Commit {
-        /// The order.
-        order_id: OrderId,
-    },
+    #[allow(missing_docs)]
+    Commit { order_id: OrderId },
 }
 
 impl InventoryCommand {
@@ -179,16 +175,16 @@ impl InventoryCommand {
 pub enum InventoryEvent {
     /// `StockReceived` v1.
     #[serde(rename = "StockReceived")]
+    #[allow(missing_docs)]
     Received {
-        /// The SKU.
         sku: Sku,
         /// Units received.
         quantity: u32,
     },
     /// `StockReserved` v1.
     #[serde(rename = "StockReserved")]
+    #[allow(missing_docs)]
     Reserved {
-        /// The SKU.
         sku: Sku,
         /// The order holding the reservation.
         order_id: OrderId,
@@ -197,8 +193,8 @@ pub enum InventoryEvent {
     },
     /// `StockReleased` v1.
     #[serde(rename = "StockReleased")]
+    #[allow(missing_docs)]
     Released {
-        /// The SKU.
         sku: Sku,
         /// The order that held the reservation.
         order_id: OrderId,
@@ -207,8 +203,8 @@ pub enum InventoryEvent {
     },
     /// `StockCommitted` v1.
     #[serde(rename = "StockCommitted")]
+    #[allow(missing_docs)]
     Committed {
-        /// The SKU.
         sku: Sku,
         /// The order that held the reservation.
         order_id: OrderId,

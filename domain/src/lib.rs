@@ -59,6 +59,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
+// A field named for what it holds (`order_id: OrderId`) gets no doc that would only repeat its name: its
+// variant or the field itself says `allow(missing_docs)`, and the fields that need words keep them.
 #![warn(missing_docs)]
 
 mod aggregate;

@@ -32,22 +32,18 @@ pub struct StockLine {
 #[serde(tag = "type")]
 pub enum InventoryRequest {
     /// Reserve every line, or none of them.
+    #[allow(missing_docs)]
     ReserveStock {
-        /// The order.
         order_id: OrderId,
         /// What to reserve.
         lines: Vec<StockLine>,
     },
     /// Give back what the order reserved (compensation).
-    ReleaseStock {
-        /// The order.
-        order_id: OrderId,
-    },
+    #[allow(missing_docs)]
+    ReleaseStock { order_id: OrderId },
     /// Turn the order's reservation into a sale (on dispatch).
-    CommitStock {
-        /// The order.
-        order_id: OrderId,
-    },
+    #[allow(missing_docs)]
+    CommitStock { order_id: OrderId },
 }
 
 /// What the saga asks of the payments service.
@@ -55,25 +51,21 @@ pub enum InventoryRequest {
 #[serde(tag = "type")]
 pub enum PaymentRequest {
     /// Authorize `amount` with the payment provider.
+    #[allow(missing_docs)]
     AuthorizePayment {
-        /// The order.
         order_id: OrderId,
         /// The order total.
         amount: Money,
     },
     /// Capture the authorized amount (on dispatch).
-    CapturePayment {
-        /// The order.
-        order_id: OrderId,
-    },
+    #[allow(missing_docs)]
+    CapturePayment { order_id: OrderId },
     /// Release an authorization that was not captured (compensation).
-    VoidPayment {
-        /// The order.
-        order_id: OrderId,
-    },
+    #[allow(missing_docs)]
+    VoidPayment { order_id: OrderId },
     /// Give back `amount` of a captured payment (compensation).
+    #[allow(missing_docs)]
     RefundPayment {
-        /// The order.
         order_id: OrderId,
         /// How much to refund.
         amount: Money,
@@ -85,15 +77,11 @@ pub enum PaymentRequest {
 #[serde(tag = "type")]
 pub enum DeliveryRequest {
     /// Plan a delivery for the order.
-    ScheduleDelivery {
-        /// The order.
-        order_id: OrderId,
-    },
+    #[allow(missing_docs)]
+    ScheduleDelivery { order_id: OrderId },
     /// Cancel a scheduled delivery that has not been dispatched (compensation).
-    CancelDelivery {
-        /// The order.
-        order_id: OrderId,
-    },
+    #[allow(missing_docs)]
+    CancelDelivery { order_id: OrderId },
 }
 
 /// What the saga asks of the orders service: its last step.
@@ -101,13 +89,11 @@ pub enum DeliveryRequest {
 #[serde(tag = "type")]
 pub enum OrderRequest {
     /// The order is fulfilled.
-    CompleteOrder {
-        /// The order.
-        order_id: OrderId,
-    },
+    #[allow(missing_docs)]
+    CompleteOrder { order_id: OrderId },
     /// The order is cancelled, after compensation.
+    #[allow(missing_docs)]
     CancelOrder {
-        /// The order.
         order_id: OrderId,
         /// Why.
         reason: CancelReason,
@@ -119,13 +105,11 @@ pub enum OrderRequest {
 #[serde(tag = "type")]
 pub enum OrderStockEvent {
     /// Every line is reserved.
-    OrderStockReserved {
-        /// The order.
-        order_id: OrderId,
-    },
+    #[allow(missing_docs)]
+    OrderStockReserved { order_id: OrderId },
     /// A line could not be reserved; nothing of the order is reserved.
+    #[allow(missing_docs)]
     OrderStockRejected {
-        /// The order.
         order_id: OrderId,
         /// The first line that could not be reserved.
         sku: Sku,
@@ -135,15 +119,11 @@ pub enum OrderStockEvent {
         available: u32,
     },
     /// The order's reservation was given back.
-    OrderStockReleased {
-        /// The order.
-        order_id: OrderId,
-    },
+    #[allow(missing_docs)]
+    OrderStockReleased { order_id: OrderId },
     /// The order's reservation became a sale.
-    OrderStockCommitted {
-        /// The order.
-        order_id: OrderId,
-    },
+    #[allow(missing_docs)]
+    OrderStockCommitted { order_id: OrderId },
 }
 
 /// Implements [`DomainEvent`] for a message enum whose variant names are its type names and whose every

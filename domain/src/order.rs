@@ -66,7 +66,7 @@ impl CancelReason {
 /// What a placed order is: the facts of `OrderPlaced`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderDetails {
-    /// The order.
+    #[allow(missing_docs)]
     pub order_id: OrderId,
     /// Who ordered.
     pub customer_id: CustomerId,
@@ -161,8 +161,8 @@ impl OrderCommand {
 pub enum OrderEvent {
     /// `OrderPlaced` v1.
     #[serde(rename = "OrderPlaced")]
+    #[allow(missing_docs)]
     Placed {
-        /// The order.
         order_id: OrderId,
         /// Who ordered.
         customer_id: CustomerId,
@@ -176,14 +176,12 @@ pub enum OrderEvent {
     },
     /// `OrderCompleted` v1.
     #[serde(rename = "OrderCompleted")]
-    Completed {
-        /// The order.
-        order_id: OrderId,
-    },
+    #[allow(missing_docs)]
+    Completed { order_id: OrderId },
     /// `OrderCancelled` v1.
     #[serde(rename = "OrderCancelled")]
+    #[allow(missing_docs)]
     Cancelled {
-        /// The order.
         order_id: OrderId,
         /// Why.
         reason: CancelReason,

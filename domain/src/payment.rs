@@ -55,8 +55,8 @@ pub enum PaymentState {
     #[default]
     NotStarted,
     /// The provider reserved the amount on the customer's means of payment.
+    #[allow(missing_docs)]
     Authorized {
-        /// The payment.
         payment_id: PaymentId,
         /// The order it pays for.
         order_id: OrderId,
@@ -66,8 +66,8 @@ pub enum PaymentState {
         provider_ref: String,
     },
     /// The provider refused. Terminal.
+    #[allow(missing_docs)]
     Declined {
-        /// The payment.
         payment_id: PaymentId,
         /// The order it was for.
         order_id: OrderId,
@@ -77,8 +77,8 @@ pub enum PaymentState {
         reason: String,
     },
     /// The money was taken; refunds may follow.
+    #[allow(missing_docs)]
     Captured {
-        /// The payment.
         payment_id: PaymentId,
         /// The order it pays for.
         order_id: OrderId,
@@ -88,8 +88,8 @@ pub enum PaymentState {
         refunded: Money,
     },
     /// The authorization was released without capture. Terminal.
+    #[allow(missing_docs)]
     Voided {
-        /// The payment.
         payment_id: PaymentId,
         /// The order it was for.
         order_id: OrderId,
@@ -97,8 +97,8 @@ pub enum PaymentState {
         amount: Money,
     },
     /// The whole captured amount was refunded. Terminal.
+    #[allow(missing_docs)]
     Refunded {
-        /// The payment.
         payment_id: PaymentId,
         /// The order it was for.
         order_id: OrderId,
@@ -222,8 +222,8 @@ impl PaymentCommand {
 pub enum PaymentEvent {
     /// `PaymentAuthorized` v1.
     #[serde(rename = "PaymentAuthorized")]
+    #[allow(missing_docs)]
     Authorized {
-        /// The payment.
         payment_id: PaymentId,
         /// The order paid for.
         order_id: OrderId,
@@ -234,8 +234,8 @@ pub enum PaymentEvent {
     },
     /// `PaymentDeclined` v1.
     #[serde(rename = "PaymentDeclined")]
+    #[allow(missing_docs)]
     Declined {
-        /// The payment.
         payment_id: PaymentId,
         /// The order it was for.
         order_id: OrderId,
@@ -246,8 +246,8 @@ pub enum PaymentEvent {
     },
     /// `PaymentCaptured` v1.
     #[serde(rename = "PaymentCaptured")]
+    #[allow(missing_docs)]
     Captured {
-        /// The payment.
         payment_id: PaymentId,
         /// The order paid for.
         order_id: OrderId,
@@ -256,8 +256,8 @@ pub enum PaymentEvent {
     },
     /// `PaymentVoided` v1.
     #[serde(rename = "PaymentVoided")]
+    #[allow(missing_docs)]
     Voided {
-        /// The payment.
         payment_id: PaymentId,
         /// The order it was for.
         order_id: OrderId,
@@ -266,8 +266,8 @@ pub enum PaymentEvent {
     },
     /// `PaymentRefunded` v1: one refund, partial or final.
     #[serde(rename = "PaymentRefunded")]
+    #[allow(missing_docs)]
     Refunded {
-        /// The payment.
         payment_id: PaymentId,
         /// The order it was for.
         order_id: OrderId,
