@@ -1,6 +1,7 @@
 //! `orderflow demo`: the whole pipeline on the local environment, a realistic mix of orders through it,
 //! and a summary with consistency checks. Exits non-zero when a check fails.
 
+use producers::topics::Service;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -107,7 +108,7 @@ pub async fn run(
         config
             .services
             .topics
-            .events("order")
+            .events(Service::Orders)
             .trim_end_matches("orders.events"),
     );
     if let Some(log_file) = &args.log_file {

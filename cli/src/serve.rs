@@ -16,42 +16,23 @@ use pipeline::{Part, PipelineConfig, Shared};
 use producers::KafkaSettings;
 use tokio_util::sync::CancellationToken;
 
-/// The parts `serve` can run.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum ServedPart {
-    /// The outbox relay (also `orderflow relay`).
-    Relay,
-    /// The orders service: orders.commands; the order read model.
-    Orders,
-    /// The payments service with its simulated provider: payments.commands.
-    Payments,
-    /// The inventory service: inventory.commands; stock per SKU in buckets.
-    Inventory,
-    /// The delivery service and its carrier simulation: delivery.commands.
-    Delivery,
-    /// The order saga orchestrator: replies on the *.events topics, durable timers.
-    Orchestrator,
-}
-
-impl From<ServedPart> for Part {
-    fn from(part: ServedPart) -> Self {
-        match part {
-            ServedPart::Relay => Self::Relay,
-            ServedPart::Orders => Self::Orders,
-            ServedPart::Payments => Self::Payments,
-            ServedPart::Inventory => Self::Inventory,
-            ServedPart::Delivery => Self::Delivery,
-            ServedPart::Orchestrator => Self::Orchestrator,
-        }
-    }
+/// The parts `serve` can run, each with its description in `--help`.
+fn part_parser() -> impl clap::builder::TypedValueParser<Value = Part> {
+    use clap::builder::TypedValueParser as _;
+    let values = Part::ALL
+        .map(|part| clap::builder::PossibleValue::new(part.name()).help(part.description()));
+    clap::builder::PossibleValuesParser::new(values).map(|name| {
+        name.parse::<Part>()
+            .expect("clap admits only the names of Part::ALL")
+    })
 }
 
 /// Settings of `orderflow serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// Which part to run. The schema registry runs with `orderflow registry`.
-    #[arg(value_enum)]
-    part: ServedPart,
+    #[arg(value_parser = part_parser())]
+    part: Part,
     /// Serve GET /health (200 while the part runs; 503 once it stopped, or while a partition has retried
     /// its record in place for longer than --stuck-after-secs) and GET /metrics (Prometheus) here.
     #[arg(long, env = "HEALTH_ADDR", default_value = "127.0.0.1:9464")]
@@ -80,7 +61,7 @@ pub async fn run(
     registry_url: &str,
     args: &ServeArgs,
 ) -> anyhow::Result<()> {
-    let part = Part::from(args.part);
+    let part = args.part;
     let metrics = PrometheusBuilder::new()
         .install_recorder()
         .context("failed to install the metrics recorder")?;

@@ -3,6 +3,7 @@
 
 mod common;
 
+use domain::Service;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -56,7 +57,7 @@ async fn a_relay_killed_mid_batch_loses_nothing_and_keeps_key_order() {
     let db = testkit::TestDb::new().await;
     let kafka = testkit::kafka();
     let topics = Topics::with_prefix(format!("{}-", testkit::unique_name("relay-kill")));
-    let topic = topics.events("inventory");
+    let topic = topics.events(Service::Inventory);
     producers::ensure_topic(&kafka, &topic, 4).await.unwrap();
     let store = EventStore::json(db.pool().clone(), topics, "eu-west");
 

@@ -61,8 +61,12 @@ pub trait Aggregate: Sized + Clone + PartialEq + Default + fmt::Debug {
     /// What can happen to it.
     type Event: DomainEvent;
 
-    /// The aggregate type's name: `"order"`, `"payment"`, `"inventory"` or `"delivery"`.
-    const NAME: &'static str;
+    /// The service that owns the aggregate type (its events go to that service's events topic).
+    const SERVICE: crate::Service;
+
+    /// The aggregate type's name in the event store: `"order"`, `"payment"`, `"inventory"` or
+    /// `"delivery"` ([`Service::aggregate`](crate::Service::aggregate)).
+    const NAME: &'static str = Self::SERVICE.aggregate();
 
     /// Decides what `command` does to the current state.
     ///

@@ -267,7 +267,7 @@ impl Aggregate for DeliveryState {
     type Command = DeliveryCommand;
     type Event = DeliveryEvent;
 
-    const NAME: &'static str = "delivery";
+    const SERVICE: crate::Service = crate::Service::Delivery;
 
     fn decide(&self, command: DeliveryCommand) -> Result<Vec<DeliveryEvent>, DomainError> {
         use DeliveryCommand as C;

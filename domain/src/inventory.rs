@@ -271,7 +271,7 @@ impl Aggregate for InventoryState {
     type Command = InventoryCommand;
     type Event = InventoryEvent;
 
-    const NAME: &'static str = "inventory";
+    const SERVICE: crate::Service = crate::Service::Inventory;
 
     fn decide(&self, command: InventoryCommand) -> Result<Vec<InventoryEvent>, DomainError> {
         use InventoryCommand as C;

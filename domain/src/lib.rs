@@ -73,6 +73,7 @@ pub mod messages;
 mod money;
 pub mod order;
 pub mod payment;
+mod service;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod text;
@@ -89,4 +90,5 @@ pub use messages::{
 pub use money::{Currency, Money};
 pub use order::{CancelReason, OrderCommand, OrderDetails, OrderEvent, OrderState};
 pub use payment::{PaymentCommand, PaymentEvent, PaymentState};
+pub use service::{Service, UnknownService};
 pub use text::MAX_TEXT_LEN;

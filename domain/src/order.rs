@@ -221,7 +221,7 @@ impl Aggregate for OrderState {
     type Command = OrderCommand;
     type Event = OrderEvent;
 
-    const NAME: &'static str = "order";
+    const SERVICE: crate::Service = crate::Service::Orders;
 
     fn decide(&self, command: OrderCommand) -> Result<Vec<OrderEvent>, DomainError> {
         use OrderCommand as C;

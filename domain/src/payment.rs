@@ -378,7 +378,7 @@ impl Aggregate for PaymentState {
     type Command = PaymentCommand;
     type Event = PaymentEvent;
 
-    const NAME: &'static str = "payment";
+    const SERVICE: crate::Service = crate::Service::Payments;
 
     fn decide(&self, command: PaymentCommand) -> Result<Vec<PaymentEvent>, DomainError> {
         use PaymentCommand as C;

@@ -144,7 +144,7 @@ impl<C: Codec> EventStore<C> {
         if events.is_empty() {
             return Err(OutboxError::Empty(format!("{} {id}", A::NAME)));
         }
-        let topic = self.topics.events(A::NAME);
+        let topic = self.topics.events(A::SERVICE);
         let traceparent = traceparent(metadata);
         let mut versions = Vec::with_capacity(events.len());
         let mut event_ids = Vec::with_capacity(events.len());

@@ -27,6 +27,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +37,7 @@ pub mod workload;
 use anyhow::Context as _;
 use outbox::{EventStore, Relay, RelayConfig};
 use producers::KafkaSettings;
+use producers::topics::{Service, Topics};
 use schemas::AvroCodec;
 use schemas::registry::LocalRegistry;
 use sqlx::PgPool;
@@ -46,11 +48,11 @@ use tokio_util::sync::CancellationToken;
 /// registry is not a part: [`Pipeline`] serves one itself, or the parts use `SCHEMA_REGISTRY_URL`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Part {
+    /// Publishes the outbox.
     Relay,
-    Orders,
-    Payments,
-    Inventory,
-    Delivery,
+    /// One of the four services.
+    Service(Service),
+    /// Drives each order's saga.
     Orchestrator,
 }
 
@@ -58,23 +60,33 @@ impl Part {
     /// Every part, in start order.
     pub const ALL: [Self; 6] = [
         Self::Relay,
-        Self::Orders,
-        Self::Payments,
-        Self::Inventory,
-        Self::Delivery,
+        Self::Service(Service::Orders),
+        Self::Service(Service::Payments),
+        Self::Service(Service::Inventory),
+        Self::Service(Service::Delivery),
         Self::Orchestrator,
     ];
 
-    /// The part's name on the command line.
+    /// The part's name on the command line: `relay`, a service's name, or `orchestrator`.
     #[must_use]
     pub const fn name(self) -> &'static str {
         match self {
             Self::Relay => "relay",
-            Self::Orders => "orders",
-            Self::Payments => "payments",
-            Self::Inventory => "inventory",
-            Self::Delivery => "delivery",
+            Self::Service(service) => service.name(),
             Self::Orchestrator => "orchestrator",
+        }
+    }
+
+    /// What the part does, in a line (for `--help`).
+    #[must_use]
+    pub const fn description(self) -> &'static str {
+        match self {
+            Self::Relay => "The outbox relay (also `orderflow relay`)",
+            Self::Service(Service::Orders) => "The orders service and its read model",
+            Self::Service(Service::Payments) => "The payments service with its simulated provider",
+            Self::Service(Service::Inventory) => "The inventory service: stock per SKU in buckets",
+            Self::Service(Service::Delivery) => "The delivery service and its carrier simulation",
+            Self::Orchestrator => "The order saga orchestrator, with durable timers",
         }
     }
 
@@ -83,11 +95,33 @@ impl Part {
     pub const fn role(self) -> db::Role {
         match self {
             Self::Relay => db::Role::Relay,
-            Self::Orders => db::Role::Orders,
-            Self::Payments => db::Role::Payments,
-            Self::Inventory => db::Role::Inventory,
-            Self::Delivery => db::Role::Delivery,
+            Self::Service(Service::Orders) => db::Role::Orders,
+            Self::Service(Service::Payments) => db::Role::Payments,
+            Self::Service(Service::Inventory) => db::Role::Inventory,
+            Self::Service(Service::Delivery) => db::Role::Delivery,
             Self::Orchestrator => db::Role::Orchestrator,
+        }
+    }
+
+    /// The topics the part reads (besides the `.retry` topics of its consumer group).
+    #[must_use]
+    pub fn consumes(self, topics: &Topics) -> Vec<String> {
+        match self {
+            // The outbox table, not a topic.
+            Self::Relay => Vec::new(),
+            Self::Service(service) => vec![topics.commands(service)],
+            Self::Orchestrator => Service::ALL.map(|s| topics.events(s)).to_vec(),
+        }
+    }
+
+    /// The topics the part writes to, through the outbox (besides the `.retry` and `.dlq` topics of its
+    /// consumer group). The relay publishes whatever the outbox holds: every one of them.
+    #[must_use]
+    pub fn produces(self, topics: &Topics) -> Vec<String> {
+        match self {
+            Self::Relay => topics.all(),
+            Self::Service(service) => vec![topics.events(service)],
+            Self::Orchestrator => Service::ALL.map(|s| topics.commands(s)).to_vec(),
         }
     }
 }
@@ -96,6 +130,51 @@ impl fmt::Display for Part {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
+}
+
+impl FromStr for Part {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|part| part.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|p| p.name()).collect();
+                format!(
+                    "unknown part {name:?}: expected one of {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// Which part reads and writes which topic, as a Markdown table (the README shows it).
+#[must_use]
+pub fn topology(topics: &Topics) -> String {
+    let mut table = String::from("| part | reads | writes (through the outbox) |\n|---|---|---|\n");
+    for part in Part::ALL {
+        let list = |names: Vec<String>| {
+            if names.is_empty() {
+                "the outbox table".to_owned()
+            } else {
+                names
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        let writes = match part {
+            Part::Relay => format!("publishes {}", list(part.produces(topics))),
+            _ => list(part.produces(topics)),
+        };
+        table.push_str(&format!(
+            "| {part} | {} | {writes} |\n",
+            list(part.consumes(topics))
+        ));
+    }
+    table
 }
 
 /// Where the registry is.
@@ -148,17 +227,7 @@ impl PipelineConfig {
     /// Every topic the pipeline writes or reads.
     #[must_use]
     pub fn all_topics(&self) -> Vec<String> {
-        let topics = &self.services.topics;
-        let mut all: Vec<String> = ["order", "payment", "inventory", "delivery"]
-            .iter()
-            .map(|a| topics.events(a))
-            .collect();
-        all.extend(
-            ["orders", "payments", "inventory", "delivery"]
-                .iter()
-                .map(|s| topics.commands(s)),
-        );
-        all
+        self.services.topics.all()
     }
 }
 
@@ -410,10 +479,9 @@ pub async fn run_part(part: Part, shared: Shared, cancel: CancellationToken) -> 
                 .context("failed to create the relay")?;
             Ok(relay.run(cancel).await?)
         }
-        Part::Orders => Ok(services::run_orders(pool, kafka, codec, services, cancel).await?),
-        Part::Payments => Ok(services::run_payments(pool, kafka, codec, services, cancel).await?),
-        Part::Inventory => Ok(services::run_inventory(pool, kafka, codec, services, cancel).await?),
-        Part::Delivery => Ok(services::run_delivery(pool, kafka, codec, services, cancel).await?),
+        Part::Service(service) => {
+            Ok(services::run(service, pool, kafka, codec, services, cancel).await?)
+        }
         Part::Orchestrator => {
             let mut settings = sagas::OrchestratorSettings::new(&services.topics);
             settings.region.clone_from(&services.region);
@@ -434,5 +502,47 @@ pub async fn run_part(part: Part, shared: Shared, cancel: CancellationToken) -> 
             )
             .await?)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_parse_by_name_and_a_stranger_is_refused() {
+        for part in Part::ALL {
+            assert_eq!(part.name().parse::<Part>(), Ok(part));
+        }
+        let refused = "shipping".parse::<Part>().unwrap_err();
+        assert!(refused.contains("relay, orders"), "{refused}");
+    }
+
+    #[test]
+    fn every_topic_is_written_by_a_service_or_the_orchestrator_and_read_by_another_part() {
+        let topics = Topics::default();
+        for topic in topics.all() {
+            let writers: Vec<Part> = Part::ALL
+                .into_iter()
+                .filter(|p| *p != Part::Relay && p.produces(&topics).contains(&topic))
+                .collect();
+            let readers: Vec<Part> = Part::ALL
+                .into_iter()
+                .filter(|p| p.consumes(&topics).contains(&topic))
+                .collect();
+            assert_eq!(writers.len(), 1, "{topic} written by {writers:?}");
+            assert_eq!(readers.len(), 1, "{topic} read by {readers:?}");
+            assert_ne!(writers, readers, "{topic}");
+        }
+    }
+
+    #[test]
+    fn the_readme_shows_the_topology_as_the_code_has_it() {
+        let readme = include_str!("../../README.md");
+        let table = topology(&Topics::default());
+        assert!(
+            readme.contains(&table),
+            "README.md's topic table differs from pipeline::topology; paste this:\n{table}"
+        );
     }
 }

@@ -4,6 +4,8 @@
 //! order id, dead letters to `<topic>.dlq`, replicated topics to `<region>.<topic>` (MirrorMaker 2 naming).
 //! A [`Topics`] value may carry a prefix, so tests and side-by-side environments never share topics.
 
+pub use domain::Service;
+
 /// Topic names of one environment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Topics {
@@ -18,20 +20,22 @@ impl Topics {
         }
     }
 
-    /// The topic of an aggregate type's events, by the aggregate's name (`"order"`, `"payment"`,
-    /// `"inventory"`, `"delivery"`); another name maps to `<name>.events`.
-    pub fn events(&self, aggregate: &str) -> String {
-        let service = match aggregate {
-            "order" => "orders",
-            "payment" => "payments",
-            other => other,
-        };
+    /// The topic of `service`'s events (`orders.events`), keyed by aggregate id.
+    pub fn events(&self, service: Service) -> String {
         format!("{}{service}.events", self.prefix)
     }
 
-    /// The topic of commands to a service (`"payments"`, `"inventory"`, `"delivery"`).
-    pub fn commands(&self, service: &str) -> String {
+    /// The topic of requests to `service` (`payments.commands`), keyed by order id.
+    pub fn commands(&self, service: Service) -> String {
         format!("{}{service}.commands", self.prefix)
+    }
+
+    /// Every events and commands topic, in [`Service::ALL`] order.
+    pub fn all(&self) -> Vec<String> {
+        Service::ALL
+            .into_iter()
+            .flat_map(|service| [self.events(service), self.commands(service)])
+            .collect()
     }
 
     /// The dead-letter topic of `topic`.
@@ -52,16 +56,17 @@ impl Topics {
 
 #[cfg(test)]
 mod tests {
-    use super::Topics;
+    use super::{Service, Topics};
 
     #[test]
     fn names_follow_the_conventions() {
         let topics = Topics::default();
-        assert_eq!(topics.events("order"), "orders.events");
-        assert_eq!(topics.events("payment"), "payments.events");
-        assert_eq!(topics.events("inventory"), "inventory.events");
-        assert_eq!(topics.events("delivery"), "delivery.events");
-        assert_eq!(topics.commands("payments"), "payments.commands");
+        assert_eq!(topics.events(Service::Orders), "orders.events");
+        assert_eq!(topics.events(Service::Payments), "payments.events");
+        assert_eq!(topics.events(Service::Inventory), "inventory.events");
+        assert_eq!(topics.events(Service::Delivery), "delivery.events");
+        assert_eq!(topics.commands(Service::Payments), "payments.commands");
+        assert_eq!(topics.all().len(), 8);
         assert_eq!(Topics::dead_letters("orders.events"), "orders.events.dlq");
         assert_eq!(Topics::retries("orders.events"), "orders.events.retry");
         assert_eq!(
@@ -69,7 +74,7 @@ mod tests {
             "eu-west.orders.events"
         );
         assert_eq!(
-            Topics::with_prefix("t1-").events("order"),
+            Topics::with_prefix("t1-").events(Service::Orders),
             "t1-orders.events"
         );
     }

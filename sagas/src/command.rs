@@ -1,21 +1,9 @@
 //! [`SagaCommand`]: what the saga asks of the services.
 
-use domain::{CancelReason, CustomerId, DeliveryId, Money, OrderId, OrderLines, PaymentId};
+use domain::{
+    CancelReason, CustomerId, DeliveryId, Money, OrderId, OrderLines, PaymentId, Service,
+};
 use serde::{Deserialize, Serialize};
-
-/// The service a command goes to (one commands topic each; orders takes its commands
-/// directly).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Participant {
-    /// The orders service.
-    Orders,
-    /// The inventory service.
-    Inventory,
-    /// The payments service.
-    Payments,
-    /// The delivery service.
-    Delivery,
-}
 
 /// A command to a service. Every command is about the saga's order (see
 /// [`OutgoingCommand::order_id`], also the Kafka key).
@@ -109,17 +97,17 @@ impl SagaCommand {
 
     /// The service the command goes to.
     #[must_use]
-    pub const fn participant(&self) -> Participant {
+    pub const fn service(&self) -> Service {
         match self {
             Self::ReserveStock { .. } | Self::ReleaseStock | Self::CommitStock => {
-                Participant::Inventory
+                Service::Inventory
             }
             Self::AuthorizePayment { .. }
             | Self::CapturePayment { .. }
             | Self::VoidPayment { .. }
-            | Self::RefundPayment { .. } => Participant::Payments,
-            Self::ScheduleDelivery { .. } | Self::CancelDelivery { .. } => Participant::Delivery,
-            Self::CompleteOrder | Self::CancelOrder { .. } => Participant::Orders,
+            | Self::RefundPayment { .. } => Service::Payments,
+            Self::ScheduleDelivery { .. } | Self::CancelDelivery { .. } => Service::Delivery,
+            Self::CompleteOrder | Self::CancelOrder { .. } => Service::Orders,
         }
     }
 }

@@ -161,7 +161,7 @@ mod store;
 mod timers;
 mod wire;
 
-pub use command::{OutgoingCommand, Participant, SagaCommand};
+pub use command::{OutgoingCommand, SagaCommand};
 pub use config::{RetryPolicy, SagaConfig, StepTimeouts};
 pub use decide::{Decision, Effects, Handled, IgnoreReason, Ignored, Transition, effects};
 pub use error::SagaError;

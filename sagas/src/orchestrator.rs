@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use consumers::{ConsumerRuntime, ConsumerSettings, Handler, HandlerError, Incoming};
+use domain::Service;
 use outbox::Metadata;
 use producers::KafkaSettings;
 use producers::headers::TRACEPARENT;
@@ -25,9 +26,9 @@ pub const DEFAULT_GROUP: &str = "orderflow-orchestrator";
 /// `delivery.events` of `topics`.
 #[must_use]
 pub fn subscribed_topics(topics: &Topics) -> Vec<String> {
-    ["order", "inventory", "payment", "delivery"]
+    Service::ALL
         .into_iter()
-        .map(|aggregate| topics.events(aggregate))
+        .map(|service| topics.events(service))
         .collect()
 }
 

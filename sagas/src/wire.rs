@@ -3,12 +3,12 @@
 
 use domain::{
     DeliveryEvent, DeliveryRequest, DomainEvent, InventoryEvent, InventoryRequest, OrderEvent,
-    OrderId, OrderRequest, OrderStockEvent, PaymentEvent, PaymentRequest, StockLine,
+    OrderId, OrderRequest, OrderStockEvent, PaymentEvent, PaymentRequest, Service, StockLine,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::command::{OutgoingCommand, Participant, SagaCommand};
+use crate::command::{OutgoingCommand, SagaCommand};
 use crate::input::SagaInput;
 
 /// A saga command as the message its service reads from its commands topic.
@@ -79,15 +79,14 @@ impl WireCommand {
         }
     }
 
-    /// The service whose commands topic carries it: `"inventory"`, `"payments"`, `"delivery"` or
-    /// `"orders"` (the argument of [`Topics::commands`](producers::topics::Topics::commands)).
+    /// The service whose commands topic carries it.
     #[must_use]
-    pub const fn service(&self) -> &'static str {
+    pub const fn service(&self) -> Service {
         match self {
-            Self::Inventory(_) => service(Participant::Inventory),
-            Self::Payments(_) => service(Participant::Payments),
-            Self::Delivery(_) => service(Participant::Delivery),
-            Self::Orders(_) => service(Participant::Orders),
+            Self::Inventory(_) => Service::Inventory,
+            Self::Payments(_) => Service::Payments,
+            Self::Delivery(_) => Service::Delivery,
+            Self::Orders(_) => Service::Orders,
         }
     }
 
@@ -100,17 +99,6 @@ impl WireCommand {
             Self::Delivery(m) => m.event_type(),
             Self::Orders(m) => m.event_type(),
         }
-    }
-}
-
-/// The service name of a participant, as in its topic names.
-#[must_use]
-pub const fn service(participant: Participant) -> &'static str {
-    match participant {
-        Participant::Orders => "orders",
-        Participant::Inventory => "inventory",
-        Participant::Payments => "payments",
-        Participant::Delivery => "delivery",
     }
 }
 
@@ -264,14 +252,14 @@ mod tests {
         ];
         for command in commands {
             let name = command.name();
-            let participant = command.participant();
+            let service = command.service();
             let wire = WireCommand::of(&OutgoingCommand {
                 order_id,
                 attempt: 1,
                 command,
             });
             assert_eq!(wire.event_type(), name);
-            assert_eq!(wire.service(), service(participant));
+            assert_eq!(wire.service(), service);
         }
         let WireCommand::Inventory(InventoryRequest::ReserveStock { lines: stock, .. }) =
             WireCommand::of(&OutgoingCommand {

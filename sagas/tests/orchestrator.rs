@@ -5,6 +5,7 @@
 
 mod common;
 
+use domain::Service;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,10 +73,10 @@ async fn an_order_placed_on_kafka_starts_a_saga_that_sends_reserve_stock() {
     let registry = LocalRegistry::start(pool.clone()).await.unwrap();
     let codec = Arc::new(AvroCodec::new(registry.url()).unwrap());
     let topics = Topics::with_prefix(format!("{}.", testkit::unique_name("t")));
-    let inventory_commands = topics.commands("inventory");
+    let inventory_commands = topics.commands(Service::Inventory);
     for topic in subscribed_topics(&topics)
         .into_iter()
-        .chain(["inventory", "payments", "delivery", "orders"].map(|s| topics.commands(s)))
+        .chain(Service::ALL.map(|s| topics.commands(s)))
     {
         producers::ensure_topic(&kafka, &topic, 1).await.unwrap();
     }
@@ -159,7 +160,7 @@ async fn an_order_placed_on_kafka_starts_a_saga_that_sends_reserve_stock() {
 
     // The same OrderPlaced redelivered (same event id: the inbox skips it), then duplicated under a new
     // event id (the saga ignores it), then a record that does not decode (dead-lettered).
-    let orders_events = topics.events("order");
+    let orders_events = topics.events(Service::Orders);
     let placed = testkit::read_topic(&kafka, &orders_events).await;
     assert_eq!(placed.len(), 1);
     let key = order_id.to_string();
@@ -265,10 +266,10 @@ async fn the_handler_reads_every_service_reply_and_completes_the_saga() {
     let delivery_id = DeliveryId::new();
     let total = lines().total();
     let (orders, inventory, payments, delivery) = (
-        topics.events("order"),
-        topics.events("inventory"),
-        topics.events("payment"),
-        topics.events("delivery"),
+        topics.events(Service::Orders),
+        topics.events(Service::Inventory),
+        topics.events(Service::Payments),
+        topics.events(Service::Delivery),
     );
 
     // A reply before the start: a routing bug, dead-lettered.
@@ -428,7 +429,7 @@ async fn an_unreachable_registry_is_a_transient_failure_and_the_saga_starts_once
     let order_id = OrderId::new();
     let placed = incoming(
         &writer,
-        &topics.events("order"),
+        &topics.events(Service::Orders),
         &domain::OrderEvent::Placed {
             order_id,
             customer_id: CustomerId::new(),

@@ -3,6 +3,7 @@
 
 mod common;
 
+use domain::Service;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,8 +77,14 @@ async fn two_writers_of_one_saga_one_conflicts_and_its_retry_sends_nothing_twice
     assert_eq!(
         outbox_commands(pool, order_id).await,
         [
-            (topics.commands("inventory"), "ReserveStock".to_owned()),
-            (topics.commands("payments"), "AuthorizePayment".to_owned()),
+            (
+                topics.commands(Service::Inventory),
+                "ReserveStock".to_owned()
+            ),
+            (
+                topics.commands(Service::Payments),
+                "AuthorizePayment".to_owned()
+            ),
         ]
     );
     let row = saga_row(pool, order_id).await;
@@ -125,7 +132,7 @@ async fn concurrent_handlers_apply_a_reply_once() {
     let payments = outbox_commands(pool, order_id)
         .await
         .into_iter()
-        .filter(|(topic, _)| *topic == topics.commands("payments"))
+        .filter(|(topic, _)| *topic == topics.commands(Service::Payments))
         .count();
     assert_eq!(payments, 1);
     assert_eq!(saga_row(pool, order_id).await.version, 2);
@@ -223,15 +230,15 @@ async fn the_happy_path_completes_with_every_command_in_order() {
             .unwrap();
         assert!(applied(&handled), "{name}: {handled:?}");
     }
-    let inventory = topics.commands("inventory");
-    let payments = topics.commands("payments");
+    let inventory = topics.commands(Service::Inventory);
+    let payments = topics.commands(Service::Payments);
     let commands: Vec<(String, &str)> = [
         (&inventory, "ReserveStock"),
         (&payments, "AuthorizePayment"),
-        (&topics.commands("delivery"), "ScheduleDelivery"),
+        (&topics.commands(Service::Delivery), "ScheduleDelivery"),
         (&payments, "CapturePayment"),
         (&inventory, "CommitStock"),
-        (&topics.commands("orders"), "CompleteOrder"),
+        (&topics.commands(Service::Orders), "CompleteOrder"),
     ]
     .into_iter()
     .map(|(topic, name)| (topic.clone(), name))
@@ -299,13 +306,13 @@ async fn a_timer_drives_a_timed_out_saga_to_compensated() {
         .unwrap();
     assert!(applied(&handled));
 
-    let inventory = topics.commands("inventory");
+    let inventory = topics.commands(Service::Inventory);
     assert_eq!(
         outbox_commands(pool, order_id).await,
         [
             (inventory.clone(), "ReserveStock".to_owned()),
             (inventory, "ReleaseStock".to_owned()),
-            (topics.commands("orders"), "CancelOrder".to_owned()),
+            (topics.commands(Service::Orders), "CancelOrder".to_owned()),
         ]
     );
     let cancel: serde_json::Value = serde_json::from_slice(
@@ -373,7 +380,7 @@ async fn timers_alone_escalate_a_saga_nobody_answers_and_it_is_visible() {
     assert_eq!(row.timer, None);
     // The reservation timed out; its release was tried twice (the budget), then the saga gave up
     // without cancelling the order.
-    let inventory = topics.commands("inventory");
+    let inventory = topics.commands(Service::Inventory);
     assert_eq!(
         outbox_commands(pool, order_id).await,
         [

@@ -83,7 +83,7 @@ impl Aggregate for DriftedOrder {
     type Command = ();
     type Event = Drifted;
 
-    const NAME: &'static str = "order";
+    const SERVICE: domain::Service = domain::Service::Orders;
 
     fn decide(&self, (): ()) -> Result<Vec<Drifted>, DomainError> {
         Ok(Vec::new())

@@ -15,7 +15,7 @@ use std::time::Duration;
 use consumers::{Handler, HandlerError, Incoming};
 use domain::{
     Aggregate as _, DeliveryCommand, DeliveryEvent, DeliveryId, DeliveryRequest, DeliveryState,
-    DomainEvent as _, OrderId,
+    DomainEvent as _, OrderId, Service,
 };
 use outbox::Metadata;
 use sqlx::PgConnection;
@@ -200,7 +200,9 @@ impl DeliveryHandler {
                 order_id,
             },
         };
-        self.ctx.reply(tx, "delivery", reply, &metadata).await
+        self.ctx
+            .reply(tx, Service::Delivery, reply, &metadata)
+            .await
     }
 }
 

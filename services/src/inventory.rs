@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 use consumers::{Handler, HandlerError, Incoming};
 use domain::{
-    DomainEvent as _, InventoryRequest, OrderId, OrderStockEvent, Quantity, Sku, StockLine,
+    DomainEvent as _, InventoryRequest, OrderId, OrderStockEvent, Quantity, Service, Sku, StockLine,
 };
 use sqlx::{PgConnection, PgPool};
 
@@ -440,7 +440,7 @@ impl InventoryHandler {
             InventoryRequest::CommitStock { .. } => commit(tx, order_id).await?,
         };
         let metadata = caused_by(order_id, record);
-        let topic = self.ctx.topics.events("inventory");
+        let topic = self.ctx.topics.events(Service::Inventory);
         // OrderStockEvent is keyed by its order id already.
         self.ctx
             .store

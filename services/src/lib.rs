@@ -77,7 +77,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use consumers::{ConsumerRuntime, ConsumerSettings, Handler, HandlerError, Incoming};
-use domain::{Currency, DomainEvent, OrderId};
+use domain::{Currency, DomainEvent, OrderId, Service};
 use outbox::{EventStore, Metadata};
 use producers::KafkaSettings;
 use producers::topics::Topics;
@@ -126,8 +126,8 @@ impl Default for ServicesConfig {
 }
 
 impl ServicesConfig {
-    /// The consumer settings of `service` (`"orders"`, `"payments"`, `"inventory"`, `"delivery"`).
-    pub fn consumer_settings(&self, service: &str) -> ConsumerSettings {
+    /// The consumer settings of `service`: its group, reading its commands topic.
+    pub fn consumer_settings(&self, service: Service) -> ConsumerSettings {
         ConsumerSettings {
             group_id: format!("{}{service}", self.group_prefix),
             topics: vec![self.topics.commands(service)],
@@ -172,15 +172,15 @@ impl Context {
             .map_err(|e| ServiceError::Schema(e).into())
     }
 
-    /// Publishes `reply` (not a stream event) to the events topic of `aggregate`, keyed by its order id.
+    /// Publishes `reply` (not a stream event) to the events topic of `service`, keyed by its order id.
     async fn reply<E: OrderKeyed>(
         &self,
         conn: &mut PgConnection,
-        aggregate: &str,
+        service: Service,
         reply: E,
         metadata: &Metadata,
     ) -> Result<(), ServiceError> {
-        let topic = self.topics.events(aggregate);
+        let topic = self.topics.events(service);
         metrics::counter!("service_repeated_replies_total", "type" => reply.event_type())
             .increment(1);
         self.store
@@ -273,7 +273,7 @@ async fn run_consumer<H: Handler>(
     pool: PgPool,
     kafka: &KafkaSettings,
     config: &ServicesConfig,
-    service: &str,
+    service: Service,
     handler: H,
     cancel: CancellationToken,
 ) -> Result<(), ServiceError> {
@@ -281,10 +281,30 @@ async fn run_consumer<H: Handler>(
     for topic in &settings.topics {
         producers::ensure_topic(kafka, topic, config.command_partitions).await?;
     }
-    tracing::info!(service, group = %settings.group_id, "service starting");
+    tracing::info!(%service, group = %settings.group_id, "service starting");
     let runtime = ConsumerRuntime::new(pool, kafka, settings, handler)?;
     runtime.run(cancel).await?;
     Ok(())
+}
+
+/// Runs `service` until `cancel` fires (see [`run_orders`] and the others).
+///
+/// # Errors
+/// When the service cannot start, or its consumer fails.
+pub async fn run(
+    service: Service,
+    pool: PgPool,
+    kafka: &KafkaSettings,
+    codec: Arc<AvroCodec>,
+    config: &ServicesConfig,
+    cancel: CancellationToken,
+) -> Result<(), ServiceError> {
+    match service {
+        Service::Orders => run_orders(pool, kafka, codec, config, cancel).await,
+        Service::Payments => run_payments(pool, kafka, codec, config, cancel).await,
+        Service::Inventory => run_inventory(pool, kafka, codec, config, cancel).await,
+        Service::Delivery => run_delivery(pool, kafka, codec, config, cancel).await,
+    }
 }
 
 /// Runs the orders service (`orders.commands`) until `cancel` fires.
@@ -296,7 +316,7 @@ pub async fn run_orders(
     cancel: CancellationToken,
 ) -> Result<(), ServiceError> {
     let handler = orders::OrdersHandler::new(Context::from_config(pool.clone(), codec, config));
-    run_consumer(pool, kafka, config, "orders", handler, cancel).await
+    run_consumer(pool, kafka, config, Service::Orders, handler, cancel).await
 }
 
 /// Runs the payments service (`payments.commands`) with its simulated provider until `cancel` fires.
@@ -318,7 +338,7 @@ pub async fn run_payments(
         payments::Provider::new(provider_pool, config.payments.provider.clone()),
         config.payments.clone(),
     );
-    run_consumer(pool, kafka, config, "payments", handler, cancel).await
+    run_consumer(pool, kafka, config, Service::Payments, handler, cancel).await
 }
 
 /// Runs the inventory service (`inventory.commands`) until `cancel` fires.
@@ -331,7 +351,7 @@ pub async fn run_inventory(
 ) -> Result<(), ServiceError> {
     let handler =
         inventory::InventoryHandler::new(Context::from_config(pool.clone(), codec, config));
-    run_consumer(pool, kafka, config, "inventory", handler, cancel).await
+    run_consumer(pool, kafka, config, Service::Inventory, handler, cancel).await
 }
 
 /// Runs the delivery service (`delivery.commands`) and its carrier simulation until `cancel` fires; returns
@@ -352,7 +372,15 @@ pub async fn run_delivery(
         cancel.clone(),
     ));
     let handler = delivery::DeliveryHandler::new(context, config.carrier.clone());
-    let consumed = run_consumer(pool, kafka, config, "delivery", handler, cancel.clone()).await;
+    let consumed = run_consumer(
+        pool,
+        kafka,
+        config,
+        Service::Delivery,
+        handler,
+        cancel.clone(),
+    )
+    .await;
     // Whatever ended the consumer ends the carrier too.
     cancel.cancel();
     let carried = carrier

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use consumers::{Handler, HandlerError, Incoming};
 use domain::{
     Aggregate as _, CustomerId, DomainEvent as _, Money, OrderCommand, OrderEvent, OrderId,
-    OrderLine, OrderLines, OrderRequest, OrderState, Quantity, Sku,
+    OrderLine, OrderLines, OrderRequest, OrderState, Quantity, Service, Sku,
 };
 use outbox::{Codec, EventStore, Metadata};
 use sqlx::{PgConnection, PgPool};
@@ -310,7 +310,7 @@ impl OrdersHandler {
                 )));
             }
         };
-        self.ctx.reply(tx, "order", reply, &metadata).await
+        self.ctx.reply(tx, Service::Orders, reply, &metadata).await
     }
 }
 

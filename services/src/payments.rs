@@ -20,7 +20,7 @@ use std::time::Duration;
 use consumers::{Handler, HandlerError, Incoming};
 use domain::{
     Aggregate as _, Currency, DomainError, DomainEvent as _, Money, OrderId, PaymentCommand,
-    PaymentEvent, PaymentId, PaymentRequest, PaymentState, Rejection,
+    PaymentEvent, PaymentId, PaymentRequest, PaymentState, Rejection, Service,
 };
 use outbox::{Loaded, Metadata};
 use rand::rngs::StdRng;
@@ -533,7 +533,9 @@ impl PaymentsHandler {
                 )));
             }
         };
-        self.ctx.reply(tx, "payment", reply, &metadata).await
+        self.ctx
+            .reply(tx, Service::Payments, reply, &metadata)
+            .await
     }
 
     /// Records what the provider did: executes `command` on the payment, appends its events, updates the

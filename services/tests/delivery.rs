@@ -3,6 +3,7 @@
 
 mod common;
 
+use domain::Service;
 use std::time::Duration;
 
 use domain::{DeliveryRequest, OrderId};
@@ -34,14 +35,14 @@ async fn drive(env: &common::Env, config: &CarrierConfig) {
 
 async fn send(env: &common::Env, handler: &DeliveryHandler, request: DeliveryRequest) {
     let record = env
-        .incoming(&env.config.topics.commands("delivery"), &request)
+        .incoming(&env.config.topics.commands(Service::Delivery), &request)
         .await;
     env.apply(handler, &record).await.unwrap();
 }
 
 /// The event types on `delivery.events` of `order_id`, in order.
 async fn events_of(env: &common::Env, order_id: OrderId) -> Vec<(String, serde_json::Value)> {
-    env.outbox(&env.config.topics.events("delivery"))
+    env.outbox(&env.config.topics.events(Service::Delivery))
         .await
         .into_iter()
         .filter(|(key, _)| key == &order_id.to_string())
@@ -167,7 +168,7 @@ async fn kafka_round_trip_schedule_to_delivered() {
         })
         .await;
     let order_id = OrderId::new();
-    let commands = env.config.topics.commands("delivery");
+    let commands = env.config.topics.commands(Service::Delivery);
     pipeline
         .send(
             &env.codec,
@@ -176,7 +177,7 @@ async fn kafka_round_trip_schedule_to_delivered() {
         )
         .await;
     let replies = pipeline
-        .replies(&env.codec, &env.config.topics.events("delivery"), 3)
+        .replies(&env.codec, &env.config.topics.events(Service::Delivery), 3)
         .await;
     let seen: Vec<(&str, &str)> = replies
         .iter()

@@ -2,6 +2,7 @@
 
 mod common;
 
+use domain::Service;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -229,8 +230,8 @@ async fn kafka_round_trip_reserve_and_release() {
             services::run_inventory(pool, &kafka, codec, &config, stop).await
         })
         .await;
-    let commands = env.config.topics.commands("inventory");
-    let events = env.config.topics.events("inventory");
+    let commands = env.config.topics.commands(Service::Inventory);
+    let events = env.config.topics.events(Service::Inventory);
     let order_id = OrderId::new();
     let reserve = InventoryRequest::ReserveStock {
         order_id,

@@ -3,6 +3,7 @@
 
 mod common;
 
+use domain::Service;
 use std::sync::Arc;
 
 use domain::{CancelReason, CustomerId, OrderId, OrderRequest};
@@ -147,8 +148,8 @@ async fn complete_and_cancel_update_the_read_model_and_repeats_get_the_same_repl
     let env = common::Env::new().await;
     let ctx = env.context();
     let handler = OrdersHandler::new(ctx.clone());
-    let commands = env.config.topics.commands("orders");
-    let events = env.config.topics.events("order");
+    let commands = env.config.topics.commands(Service::Orders);
+    let events = env.config.topics.events(Service::Orders);
     let completed = orders::place_order(&ctx.store, order(None))
         .await
         .unwrap()
@@ -235,8 +236,8 @@ async fn kafka_round_trip_cancel_order() {
             services::run_orders(pool, &kafka, codec, &config, stop).await
         })
         .await;
-    let commands = env.config.topics.commands("orders");
-    let events = env.config.topics.events("order");
+    let commands = env.config.topics.commands(Service::Orders);
+    let events = env.config.topics.events(Service::Orders);
     let request = OrderRequest::CancelOrder {
         order_id,
         reason: CancelReason::PaymentDeclined,

@@ -3,6 +3,7 @@
 
 mod common;
 
+use domain::Service;
 use std::time::Duration;
 
 use consumers::HandlerError;
@@ -48,8 +49,8 @@ async fn ledger_ops(env: &common::Env, order_id: OrderId) -> Vec<(String, i64)> 
 #[tokio::test]
 async fn timeouts_retries_duplicate_requests_and_callbacks_never_charge_twice() {
     let env = common::Env::new().await;
-    let commands = env.config.topics.commands("payments");
-    let events = env.config.topics.events("payment");
+    let commands = env.config.topics.commands(Service::Payments);
+    let events = env.config.topics.events(Service::Payments);
     let order_id = OrderId::new();
     let authorize = PaymentRequest::AuthorizePayment {
         order_id,
@@ -164,8 +165,8 @@ async fn timeouts_retries_duplicate_requests_and_callbacks_never_charge_twice() 
 #[tokio::test]
 async fn declines_and_undo_of_nothing_get_their_replies() {
     let env = common::Env::new().await;
-    let commands = env.config.topics.commands("payments");
-    let events = env.config.topics.events("payment");
+    let commands = env.config.topics.commands(Service::Payments);
+    let events = env.config.topics.events(Service::Payments);
     let declining = handler(&env, provider(1.0, 0.0, 0.0));
     let declined = OrderId::new();
     let nothing = OrderId::new();
@@ -238,10 +239,10 @@ async fn kafka_round_trip_authorize() {
         order_id,
         amount: eur(4399),
     };
-    let commands = env.config.topics.commands("payments");
+    let commands = env.config.topics.commands(Service::Payments);
     pipeline.send(&env.codec, &commands, &request).await;
     let replies = pipeline
-        .replies(&env.codec, &env.config.topics.events("payment"), 1)
+        .replies(&env.codec, &env.config.topics.events(Service::Payments), 1)
         .await;
     assert_eq!(replies.len(), 1);
     let (key, _, decoded) = &replies[0];
@@ -261,7 +262,7 @@ async fn kafka_round_trip_authorize() {
 #[tokio::test]
 async fn a_refund_the_saga_asks_again_after_a_lost_answer_refunds_once() {
     let env = common::Env::new().await;
-    let commands = env.config.topics.commands("payments");
+    let commands = env.config.topics.commands(Service::Payments);
     let answering = handler(&env, provider(0.0, 0.0, 0.0));
     let order_id = OrderId::new();
     for request in [
@@ -325,12 +326,12 @@ async fn payments_on_a_one_connection_pool_still_authorize() {
     pipeline
         .send(
             &env.codec,
-            &env.config.topics.commands("payments"),
+            &env.config.topics.commands(Service::Payments),
             &request,
         )
         .await;
     let replies = pipeline
-        .replies(&env.codec, &env.config.topics.events("payment"), 1)
+        .replies(&env.codec, &env.config.topics.events(Service::Payments), 1)
         .await;
     pipeline.stop().await;
     assert_eq!(replies[0].2.event_type, "PaymentAuthorized");
@@ -345,8 +346,8 @@ async fn payments_on_a_one_connection_pool_still_authorize() {
 #[tokio::test]
 async fn a_void_before_the_authorization_is_voided_at_the_provider_and_remembered() {
     let env = common::Env::new().await;
-    let commands = env.config.topics.commands("payments");
-    let events = env.config.topics.events("payment");
+    let commands = env.config.topics.commands(Service::Payments);
+    let events = env.config.topics.events(Service::Payments);
     let answering = handler(&env, provider(0.0, 0.0, 0.0));
     let order_id = OrderId::new();
     let authorize = PaymentRequest::AuthorizePayment {
@@ -391,7 +392,7 @@ async fn a_void_before_the_authorization_is_voided_at_the_provider_and_remembere
 #[tokio::test]
 async fn two_partial_refunds_both_reach_the_provider() {
     let env = common::Env::new().await;
-    let commands = env.config.topics.commands("payments");
+    let commands = env.config.topics.commands(Service::Payments);
     let answering = handler(&env, provider(0.0, 0.0, 0.0));
     let order_id = OrderId::new();
     let refund = PaymentRequest::RefundPayment {
@@ -443,7 +444,7 @@ async fn kept_operations(env: &common::Env, order_id: OrderId) -> Vec<(String, S
 #[tokio::test]
 async fn every_provider_operation_is_kept_with_its_reference() {
     let env = common::Env::new().await;
-    let commands = env.config.topics.commands("payments");
+    let commands = env.config.topics.commands(Service::Payments);
     let answering = handler(&env, provider(0.0, 0.0, 0.0));
     let order_id = OrderId::new();
     for request in [
@@ -483,8 +484,8 @@ async fn every_provider_operation_is_kept_with_its_reference() {
 #[tokio::test]
 async fn a_contradicting_callback_is_kept_for_reconciliation_and_the_answer_recorded() {
     let env = common::Env::new().await;
-    let commands = env.config.topics.commands("payments");
-    let events = env.config.topics.events("payment");
+    let commands = env.config.topics.commands(Service::Payments);
+    let events = env.config.topics.events(Service::Payments);
     let (agreeing, contradicting) = (OrderId::new(), OrderId::new());
     for (order_id, contradicting_callback_rate) in [(agreeing, 0.0), (contradicting, 1.0)] {
         let config = ProviderConfig {
@@ -528,8 +529,8 @@ async fn a_contradicting_callback_is_kept_for_reconciliation_and_the_answer_reco
 #[tokio::test]
 async fn a_failure_to_record_what_the_provider_did_is_retried_not_dead_lettered() {
     let env = common::Env::new().await;
-    let commands = env.config.topics.commands("payments");
-    let events = env.config.topics.events("payment");
+    let commands = env.config.topics.commands(Service::Payments);
+    let events = env.config.topics.events(Service::Payments);
     let subject = format!("{events}-orderflow.payments.PaymentAuthorized");
     let client = reqwest::Client::new();
     let incompatible = serde_json::json!({

@@ -10,7 +10,7 @@ use indicatif::ProgressBar;
 use pipeline::report::{Report, wait_until_ended};
 use pipeline::workload::{Placed, Workload};
 use pipeline::{Part, Pipeline, PipelineConfig};
-use producers::topics::Topics;
+use producers::topics::{Service, Topics};
 use testkit::TestDb;
 
 /// One pipeline at a time: each holds up to [`CONNECTIONS`] Postgres connections and keeps the broker busy.
@@ -200,7 +200,7 @@ async fn a_double_submit_makes_one_order() {
 async fn a_step_that_times_out_is_compensated() {
     let without_delivery: Vec<Part> = Part::ALL
         .into_iter()
-        .filter(|p| *p != Part::Delivery)
+        .filter(|p| *p != Part::Service(Service::Delivery))
         .collect();
     let Run {
         db,
@@ -242,7 +242,10 @@ async fn a_step_that_times_out_is_compensated() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    pipeline.restart(Part::Delivery).await.unwrap();
+    pipeline
+        .restart(Part::Service(Service::Delivery))
+        .await
+        .unwrap();
     let report = finish(&pipeline, &workload, &placed, Duration::from_secs(180)).await;
     pipeline.stop().await.unwrap();
     assert_eq!(report.orders_by_state, counts([("cancelled", 8)]));
@@ -266,11 +269,11 @@ async fn services_restarted_in_the_middle_of_sagas() {
         .await
         .unwrap();
     for part in [
-        Part::Payments,
-        Part::Inventory,
+        Part::Service(Service::Payments),
+        Part::Service(Service::Inventory),
         Part::Orchestrator,
         Part::Relay,
-        Part::Delivery,
+        Part::Service(Service::Delivery),
     ] {
         pipeline.restart(part).await.unwrap();
     }

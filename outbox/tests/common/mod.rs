@@ -1,6 +1,7 @@
 //! Helpers shared by the outbox's integration tests.
 #![allow(dead_code)]
 
+use domain::Service;
 use std::sync::Arc;
 
 use domain::{InventoryEvent, InventoryState, Sku};
@@ -15,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 /// A test's own topics (unique prefix) with the inventory events topic created.
 pub async fn topics(kafka: &KafkaSettings, partitions: i32) -> (Topics, String) {
     let topics = Topics::with_prefix(format!("{}-", testkit::unique_name("outbox")));
-    let topic = topics.events("inventory");
+    let topic = topics.events(Service::Inventory);
     producers::ensure_topic(kafka, &topic, partitions)
         .await
         .expect("create topic");

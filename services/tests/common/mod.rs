@@ -143,15 +143,8 @@ impl Env {
         Fut: Future<Output = Result<(), services::ServiceError>> + Send + 'static,
     {
         let kafka = testkit::kafka();
-        for aggregate in ["order", "payment", "inventory", "delivery"] {
-            producers::ensure_topic(&kafka, &self.config.topics.events(aggregate), 1)
-                .await
-                .unwrap();
-        }
-        for service in ["orders", "payments", "inventory", "delivery"] {
-            producers::ensure_topic(&kafka, &self.config.topics.commands(service), 1)
-                .await
-                .unwrap();
+        for topic in self.config.topics.all() {
+            producers::ensure_topic(&kafka, &topic, 1).await.unwrap();
         }
         let stop = CancellationToken::new();
         let relay = Relay::new(
