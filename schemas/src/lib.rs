@@ -33,4 +33,4 @@ pub mod registry;
 
 pub use catalog::Catalog;
 pub use codec::{AvroCodec, Decoded};
-pub use error::SchemaError;
+pub use error::{SchemaError, outbox_is_transient};
