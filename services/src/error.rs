@@ -37,10 +37,11 @@ pub enum ServiceError {
     /// The domain refused a command. A bug in the service when it reaches a handler.
     #[error("domain refused the command")]
     Domain(#[from] domain::DomainError),
-    /// The event store or outbox failed (see [`OutboxError::is_retryable`]).
+    /// The event store or outbox failed (see [`schemas::outbox_is_transient`]).
     #[error("event store")]
     Outbox(#[from] OutboxError),
-    /// A record could not be decoded, or the registry could not be reached.
+    /// A record could not be decoded, or the registry could not be reached (see
+    /// [`SchemaError::is_transient`]).
     #[error("schema")]
     Schema(#[from] SchemaError),
     /// The database failed or is unavailable. Transient.
@@ -69,8 +70,8 @@ impl ServiceError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::ProviderTimeout { .. } | Self::Unrecorded { .. } | Self::Database(_) => true,
-            Self::Outbox(e) => e.is_retryable() || codec_is_transient(e),
-            Self::Schema(e) => schema_is_transient(e),
+            Self::Outbox(e) => schemas::outbox_is_transient(e),
+            Self::Schema(e) => e.is_transient(),
             Self::Invalid { .. }
             | Self::NotApplicable(_)
             | Self::StockInUse { .. }
@@ -79,26 +80,6 @@ impl ServiceError {
             | Self::Task(_)
             | Self::Admin(_) => false,
         }
-    }
-}
-
-fn schema_is_transient(error: &SchemaError) -> bool {
-    matches!(
-        error,
-        SchemaError::Registry {
-            retriable: true,
-            ..
-        }
-    )
-}
-
-/// An outbox codec error caused by a registry that did not answer.
-fn codec_is_transient(error: &OutboxError) -> bool {
-    match error {
-        OutboxError::Codec { source, .. } => source
-            .downcast_ref::<SchemaError>()
-            .is_some_and(schema_is_transient),
-        _ => false,
     }
 }
 
