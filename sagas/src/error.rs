@@ -12,9 +12,13 @@ use domain::OrderId;
 /// - **A lost race** ([`Conflict`](Self::Conflict)): another writer appended to the saga first. Roll the
 ///   transaction back and retry the whole handling (reload, decide again).
 /// - **Infrastructure** ([`Database`](Self::Database), [`Outbox`](Self::Outbox),
-///   [`Consumer`](Self::Consumer)): retry later.
+///   [`Consumer`](Self::Consumer)): retry later when the cause may pass. An outbox error is transient
+///   exactly as for the services ([`schemas::outbox_is_transient`]): a registry that does not answer is,
+///   a registry that refuses a command's schema (409 incompatible) is not.
 /// - **Bad data** ([`Corrupt`](Self::Corrupt), [`Decode`](Self::Decode)): a stored event or an incoming
 ///   record this build cannot read.
+///
+/// [`is_transient`](Self::is_transient) sorts them for the consumer runtime.
 #[derive(Debug, thiserror::Error)]
 pub enum SagaError {
     /// A reply or timer for a saga that has no events: misrouted, or its start was lost.
@@ -59,4 +63,59 @@ pub enum SagaError {
     /// The consumer runtime stopped with an error.
     #[error("orchestrator consumer failed")]
     Consumer(#[from] consumers::ConsumerError),
+}
+
+impl SagaError {
+    /// Whether handling the same input again may succeed: a lost race, a database that failed, or an outbox
+    /// error that [`schemas::outbox_is_transient`] takes for transient. Everything else fails the same way
+    /// again and is dead-lettered by the orchestrator.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Conflict { .. } | Self::Database(_) => true,
+            Self::Outbox(e) => schemas::outbox_is_transient(e),
+            Self::NotStarted { .. }
+            | Self::OrderMismatch { .. }
+            | Self::Corrupt { .. }
+            | Self::Decode(_)
+            | Self::Consumer(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn races_and_databases_are_transient_refusals_and_bad_data_are_not() {
+        let order_id = OrderId::new();
+        assert!(
+            SagaError::Conflict {
+                order_id,
+                expected: 3
+            }
+            .is_transient()
+        );
+        assert!(SagaError::Database(sqlx::Error::PoolTimedOut).is_transient());
+        assert!(
+            SagaError::Outbox(outbox::OutboxError::Database(sqlx::Error::PoolTimedOut))
+                .is_transient()
+        );
+        assert!(
+            !SagaError::NotStarted {
+                input: "StockReserved"
+            }
+            .is_transient()
+        );
+        assert!(!SagaError::Decode("junk".into()).is_transient());
+        // A command the codec refuses for good (here an event type without a schema) is not retried.
+        let refused = outbox::OutboxError::Codec {
+            what: "ReserveStock".into(),
+            source: Box::new(schemas::SchemaError::UnknownEventType(
+                "ReserveStock".into(),
+            )),
+        };
+        assert!(!SagaError::Outbox(refused).is_transient());
+    }
 }

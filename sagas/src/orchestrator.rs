@@ -9,7 +9,7 @@ use outbox::Metadata;
 use producers::KafkaSettings;
 use producers::headers::TRACEPARENT;
 use producers::topics::Topics;
-use schemas::{AvroCodec, SchemaError};
+use schemas::AvroCodec;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
@@ -60,9 +60,10 @@ impl OrchestratorSettings {
 /// its commands, its timer and the inbox row commit together.
 ///
 /// Failure classes: an undecodable record, an event type the orchestrator does not read, or a reply to a
-/// saga that was never started is [`HandlerError::Poison`] (dead-lettered, the partition moves on); a
-/// registry or database that does not answer, and a [`SagaError::Conflict`], are
-/// [`HandlerError::Transient`] (retried in place: reload and decide again).
+/// saga that was never started is [`HandlerError::Poison`] (dead-lettered, the partition moves on), and so
+/// is a command whose schema the registry refuses (409 incompatible); a registry or database that does not
+/// answer, and a [`SagaError::Conflict`], are [`HandlerError::Transient`] (retried in place: reload and
+/// decide again). Schema errors are classified as for the services ([`schemas::SchemaError::is_transient`]).
 #[derive(Debug)]
 pub struct Orchestrator<C = AvroCodec> {
     store: Arc<SagaStore<Arc<C>>>,
@@ -103,14 +104,13 @@ impl Orchestrator<AvroCodec> {
 
 impl Handler for Orchestrator<AvroCodec> {
     async fn handle(&self, tx: &mut PgConnection, record: &Incoming) -> Result<(), HandlerError> {
-        let decoded = self
-            .codec
-            .decode(&record.payload)
-            .await
-            .map_err(|e| match e {
-                SchemaError::Registry { .. } => HandlerError::Transient(e.into()),
-                other => HandlerError::Poison(other.into()),
-            })?;
+        let decoded = self.codec.decode(&record.payload).await.map_err(|e| {
+            if e.is_transient() {
+                HandlerError::Transient(e.into())
+            } else {
+                HandlerError::Poison(e.into())
+            }
+        })?;
         let reply = reply_of(&decoded.event_type, decoded.event)
             .map_err(|e| HandlerError::Poison(SagaError::Decode(e).into()))?;
         let Some(reply) = reply else {
@@ -129,27 +129,12 @@ impl Handler for Orchestrator<AvroCodec> {
     }
 }
 
-/// How the consumer runtime handles a failure of the saga store.
+/// How the consumer runtime handles a failure of the saga store ([`SagaError::is_transient`]).
 fn classify(error: SagaError) -> HandlerError {
-    match error {
-        SagaError::Conflict { .. } | SagaError::Database(_) => {
-            HandlerError::Transient(error.into())
-        }
-        SagaError::Outbox(outbox::OutboxError::Codec { ref source, .. })
-            if matches!(
-                source.downcast_ref::<SchemaError>(),
-                Some(SchemaError::Registry { .. })
-            ) =>
-        {
-            HandlerError::Transient(error.into())
-        }
-        SagaError::Outbox(ref e) if e.is_retryable() => HandlerError::Transient(error.into()),
-        SagaError::NotStarted { .. }
-        | SagaError::OrderMismatch { .. }
-        | SagaError::Outbox(_)
-        | SagaError::Corrupt { .. }
-        | SagaError::Decode(_)
-        | SagaError::Consumer(_) => HandlerError::Poison(error.into()),
+    if error.is_transient() {
+        HandlerError::Transient(error.into())
+    } else {
+        HandlerError::Poison(error.into())
     }
 }
 

@@ -472,3 +472,80 @@ async fn an_unreachable_registry_is_a_transient_failure_and_the_saga_starts_once
         "the saga started once the registry answered"
     );
 }
+
+/// The command the saga sends cannot be written: the registry refuses its schema as incompatible (409). A
+/// retry fails the same way until an operator acts, so the record is poison, as it is for the services
+/// (`ServiceError::is_transient`): dead-lettered, not retried in place for ever. Once the subject is fixed,
+/// the redriven record starts the saga.
+#[tokio::test]
+async fn a_command_schema_the_registry_refuses_is_poison_not_retried_for_ever() {
+    let db = TestDb::new().await;
+    let pool = db.pool().clone();
+    let registry = LocalRegistry::start(pool.clone()).await.unwrap();
+    let codec = Arc::new(AvroCodec::new(registry.url()).unwrap());
+    let topics = Topics::with_prefix(format!("{}.", testkit::unique_name("t")));
+    let orchestrator = sagas::Orchestrator::new(
+        pool.clone(),
+        Arc::clone(&codec),
+        topics.clone(),
+        "test",
+        patient(),
+    );
+    let subject = format!(
+        "{}-orderflow.inventory.ReserveStock",
+        topics.commands("inventory")
+    );
+    let client = reqwest::Client::new();
+    let incompatible = serde_json::json!({
+        "type": "record", "name": "ReserveStock", "namespace": "orderflow.inventory",
+        "fields": [{"name": "something_else", "type": "int"}]
+    });
+    let registered = client
+        .post(format!("{}/subjects/{subject}/versions", registry.url()))
+        .json(&serde_json::json!({ "schema": incompatible.to_string() }))
+        .send()
+        .await
+        .unwrap();
+    assert!(registered.status().is_success(), "{registered:?}");
+    let order_id = OrderId::new();
+    let placed = incoming(
+        &codec,
+        &topics.events("order"),
+        &domain::OrderEvent::Placed {
+            order_id,
+            customer_id: CustomerId::new(),
+            lines: lines(),
+            total: lines().total(),
+            idempotency_key: None,
+        },
+    )
+    .await;
+
+    let failed = apply(&orchestrator, &pool, &placed).await;
+    assert!(
+        matches!(failed, Err(consumers::HandlerError::Poison(_))),
+        "{failed:?}"
+    );
+    assert!(
+        sagas::queries::saga(&pool, order_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // An operator removes the incompatible subject and redrives the dead letter.
+    for permanent in ["false", "true"] {
+        let deleted = client
+            .delete(format!(
+                "{}/subjects/{subject}?permanent={permanent}",
+                registry.url()
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert!(deleted.status().is_success(), "{deleted:?}");
+    }
+    apply(&orchestrator, &pool, &placed).await.unwrap();
+    let row = saga_row(&pool, order_id).await;
+    assert_eq!((row.version, row.state.as_str()), (1, "ReservingStock"));
+}
