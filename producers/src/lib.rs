@@ -7,7 +7,8 @@
 //!
 //! [`ProducerSettings`] holds the producer knobs (idempotence, `acks=all`, compression, linger, batch size,
 //! delivery timeout) with defaults fit for the relay; [`headers`] names the headers every record carries and
-//! [`topics`] is the one place topic names are made.
+//! [`topics`] is the one place topic names are made. [`backoff`] is the one retry wait of the relay, the
+//! consumer runtime and the sagas.
 //!
 //! Guarantees come from librdkafka's idempotent producer: with `enable.idempotence=true` records of one
 //! partition are written once and in the order they were handed over, across retries. Nothing here uses Kafka
@@ -25,6 +26,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod backoff;
 pub mod headers;
 pub mod topics;
 
