@@ -36,6 +36,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use producers::backoff::Backoff;
 use producers::headers::{self, RecordHeaders};
 use producers::{KafkaSettings, ProducerSettings};
 use rdkafka::error::KafkaError;
@@ -65,7 +66,8 @@ pub struct RelayConfig {
     /// Tries of a record the broker refuses for good, before it is quarantined. A transient failure (no
     /// acknowledgement within the delivery timeout) does not use one up.
     pub max_attempts: i32,
-    /// First wait before retrying a refused record or after a failed round; doubles up to `max_backoff`.
+    /// First wait before retrying a refused record or after a failed round; doubles up to `max_backoff`
+    /// ([`RelayConfig::retry_backoff`]; without jitter, as the relays of an outbox are a handful, not a crowd).
     pub backoff: Duration,
     /// Upper bound of the backoff.
     pub max_backoff: Duration,
@@ -77,6 +79,14 @@ pub struct RelayConfig {
     pub session_timeout: Duration,
     /// The producer's knobs.
     pub producer: ProducerSettings,
+}
+
+impl RelayConfig {
+    /// The wait before retrying a refused record or after a failed round.
+    #[must_use]
+    pub fn retry_backoff(&self) -> Backoff {
+        Backoff::new(self.backoff, self.max_backoff)
+    }
 }
 
 impl Default for RelayConfig {
@@ -190,18 +200,19 @@ impl Relay {
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), OutboxError> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(NOTIFY_CHANNEL).await?;
-        let mut backoff = self.config.backoff;
+        let mut failures = 0u32;
         while !shutdown.is_cancelled() {
             match self.lead(&mut listener, &shutdown).await {
-                Ok(()) => backoff = self.config.backoff,
+                Ok(()) => failures = 0,
                 Err(e) => {
                     self.stats.leader.store(false, Ordering::Relaxed);
+                    failures = failures.saturating_add(1);
+                    let backoff = self.config.retry_backoff().after(failures);
                     tracing::warn!(error = %producers::error_chain(&e), ?backoff, "relay round failed; retrying");
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
                         () = shutdown.cancelled() => {}
                     }
-                    backoff = (backoff * 2).min(self.config.max_backoff);
                 }
             }
         }
@@ -489,8 +500,10 @@ impl Relay {
                             "record quarantined; later records of its key wait for an operator");
                     } else {
                         record_failure(conn, id, &reason).await?;
-                        let wait =
-                            backoff_for(self.config.backoff, self.config.max_backoff, attempts);
+                        let wait = self
+                            .config
+                            .retry_backoff()
+                            .after(u32::try_from(attempts).unwrap_or(0));
                         tracing::warn!(id, topic = %key.0, key = %key.1, %reason, attempts, ?wait,
                             "broker refused record; retrying later");
                         self.held_back.insert(key, Instant::now() + wait);
@@ -676,26 +689,23 @@ fn is_permanent(error: &KafkaError) -> bool {
     )
 }
 
-fn backoff_for(first: Duration, max: Duration, attempts: i32) -> Duration {
-    let doublings = u32::try_from(attempts.saturating_sub(1))
-        .unwrap_or(0)
-        .min(16);
-    first.saturating_mul(1 << doublings).min(max)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn backoff_doubles_up_to_the_bound() {
-        let first = Duration::from_millis(200);
-        let max = Duration::from_secs(1);
-        assert_eq!(backoff_for(first, max, 1), first);
-        assert_eq!(backoff_for(first, max, 2), Duration::from_millis(400));
-        assert_eq!(backoff_for(first, max, 3), Duration::from_millis(800));
-        assert_eq!(backoff_for(first, max, 4), max);
-        assert_eq!(backoff_for(first, max, 1000), max);
+        let config = RelayConfig {
+            backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(1),
+            ..RelayConfig::default()
+        };
+        let backoff = config.retry_backoff();
+        assert_eq!(backoff.after(1), config.backoff);
+        assert_eq!(backoff.after(2), Duration::from_millis(400));
+        assert_eq!(backoff.after(3), Duration::from_millis(800));
+        assert_eq!(backoff.after(4), config.max_backoff);
+        assert_eq!(backoff.after(1000), config.max_backoff);
     }
 
     #[test]
