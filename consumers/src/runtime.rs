@@ -57,10 +57,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::FutureExt as _;
+use producers::backoff::Backoff;
 use producers::headers::{self, RecordHeaders};
 use producers::topics::Topics;
 use producers::{KafkaSettings, ProducerSettings};
-use rand::Rng as _;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -181,7 +181,8 @@ pub struct ConsumerSettings {
     pub commit_interval: Duration,
     /// Records buffered per partition before that partition is paused (bounds memory).
     pub partition_buffer: usize,
-    /// First wait before retrying a transient failure; doubles, with jitter, up to `max_backoff`.
+    /// First wait before retrying a transient failure; doubles, with jitter, up to `max_backoff`
+    /// ([`Backoff::jittered`]).
     pub backoff: Duration,
     pub max_backoff: Duration,
     /// Producer of dead letters.
@@ -666,7 +667,7 @@ impl<H: Handler> Worker<H> {
         }
         let first_failed_at = origin.first_failed_at.unwrap_or_else(now_ms);
         let mut attempts = 0u32;
-        let mut backoff = self.settings.backoff;
+        let backoff = Backoff::new(self.settings.backoff, self.settings.max_backoff);
         loop {
             attempts += 1;
             let failure = match incoming(message, &origin, &record_headers) {
@@ -722,7 +723,7 @@ impl<H: Handler> Worker<H> {
             );
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("consumer_transient_retries_total").increment(1);
-            let wait = jittered(backoff);
+            let wait = backoff.jittered(attempts);
             // A transient failure that a retry or two cures (a provider timeout, a dropped connection) is
             // routine; one that persists holds the partition and is worth a warning.
             if attempts < WARN_AFTER_ATTEMPTS {
@@ -736,7 +737,6 @@ impl<H: Handler> Worker<H> {
                 () = tokio::time::sleep(wait) => {}
                 () = shutdown.cancelled() => return false,
             }
-            backoff = (backoff * 2).min(self.settings.max_backoff);
         }
     }
 
@@ -949,11 +949,6 @@ fn incoming(
 
 fn transient(error: sqlx::Error) -> HandlerError {
     HandlerError::Transient(error.into())
-}
-
-/// `wait` scaled by a random factor in [0.5, 1.5), so retries of many consumers spread out.
-fn jittered(wait: Duration) -> Duration {
-    wait.mul_f64(rand::rng().random_range(0.5..1.5))
 }
 
 fn now_ms() -> u128 {
