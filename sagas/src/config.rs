@@ -2,6 +2,8 @@
 
 use core::time::Duration;
 
+use producers::backoff::Backoff;
+
 use crate::step::{Step, Timer, TimerKey, TimerKind};
 
 /// How long the saga waits, and how often it retries. The machine only reads it; the
@@ -112,13 +114,10 @@ impl RetryPolicy {
     }
 
     /// The wait after attempt `failed` (1-based) failed: `first_backoff × 2^(failed-1)`,
-    /// capped at `max_backoff`. Never overflows.
+    /// capped at `max_backoff` ([`Backoff::after`], without jitter). Never overflows.
     #[must_use]
     pub fn backoff(&self, failed: u32) -> Duration {
-        let doublings = failed.saturating_sub(1).min(31);
-        self.first_backoff
-            .saturating_mul(1_u32 << doublings)
-            .min(self.max_backoff)
+        Backoff::new(self.first_backoff, self.max_backoff).after(failed)
     }
 }
 
