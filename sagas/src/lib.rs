@@ -171,7 +171,7 @@ pub use orchestrator::{
     DEFAULT_GROUP, Orchestrator, OrchestratorSettings, run_orchestrator, subscribed_topics,
 };
 pub use state::{Attempt, AttemptPhase, Compensation, OrderSaga, SagaOrder, Shipment, replay};
-pub use step::{Step, Timer, TimerChange, TimerKey, TimerKind};
+pub use step::{Step, Timer, TimerChange, TimerKey, TimerKind, UnknownTimerKind};
 pub use store::{LoadedSaga, SagaOutcome, SagaStore};
 pub use timers::{FAILED_TIMER_DELAY, TimerSettings, run_timers};
 pub use wire::{Reply, WireCommand, reply_of};

@@ -130,6 +130,43 @@ pub enum TimerKind {
     Retry,
 }
 
+impl TimerKind {
+    /// Every kind.
+    pub const ALL: [Self; 2] = [Self::Deadline, Self::Retry];
+
+    /// The kind's name: `"deadline"` or `"retry"`, as stored in `saga_timers.kind` (whose check constraint
+    /// allows exactly these) and shown in logs. Parsed back by [`FromStr`](core::str::FromStr).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Deadline => "deadline",
+            Self::Retry => "retry",
+        }
+    }
+}
+
+impl fmt::Display for TimerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl core::str::FromStr for TimerKind {
+    type Err = UnknownTimerKind;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+            .ok_or_else(|| UnknownTimerKind(name.to_owned()))
+    }
+}
+
+/// A name that is no [`TimerKind::as_str`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown timer kind {0:?}")]
+pub struct UnknownTimerKind(pub String);
+
 /// Names one timer of a saga: the step, the attempt it belongs to, and its kind.
 ///
 /// For a [`Deadline`](TimerKind::Deadline) `attempt` is the attempt being waited for; for
@@ -171,11 +208,7 @@ impl TimerKey {
 
 impl fmt::Display for TimerKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self.kind {
-            TimerKind::Deadline => "deadline",
-            TimerKind::Retry => "retry",
-        };
-        write!(f, "{} {kind} #{}", self.step, self.attempt)
+        write!(f, "{} {} #{}", self.step, self.kind, self.attempt)
     }
 }
 
@@ -198,4 +231,34 @@ pub enum TimerChange {
     Set(Timer),
     /// Delete the saga's timer: it reached a terminal state.
     Clear,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timer_kind_reads_back_from_its_name() {
+        for kind in TimerKind::ALL {
+            assert_eq!(kind.as_str().parse::<TimerKind>(), Ok(kind));
+            assert_eq!(kind.to_string(), kind.as_str());
+        }
+        assert_eq!(TimerKind::Deadline.as_str(), "deadline");
+        assert_eq!(TimerKind::Retry.as_str(), "retry");
+    }
+
+    #[test]
+    fn an_unknown_timer_kind_is_an_error_naming_it() {
+        let error = "Retry".parse::<TimerKind>().unwrap_err();
+        assert_eq!(error, UnknownTimerKind("Retry".to_owned()));
+        assert_eq!(error.to_string(), r#"unknown timer kind "Retry""#);
+    }
+
+    #[test]
+    fn a_timer_key_shows_its_step_kind_and_attempt() {
+        assert_eq!(
+            TimerKey::retry(Step::ReleaseStock, 3).to_string(),
+            "ReleaseStock retry #3"
+        );
+    }
 }

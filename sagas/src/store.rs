@@ -366,7 +366,7 @@ pub(crate) async fn set_timer(
     .bind(order_id)
     .bind(timer.key.step.name())
     .bind(i32::try_from(timer.key.attempt).unwrap_or(i32::MAX))
-    .bind(kind_name(timer.key.kind))
+    .bind(timer.key.kind.as_str())
     .bind(seconds(timer.due_after))
     .execute(conn)
     .await?;
@@ -386,22 +386,11 @@ fn seconds(duration: Duration) -> f64 {
     duration.as_secs_f64()
 }
 
-pub(crate) const fn kind_name(kind: TimerKind) -> &'static str {
-    match kind {
-        TimerKind::Deadline => "deadline",
-        TimerKind::Retry => "retry",
-    }
-}
-
 /// The timer key of a stored row, or `None` when a column does not read.
 pub(crate) fn timer_key(step: &str, attempt: i32, kind: &str) -> Option<TimerKey> {
     let step = Step::ALL.into_iter().find(|s| s.name() == step)?;
     let attempt = u32::try_from(attempt).ok()?;
-    let kind = match kind {
-        "deadline" => TimerKind::Deadline,
-        "retry" => TimerKind::Retry,
-        _ => return None,
-    };
+    let kind = kind.parse::<TimerKind>().ok()?;
     Some(TimerKey {
         step,
         attempt,
