@@ -21,7 +21,9 @@
 //!   dead-lettered, and the partition moves on meanwhile (so per-key order gives way for them); poison
 //!   records (no event id, cannot decode, fails validation) go straight to `<topic>.dlq` with the original
 //!   key, value and headers plus `dlq.*` headers (source topic, partition, offset, group, error class and
-//!   message, attempts, times), and the partition moves on.
+//!   message, attempts, times: [`envelope::DeadLetterEnvelope`]), and the partition moves on. A record of a
+//!   retry topic whose `retry.*` headers ([`envelope::RetryEnvelope`]) do not read is poison too,
+//!   dead-lettered to its source topic's `<topic>.dlq`.
 //! - **Operators** list, inspect and redrive dead letters ([`dlq`], `orderflow dlq`); redrive keeps the event
 //!   id, so it never doubles an effect. [`lag`] reports each partition's lag (gauge `consumer_lag`, and
 //!   `orderflow status --group`). The inbox is pruned hourly past `inbox_horizon` ([`inbox::prune`]).
@@ -60,6 +62,7 @@
 //! ```
 
 pub mod dlq;
+pub mod envelope;
 mod error;
 pub mod health;
 pub mod inbox;

@@ -75,73 +75,56 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::envelope::{DeadLetterEnvelope, EnvelopeError, FailureClass, RetryEnvelope};
 use crate::{ConsumerError, HandlerError, inbox};
 
-/// Headers a dead letter carries besides the original record's own.
-pub mod dead_letter_headers {
-    pub const SOURCE_TOPIC: &str = "dlq.source_topic";
-    pub const SOURCE_PARTITION: &str = "dlq.source_partition";
-    pub const SOURCE_OFFSET: &str = "dlq.source_offset";
-    pub const CONSUMER_GROUP: &str = "dlq.consumer_group";
-    /// `poison` or `retryable`.
-    pub const ERROR_CLASS: &str = "dlq.error_class";
-    pub const ERROR_MESSAGE: &str = "dlq.error_message";
-    pub const ATTEMPTS: &str = "dlq.attempts";
-    /// Milliseconds since the Unix epoch.
-    pub const FIRST_FAILED_AT: &str = "dlq.first_failed_at_ms";
-    pub const DEAD_LETTERED_AT: &str = "dlq.dead_lettered_at_ms";
-}
-
-/// Headers a record on a `<topic>.retry` topic carries besides the original record's own.
-pub mod retry_headers {
-    /// The topic the record was first consumed from.
-    pub const SOURCE_TOPIC: &str = "retry.source_topic";
-    pub const SOURCE_PARTITION: &str = "retry.source_partition";
-    pub const SOURCE_OFFSET: &str = "retry.source_offset";
-    /// How many retries this is (1 for the first).
-    pub const ATTEMPT: &str = "retry.attempt";
-    /// Not to be applied before this time, in milliseconds since the Unix epoch.
-    pub const NOT_BEFORE: &str = "retry.not_before_ms";
-    pub const FIRST_FAILED_AT: &str = "retry.first_failed_at_ms";
-    pub const LAST_ERROR: &str = "retry.last_error";
-}
+pub use crate::envelope::{dead_letter_headers, retry_headers};
 
 /// Where a record first came from: itself, or for a retry, the record it retries.
 struct Origin {
     topic: String,
-    partition: String,
-    offset: String,
+    partition: i32,
+    offset: i64,
     /// Retries so far (0 for a record read from its source topic).
     attempt: u32,
     first_failed_at: Option<u128>,
     not_before: u128,
+    /// Why the retry envelope of a record of a retry topic does not read: the record is poison.
+    unreadable: Option<EnvelopeError>,
 }
 
 impl Origin {
     fn of(message: &OwnedMessage, record_headers: &RecordHeaders) -> Self {
-        use retry_headers as retry;
-        let header = |name: &str| record_headers.get(name).cloned();
-        match header(retry::SOURCE_TOPIC) {
-            Some(topic) if message.topic() == Topics::retries(&topic) => Self {
-                topic,
-                partition: header(retry::SOURCE_PARTITION).unwrap_or_default(),
-                offset: header(retry::SOURCE_OFFSET).unwrap_or_default(),
-                attempt: header(retry::ATTEMPT)
-                    .and_then(|a| a.parse().ok())
-                    .unwrap_or(1),
-                first_failed_at: header(retry::FIRST_FAILED_AT).and_then(|t| t.parse().ok()),
-                not_before: header(retry::NOT_BEFORE)
-                    .and_then(|t| t.parse().ok())
-                    .unwrap_or(0),
-            },
-            _ => Self {
-                topic: message.topic().to_owned(),
-                partition: message.partition().to_string(),
-                offset: message.offset().to_string(),
-                attempt: 0,
-                first_failed_at: None,
-                not_before: 0,
-            },
+        let itself = |topic: &str| Self {
+            topic: topic.to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            attempt: 0,
+            first_failed_at: None,
+            not_before: 0,
+            unreadable: None,
+        };
+        match record_headers.get(retry_headers::SOURCE_TOPIC) {
+            Some(topic) if message.topic() == Topics::retries(topic) => {
+                match RetryEnvelope::from_headers(record_headers) {
+                    Ok(retry) => Self {
+                        topic: retry.source_topic,
+                        partition: retry.source_partition,
+                        offset: retry.source_offset,
+                        attempt: retry.attempt,
+                        first_failed_at: Some(retry.first_failed_at_ms),
+                        not_before: retry.not_before_ms,
+                        unreadable: None,
+                    },
+                    // Dead-lettered to its source topic's dead-letter topic, so a redrive sends it back
+                    // there; the partition and offset are the retry record's own.
+                    Err(e) => Self {
+                        unreadable: Some(e),
+                        ..itself(topic)
+                    },
+                }
+            }
+            _ => itself(message.topic()),
         }
     }
 }
@@ -695,7 +678,7 @@ impl<H: Handler> Worker<H> {
             let outcome = match failure {
                 HandlerError::Transient(e) => Err(producers::error_chain(e.as_ref())),
                 HandlerError::Poison(e) => {
-                    self.dead_letter(&failed, "poison", &e.to_string(), attempts)
+                    self.dead_letter(&failed, FailureClass::Poison, &e.to_string(), attempts)
                         .await
                 }
                 HandlerError::Retryable(e) => {
@@ -704,8 +687,13 @@ impl<H: Handler> Worker<H> {
                         Some(&delay) => self.send_to_retry(&failed, &e.to_string(), delay).await,
                         None => {
                             let attempts = origin.attempt + attempts;
-                            self.dead_letter(&failed, "retryable", &e.to_string(), attempts)
-                                .await
+                            self.dead_letter(
+                                &failed,
+                                FailureClass::Retryable,
+                                &e.to_string(),
+                                attempts,
+                            )
+                            .await
                         }
                     }
                 }
@@ -778,40 +766,36 @@ impl<H: Handler> Worker<H> {
     async fn dead_letter(
         &self,
         failed: &Failed<'_>,
-        class: &str,
+        class: FailureClass,
         error: &str,
         attempts: u32,
     ) -> Result<(), String> {
-        use dead_letter_headers as dlq;
         let origin = failed.origin;
         let topic = Topics::dead_letters(&origin.topic);
         let mut envelope = failed.original_headers();
-        envelope.extend([
-            (dlq::SOURCE_TOPIC.to_owned(), origin.topic.clone()),
-            (dlq::SOURCE_PARTITION.to_owned(), origin.partition.clone()),
-            (dlq::SOURCE_OFFSET.to_owned(), origin.offset.clone()),
-            (
-                dlq::CONSUMER_GROUP.to_owned(),
-                self.settings.group_id.clone(),
-            ),
-            (dlq::ERROR_CLASS.to_owned(), class.to_owned()),
-            (dlq::ERROR_MESSAGE.to_owned(), error.to_owned()),
-            (dlq::ATTEMPTS.to_owned(), attempts.to_string()),
-            (
-                dlq::FIRST_FAILED_AT.to_owned(),
-                failed.first_failed_at.to_string(),
-            ),
-            (dlq::DEAD_LETTERED_AT.to_owned(), now_ms().to_string()),
-        ]);
+        envelope.extend(
+            DeadLetterEnvelope {
+                source_topic: origin.topic.clone(),
+                source_partition: origin.partition,
+                source_offset: origin.offset,
+                consumer_group: self.settings.group_id.clone(),
+                error_class: class,
+                error_message: error.to_owned(),
+                attempts,
+                first_failed_at_ms: failed.first_failed_at,
+                dead_lettered_at_ms: now_ms(),
+            }
+            .to_headers(),
+        );
         let message = failed.message;
         self.forward(message, &topic, &envelope).await?;
         self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("consumer_dead_lettered_total", "class" => class.to_owned()).increment(1);
+        metrics::counter!("consumer_dead_lettered_total", "class" => class.as_str()).increment(1);
         tracing::error!(
             source = message.topic(),
             partition = message.partition(),
             offset = message.offset(),
-            class,
+            class = class.as_str(),
             error,
             "record dead-lettered; the partition moves on"
         );
@@ -846,24 +830,22 @@ impl<H: Handler> Worker<H> {
         error: &str,
         delay: Duration,
     ) -> Result<(), String> {
-        use retry_headers as retry;
         let origin = failed.origin;
         let topic = Topics::retries(&origin.topic);
         let attempt = origin.attempt + 1;
-        let not_before = now_ms() + delay.as_millis();
         let mut envelope = failed.original_headers();
-        envelope.extend([
-            (retry::SOURCE_TOPIC.to_owned(), origin.topic.clone()),
-            (retry::SOURCE_PARTITION.to_owned(), origin.partition.clone()),
-            (retry::SOURCE_OFFSET.to_owned(), origin.offset.clone()),
-            (retry::ATTEMPT.to_owned(), attempt.to_string()),
-            (retry::NOT_BEFORE.to_owned(), not_before.to_string()),
-            (
-                retry::FIRST_FAILED_AT.to_owned(),
-                failed.first_failed_at.to_string(),
-            ),
-            (retry::LAST_ERROR.to_owned(), error.to_owned()),
-        ]);
+        envelope.extend(
+            RetryEnvelope {
+                source_topic: origin.topic.clone(),
+                source_partition: origin.partition,
+                source_offset: origin.offset,
+                attempt,
+                not_before_ms: now_ms() + delay.as_millis(),
+                first_failed_at_ms: failed.first_failed_at,
+                last_error: error.to_owned(),
+            }
+            .to_headers(),
+        );
         self.forward(failed.message, &topic, &envelope).await?;
         self.stats.retried_later.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("consumer_delayed_retries_total").increment(1);
@@ -917,11 +899,7 @@ struct Failed<'a> {
 impl Failed<'_> {
     /// The record's headers without those a retry added.
     fn original_headers(&self) -> RecordHeaders {
-        self.headers
-            .iter()
-            .filter(|(name, _)| !name.starts_with("retry."))
-            .map(|(name, value)| (name.clone(), value.clone()))
-            .collect()
+        RetryEnvelope::strip(self.headers)
     }
 }
 
@@ -931,6 +909,14 @@ fn incoming(
     origin: &Origin,
     record_headers: &RecordHeaders,
 ) -> Result<Incoming, String> {
+    if let Some(e) = &origin.unreadable {
+        return Err(format!(
+            "the retry envelope of {}/{}/{} does not read: {e}",
+            message.topic(),
+            message.partition(),
+            message.offset()
+        ));
+    }
     let event_id = record_headers
         .get(headers::EVENT_ID)
         .ok_or_else(|| format!("no {} header", headers::EVENT_ID))?
