@@ -37,17 +37,19 @@ pub async fn run(kafka: &KafkaSettings, command: &DlqCommand) -> anyhow::Result<
                 println!("{topic}: no dead letters");
             }
             for l in &letters {
-                println!(
-                    "{}/{}\tfrom {}/{}/{}\t{}\tattempts={}\t{}",
-                    l.record.partition,
-                    l.record.offset,
-                    l.source_topic,
-                    l.source_partition,
-                    l.source_offset,
-                    l.error_class,
-                    l.attempts,
-                    l.error_message
-                );
+                let (partition, offset) = (l.record.partition, l.record.offset);
+                match &l.envelope {
+                    Ok(e) => println!(
+                        "{partition}/{offset}\tfrom {}/{}/{}\t{}\tattempts={}\t{}",
+                        e.source_topic,
+                        e.source_partition,
+                        e.source_offset,
+                        e.error_class,
+                        e.attempts,
+                        e.error_message
+                    ),
+                    Err(e) => println!("{partition}/{offset}\tunreadable envelope: {e}"),
+                }
             }
         }
         DlqCommand::Show {

@@ -1,7 +1,7 @@
 //! Dead letters: what operators list, inspect and redrive.
 //!
 //! A dead letter is the original record (key, value, headers) with `dlq.*` headers added by the runtime
-//! (see [`crate::runtime::dead_letter_headers`]). Redrive publishes the original record back to its source
+//! (a [`DeadLetterEnvelope`]). Redrive publishes the original record back to its source
 //! topic with its original headers, so its `event_id` is unchanged: a consumer group that already applied it
 //! skips it in its inbox, and redriving twice never doubles an effect.
 
@@ -12,8 +12,8 @@ use producers::{KafkaSettings, ProducerSettings};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::ConsumerError;
+use crate::envelope::{DeadLetterEnvelope, EnvelopeError};
 use crate::reader::{self, Record};
-use crate::runtime::dead_letter_headers as dlq;
 
 /// Header added to a redriven record: the dead letter it came from, as `<dlq topic>/<partition>/<offset>`.
 pub const REDRIVEN_FROM: &str = "dlq.redriven_from";
@@ -22,44 +22,21 @@ pub const REDRIVEN_FROM: &str = "dlq.redriven_from";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeadLetter {
     pub record: Record,
-    pub source_topic: String,
-    pub source_partition: String,
-    pub source_offset: String,
-    pub error_class: String,
-    pub error_message: String,
-    pub attempts: String,
-    pub dead_lettered_at_ms: String,
+    /// The `dlq.*` headers, or why they do not read (a record this runtime did not dead-letter).
+    pub envelope: Result<DeadLetterEnvelope, EnvelopeError>,
 }
 
 impl DeadLetter {
     fn from_record(record: Record) -> Self {
-        let header = |name: &str| {
-            record
-                .headers
-                .get(name)
-                .cloned()
-                .unwrap_or_else(|| "?".into())
-        };
         Self {
-            source_topic: header(dlq::SOURCE_TOPIC),
-            source_partition: header(dlq::SOURCE_PARTITION),
-            source_offset: header(dlq::SOURCE_OFFSET),
-            error_class: header(dlq::ERROR_CLASS),
-            error_message: header(dlq::ERROR_MESSAGE),
-            attempts: header(dlq::ATTEMPTS),
-            dead_lettered_at_ms: header(dlq::DEAD_LETTERED_AT),
+            envelope: DeadLetterEnvelope::from_headers(&record.headers),
             record,
         }
     }
 
     /// The headers the record had before it was dead-lettered.
     pub fn original_headers(&self) -> RecordHeaders {
-        self.record
-            .headers
-            .iter()
-            .filter(|(name, _)| !name.starts_with("dlq."))
-            .map(|(name, value)| (name.clone(), value.clone()))
-            .collect()
+        DeadLetterEnvelope::strip(&self.record.headers)
     }
 }
 
@@ -85,14 +62,12 @@ pub async fn redrive(
         .producer_config(&ProducerSettings::default())
         .create()?;
     for letter in letters {
-        if letter.source_topic == "?" {
-            return Err(ConsumerError::Read(format!(
-                "{dlq_topic}/{}/{} has no {} header; it is not a dead letter of this runtime",
-                letter.record.partition,
-                letter.record.offset,
-                dlq::SOURCE_TOPIC
-            )));
-        }
+        let envelope = letter.envelope.as_ref().map_err(|e| {
+            ConsumerError::Read(format!(
+                "{dlq_topic}/{}/{} is not a dead letter of this runtime: {e}",
+                letter.record.partition, letter.record.offset
+            ))
+        })?;
         let mut original = letter.original_headers();
         original.insert(
             REDRIVEN_FROM.to_owned(),
@@ -101,7 +76,7 @@ pub async fn redrive(
                 letter.record.partition, letter.record.offset
             ),
         );
-        let mut record = FutureRecord::to(&letter.source_topic)
+        let mut record = FutureRecord::to(&envelope.source_topic)
             .payload(&letter.record.payload)
             .headers(headers::to_kafka(&original));
         if let Some(key) = &letter.record.key {

@@ -276,7 +276,7 @@ async fn redriving_a_dead_letter_twice_applies_it_once() {
     let dlq_topic = format!("{topic}.dlq");
     let letters = consumers::dlq::list(&kafka, &dlq_topic).await.unwrap();
     assert_eq!(letters.len(), 1);
-    assert_eq!(letters[0].source_topic, topic);
+    assert_eq!(letters[0].envelope.as_ref().unwrap().source_topic, topic);
     assert!(
         !letters[0]
             .original_headers()
@@ -409,5 +409,71 @@ async fn a_retryable_failure_is_retried_later_then_dead_lettered_and_the_partiti
     assert!(
         !h.keys().any(|k| k.starts_with("retry.")),
         "retry headers are not kept"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_whose_envelope_does_not_read_is_dead_lettered_as_poison_to_its_source_topic() {
+    use consumers::envelope::{DeadLetterEnvelope, FailureClass, retry_headers as retry};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    let (db, kafka, topic) = setup().await;
+    let retry_topic = format!("{topic}.retry");
+    producers::ensure_topic(&kafka, &retry_topic, 1)
+        .await
+        .unwrap();
+    let event = uuid::Uuid::now_v7();
+    let record_headers = headers::RecordHeaders::from(
+        [
+            (headers::EVENT_ID, event.to_string()),
+            (retry::SOURCE_TOPIC, topic.clone()),
+            (retry::SOURCE_PARTITION, "0".to_owned()),
+            (retry::SOURCE_OFFSET, "7".to_owned()),
+            (retry::ATTEMPT, "first".to_owned()),
+            (retry::NOT_BEFORE, "0".to_owned()),
+            (retry::FIRST_FAILED_AT, "0".to_owned()),
+            (retry::LAST_ERROR, "busy".to_owned()),
+        ]
+        .map(|(name, value)| (name.to_owned(), value)),
+    );
+    let producer: FutureProducer = kafka.client_config().create().unwrap();
+    producer
+        .send(
+            FutureRecord::to(&retry_topic)
+                .key("order-1")
+                .payload("paid")
+                .headers(headers::to_kafka(&record_headers)),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+
+    let consumer = Running::start(&db, &kafka, &topic, handler());
+    consumer.wait_until_handled(1).await;
+    assert_eq!(consumer.stats.dead_lettered.load(Ordering::Relaxed), 1);
+    consumer.stop().await;
+    assert!(effects(&db).await.is_empty());
+
+    let letters = consumers::dlq::list(&kafka, &format!("{topic}.dlq"))
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 1);
+    let envelope: &DeadLetterEnvelope = letters[0].envelope.as_ref().unwrap();
+    assert_eq!(envelope.error_class, FailureClass::Poison);
+    assert_eq!(envelope.source_topic, topic, "redrive goes to the source");
+    assert!(
+        envelope
+            .error_message
+            .contains(r#"header retry.attempt is "first""#),
+        "{}",
+        envelope.error_message
+    );
+    assert!(
+        !letters[0]
+            .record
+            .headers
+            .keys()
+            .any(|k| k.starts_with("retry."))
     );
 }
