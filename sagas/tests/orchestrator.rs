@@ -493,7 +493,7 @@ async fn a_command_schema_the_registry_refuses_is_poison_not_retried_for_ever() 
     );
     let subject = format!(
         "{}-orderflow.inventory.ReserveStock",
-        topics.commands("inventory")
+        topics.commands(Service::Inventory)
     );
     let client = reqwest::Client::new();
     let incompatible = serde_json::json!({
@@ -510,7 +510,7 @@ async fn a_command_schema_the_registry_refuses_is_poison_not_retried_for_ever() 
     let order_id = OrderId::new();
     let placed = incoming(
         &codec,
-        &topics.events("order"),
+        &topics.events(Service::Orders),
         &domain::OrderEvent::Placed {
             order_id,
             customer_id: CustomerId::new(),
