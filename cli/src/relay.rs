@@ -8,38 +8,46 @@ use outbox::{Relay, RelayConfig, quarantine};
 use producers::{KafkaSettings, ProducerSettings};
 use tokio_util::sync::CancellationToken;
 
-/// Settings of `orderflow relay`.
+/// The relay's settings, shared by `orderflow relay` and `orderflow serve relay`. Their defaults are
+/// [`RelayConfig::default`]'s.
 #[derive(Debug, clap::Args)]
-pub struct RelayArgs {
+pub struct RelaySettings {
     /// Records read, published and deleted per round, from 1 to 100,000.
-    #[arg(long, env = "RELAY_BATCH_SIZE", default_value_t = 2000,
+    #[arg(long, env = "RELAY_BATCH_SIZE", default_value_t = defaults().batch_size as u32,
         value_parser = clap::value_parser!(u32).range(1..=100_000))]
     batch_size: u32,
     /// Poll the outbox this often when no notification arrives, in milliseconds, from 10 to 3,600,000.
-    #[arg(long, env = "RELAY_POLL_INTERVAL_MS", default_value_t = 500,
+    #[arg(long, env = "RELAY_POLL_INTERVAL_MS",
+        default_value_t = defaults().poll_interval.as_millis() as u64,
         value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     poll_interval_ms: u64,
     /// Tries of a record the broker refuses for good (too large, topic missing) before it is quarantined,
     /// from 1 to 1,000.
-    #[arg(long, env = "RELAY_MAX_ATTEMPTS", default_value_t = 5,
+    #[arg(long, env = "RELAY_MAX_ATTEMPTS", default_value_t = defaults().max_attempts,
         value_parser = clap::value_parser!(i32).range(1..=1000))]
     max_attempts: i32,
     /// Producer linger, in milliseconds: how long a batch waits for more records, up to 10,000.
-    #[arg(long, env = "RELAY_LINGER_MS", default_value_t = 5,
+    #[arg(long, env = "RELAY_LINGER_MS",
+        default_value_t = defaults().producer.linger.as_millis() as u64,
         value_parser = clap::value_parser!(u64).range(0..=10_000))]
     linger_ms: u64,
     /// Largest record the relay sends, in bytes (librdkafka message.max.bytes, 1,000 to 1,000,000,000);
     /// keep it at or below the broker's limit so oversized records are refused before they are sent.
-    #[arg(long, env = "RELAY_MAX_MESSAGE_BYTES", default_value_t = 1_000_000,
+    #[arg(long, env = "RELAY_MAX_MESSAGE_BYTES",
+        default_value_t = defaults().producer.max_message_bytes,
         value_parser = clap::value_parser!(u32).range(1000..=1_000_000_000))]
     max_message_bytes: u32,
-    /// Serve Prometheus metrics on this address (for example 127.0.0.1:9464).
-    #[arg(long, env = "METRICS_ADDR")]
-    metrics_addr: Option<SocketAddr>,
 }
 
-impl RelayArgs {
-    fn config(&self) -> RelayConfig {
+/// The one place the relay's defaults come from.
+fn defaults() -> RelayConfig {
+    RelayConfig::default()
+}
+
+impl RelaySettings {
+    /// The relay configuration these settings give.
+    pub fn config(&self) -> RelayConfig {
+        let defaults = defaults();
         RelayConfig {
             batch_size: self.batch_size as usize,
             poll_interval: Duration::from_millis(self.poll_interval_ms),
@@ -47,11 +55,21 @@ impl RelayArgs {
             producer: ProducerSettings {
                 linger: Duration::from_millis(self.linger_ms),
                 max_message_bytes: self.max_message_bytes,
-                ..ProducerSettings::default()
+                ..defaults.producer.clone()
             },
-            ..RelayConfig::default()
+            ..defaults
         }
     }
+}
+
+/// Settings of `orderflow relay`.
+#[derive(Debug, clap::Args)]
+pub struct RelayArgs {
+    #[command(flatten)]
+    settings: RelaySettings,
+    /// Serve Prometheus metrics on this address (for example 127.0.0.1:9464).
+    #[arg(long, env = "METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
 }
 
 /// Migrates as the migrating user, then runs the relay as its own role until SIGINT or SIGTERM, reporting the
@@ -74,8 +92,8 @@ pub async fn run(
     let pool = db::connect_as(roles, db::Role::Relay)
         .await
         .context("failed to connect the relay as its role")?;
-    let relay =
-        Relay::new(pool.clone(), kafka, args.config()).context("failed to create the relay")?;
+    let relay = Relay::new(pool.clone(), kafka, args.settings.config())
+        .context("failed to create the relay")?;
     let shutdown = CancellationToken::new();
     tokio::spawn(crate::cancel_on_signal(shutdown.clone()));
     let reporter = tokio::spawn(report_backlog(pool, shutdown.clone()));

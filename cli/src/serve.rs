@@ -52,6 +52,9 @@ pub struct ServeArgs {
     /// The region recorded on every record this process writes.
     #[arg(long, env = "REGION", default_value = "local")]
     region: String,
+    /// The relay's settings (`serve relay` only).
+    #[command(flatten, next_help_heading = "Relay (serve relay)")]
+    relay: crate::relay::RelaySettings,
 }
 
 /// Runs the part until SIGINT or SIGTERM.
@@ -76,6 +79,7 @@ pub async fn run(
     config.services.topics = producers::topics::Topics::with_prefix(args.topic_prefix.clone());
     config.services.region.clone_from(&args.region);
     config.services.group_prefix.clone_from(&args.group_prefix);
+    config.relay = args.relay.config();
     config.ensure_topics().await?;
     let shared = Shared::new(pool, config, registry_url.to_owned())?;
     let shutdown = CancellationToken::new();
