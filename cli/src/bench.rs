@@ -9,7 +9,7 @@ use outbox::records::enqueue;
 use outbox::relay::Acked;
 use outbox::{OutboxRecord, Relay, RelayConfig};
 use producers::headers::{self, RecordHeaders};
-use producers::{KafkaSettings, ProducerSettings};
+use producers::{KafkaConfig, ProducerConfig};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
@@ -67,8 +67,8 @@ pub struct OutboxBenchArgs {
 }
 
 pub async fn run(
-    db_settings: &db::DbSettings,
-    kafka: &KafkaSettings,
+    db_settings: &db::DbConfig,
+    kafka: &KafkaConfig,
     command: &BenchCommand,
 ) -> anyhow::Result<()> {
     match command {
@@ -79,8 +79,8 @@ pub async fn run(
 }
 
 async fn outbox_bench(
-    db_settings: &db::DbSettings,
-    kafka: &KafkaSettings,
+    db_settings: &db::DbConfig,
+    kafka: &KafkaConfig,
     args: &OutboxBenchArgs,
 ) -> anyhow::Result<()> {
     ensure!(
@@ -91,7 +91,7 @@ async fn outbox_bench(
     let db_name = format!("orderflow_bench_{run_id}");
     let url = db::create_database(&db_settings.url, &db_name).await?;
     let result = async {
-        let pool = db::connect(&db::DbSettings { url: url.clone(), ..db::DbSettings::from_url(&url) }).await?;
+        let pool = db::connect(&db::DbConfig { url: url.clone(), ..db::DbConfig::from_url(&url) }).await?;
         db::migrate(&pool).await?;
         let topic = format!("orderflow-bench-{run_id}");
         producers::ensure_topic(kafka, &topic, args.partitions).await?;
@@ -145,8 +145,8 @@ impl consumers::Handler for InsertEffect {
 }
 
 async fn consumers_bench(
-    db_settings: &db::DbSettings,
-    kafka: &KafkaSettings,
+    db_settings: &db::DbConfig,
+    kafka: &KafkaConfig,
     args: &ConsumerBenchArgs,
 ) -> anyhow::Result<()> {
     ensure!(args.records > 0, "records must be above zero");
@@ -154,9 +154,9 @@ async fn consumers_bench(
     let db_name = format!("orderflow_bench_{run_id}");
     let url = db::create_database(&db_settings.url, &db_name).await?;
     let result = async {
-        let pool = db::connect(&db::DbSettings {
+        let pool = db::connect(&db::DbConfig {
             max_connections: 20,
-            ..db::DbSettings::from_url(&url)
+            ..db::DbConfig::from_url(&url)
         })
         .await?;
         db::migrate(&pool).await?;
@@ -205,15 +205,15 @@ async fn consumers_bench(
 /// the group join is not counted.
 async fn consume_all(
     pool: &sqlx::PgPool,
-    kafka: &KafkaSettings,
+    kafka: &KafkaConfig,
     topic: &str,
     records: usize,
     inbox: bool,
 ) -> anyhow::Result<Duration> {
     let group = format!("bench-{}", uuid::Uuid::now_v7().simple());
-    let settings = consumers::ConsumerSettings {
+    let settings = consumers::ConsumerConfig {
         inbox,
-        ..consumers::ConsumerSettings::new(group, vec![topic.to_owned()])
+        ..consumers::ConsumerConfig::new(group, vec![topic.to_owned()])
     };
     let runtime = consumers::ConsumerRuntime::new(pool.clone(), kafka, settings, InsertEffect)?;
     let stats = runtime.stats();
@@ -267,12 +267,10 @@ fn make_records(topic: &str, count: usize, payload_bytes: usize, keys: usize) ->
 
 /// Sends every record with a producer configured like the relay's and waits for every acknowledgement.
 async fn raw_producer_rate(
-    kafka: &KafkaSettings,
+    kafka: &KafkaConfig,
     records: &[OutboxRecord],
 ) -> anyhow::Result<(Duration, f64)> {
-    let producer: FutureProducer = kafka
-        .producer_config(&ProducerSettings::default())
-        .create()?;
+    let producer: FutureProducer = kafka.producer_config(&ProducerConfig::default()).create()?;
     eprintln!("bench: raw producer sending {} records", records.len());
     let started = Instant::now();
     let mut deliveries = Vec::with_capacity(records.len());
@@ -306,7 +304,7 @@ async fn raw_producer_rate(
 /// The broker's own floor: a raw producer sending single records at `args.rate` per second, each one's
 /// send-to-acknowledged time in milliseconds, sorted.
 async fn raw_producer_latency(
-    kafka: &KafkaSettings,
+    kafka: &KafkaConfig,
     records: &[OutboxRecord],
     args: &OutboxBenchArgs,
 ) -> anyhow::Result<Vec<f64>> {
@@ -314,9 +312,7 @@ async fn raw_producer_latency(
         "bench outbox: raw producer latency at {} records/s for {} s",
         args.rate, args.latency_seconds
     );
-    let producer: FutureProducer = kafka
-        .producer_config(&ProducerSettings::default())
-        .create()?;
+    let producer: FutureProducer = kafka.producer_config(&ProducerConfig::default()).create()?;
     let mut every = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(args.rate)));
     let total = args.latency_seconds * u64::from(args.rate);
     let mut waiting = tokio::task::JoinSet::new();
@@ -355,7 +351,7 @@ struct RelayFigures {
 /// `args.rate` per second and measures each one's commit-to-acknowledged time.
 async fn relay_drain_and_latency(
     pool: &sqlx::PgPool,
-    kafka: &KafkaSettings,
+    kafka: &KafkaConfig,
     records: &[OutboxRecord],
     args: &OutboxBenchArgs,
 ) -> anyhow::Result<RelayFigures> {

@@ -9,7 +9,7 @@ use indicatif::ProgressBar;
 use pipeline::report::{Report, wait_until_ended};
 use pipeline::workload::Workload;
 use pipeline::{Pipeline, PipelineConfig};
-use producers::KafkaSettings;
+use producers::KafkaConfig;
 use producers::topics::Topics;
 use tokio::sync::Semaphore;
 
@@ -33,8 +33,8 @@ pub struct PipelineBenchArgs {
 }
 
 pub async fn run(
-    db_settings: &db::DbSettings,
-    kafka: &KafkaSettings,
+    db_settings: &db::DbConfig,
+    kafka: &KafkaConfig,
     args: &PipelineBenchArgs,
 ) -> anyhow::Result<()> {
     ensure!(
@@ -45,10 +45,10 @@ pub async fn run(
     let db_name = format!("orderflow_bench_{run_id}");
     let url = db::create_database(&db_settings.url, &db_name).await?;
     let result = async {
-        let pool = db::connect(&db::DbSettings {
+        let pool = db::connect(&db::DbConfig {
             max_connections: args.connections,
             acquire_timeout: Duration::from_secs(120),
-            ..db::DbSettings::from_url(&url)
+            ..db::DbConfig::from_url(&url)
         })
         .await?;
         db::migrate(&pool).await?;

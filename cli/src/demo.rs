@@ -10,7 +10,7 @@ use indicatif::ProgressBar;
 use pipeline::report::{Report, wait_until_ended};
 use pipeline::workload::Workload;
 use pipeline::{Pipeline, PipelineConfig, RegistrySetting};
-use producers::KafkaSettings;
+use producers::KafkaConfig;
 use producers::topics::Topics;
 
 /// Settings of `orderflow demo`.
@@ -78,15 +78,15 @@ fn parse_share(text: &str) -> Result<f64, String> {
 
 /// Runs the demo; every part runs in this process, on topics and consumer groups of this run only.
 pub async fn run(
-    roles: &db::RoleSettings,
-    kafka: &KafkaSettings,
+    roles: &db::RoleConfig,
+    kafka: &KafkaConfig,
     registry_url: &str,
     args: &DemoArgs,
 ) -> anyhow::Result<()> {
     // The workload's order submissions and the report run as the migrating user (they stand for the orders
     // API's clients and an operator): a connection per submission in flight, and a few more.
     let submissions = u32::try_from(args.concurrency).unwrap_or(u32::MAX);
-    let pool = db::connect(&db::DbSettings {
+    let pool = db::connect(&db::DbConfig {
         max_connections: submissions.saturating_add(4).min(60),
         acquire_timeout: Duration::from_secs(120),
         ..roles.admin().clone()
@@ -157,7 +157,7 @@ async fn drive(
 }
 
 fn demo_config(
-    kafka: &KafkaSettings,
+    kafka: &KafkaConfig,
     run_id: &str,
     args: &DemoArgs,
     registry_url: &str,

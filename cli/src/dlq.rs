@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use consumers::dlq::{self, DeadLetter};
-use producers::KafkaSettings;
+use producers::KafkaConfig;
 
 /// `orderflow dlq ...`
 #[derive(Debug, clap::Subcommand)]
@@ -27,7 +27,7 @@ pub enum DlqCommand {
     },
 }
 
-pub async fn run(kafka: &KafkaSettings, command: &DlqCommand) -> anyhow::Result<()> {
+pub async fn run(kafka: &KafkaConfig, command: &DlqCommand) -> anyhow::Result<()> {
     match command {
         DlqCommand::List { topic } => {
             let letters = dlq::list(kafka, topic)
@@ -88,7 +88,7 @@ pub async fn run(kafka: &KafkaSettings, command: &DlqCommand) -> anyhow::Result<
 }
 
 async fn find(
-    kafka: &KafkaSettings,
+    kafka: &KafkaConfig,
     topic: &str,
     partition: i32,
     offset: i64,

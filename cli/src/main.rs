@@ -141,7 +141,7 @@ struct PartUrls {
 
 impl PartUrls {
     /// Where each part connects, given the migrating user's settings.
-    fn roles(&self, admin: &db::DbSettings) -> db::RoleSettings {
+    fn roles(&self, admin: &db::DbConfig) -> db::RoleConfig {
         let given = [
             (db::Role::Orders, &self.orders_database_url),
             (db::Role::Payments, &self.payments_database_url),
@@ -154,10 +154,9 @@ impl PartUrls {
         given
             .into_iter()
             .filter_map(|(role, url)| Some((role, url.as_ref()?)))
-            .fold(
-                db::RoleSettings::new(admin.clone()),
-                |roles, (role, url)| roles.with_url(role, url),
-            )
+            .fold(db::RoleConfig::new(admin.clone()), |roles, (role, url)| {
+                roles.with_url(role, url)
+            })
     }
 }
 
@@ -286,9 +285,9 @@ fn parse() -> anyhow::Result<Cli> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let db_settings = db::DbSettings::from_url(&cli.connections.database_url);
+    let db_settings = db::DbConfig::from_url(&cli.connections.database_url);
     let roles = cli.connections.part_urls.roles(&db_settings);
-    let mut kafka = producers::KafkaSettings::new(&cli.connections.kafka_bootstrap);
+    let mut kafka = producers::KafkaConfig::new(&cli.connections.kafka_bootstrap);
     kafka.properties.extend(cli.connections.kafka_property);
     match cli.command {
         Command::Smoke => smoke::run(&db_settings, &kafka).await,

@@ -30,8 +30,8 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    fn settings(&self) -> schemas::registry::Settings {
-        schemas::registry::Settings {
+    fn settings(&self) -> schemas::registry::RegistryConfig {
+        schemas::registry::RegistryConfig {
             admin_token: self.admin_token.clone().filter(|token| !token.is_empty()),
             no_deletes: self.no_deletes,
             request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
@@ -41,7 +41,7 @@ impl RegistryArgs {
 }
 
 /// Migrates as the migrating user, then serves the registry as its own role until SIGINT or SIGTERM.
-pub async fn run(roles: &db::RoleSettings, args: &RegistryArgs) -> anyhow::Result<()> {
+pub async fn run(roles: &db::RoleConfig, args: &RegistryArgs) -> anyhow::Result<()> {
     let admin = db::connect(roles.admin()).await?;
     db::migrate(&admin).await?;
     admin.close().await;

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use outbox::{Relay, RelayConfig, quarantine};
-use producers::{KafkaSettings, ProducerSettings};
+use producers::{KafkaConfig, ProducerConfig};
 use tokio_util::sync::CancellationToken;
 
 /// The relay's settings, shared by `orderflow relay` and `orderflow serve relay`. Their defaults are
 /// [`RelayConfig::default`]'s.
 #[derive(Debug, clap::Args)]
-pub struct RelaySettings {
+pub struct RelayConfigArgs {
     /// Records read, published and deleted per round, from 1 to 100,000.
     #[arg(long, env = "RELAY_BATCH_SIZE", default_value_t = defaults().batch_size as u32,
         value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -44,7 +44,7 @@ fn defaults() -> RelayConfig {
     RelayConfig::default()
 }
 
-impl RelaySettings {
+impl RelayConfigArgs {
     /// The relay configuration these settings give.
     pub fn config(&self) -> RelayConfig {
         let defaults = defaults();
@@ -52,7 +52,7 @@ impl RelaySettings {
             batch_size: self.batch_size as usize,
             poll_interval: Duration::from_millis(self.poll_interval_ms),
             max_attempts: self.max_attempts,
-            producer: ProducerSettings {
+            producer: ProducerConfig {
                 linger: Duration::from_millis(self.linger_ms),
                 max_message_bytes: self.max_message_bytes,
                 ..defaults.producer.clone()
@@ -66,7 +66,7 @@ impl RelaySettings {
 #[derive(Debug, clap::Args)]
 pub struct RelayArgs {
     #[command(flatten)]
-    settings: RelaySettings,
+    settings: RelayConfigArgs,
     /// Serve Prometheus metrics on this address (for example 127.0.0.1:9464).
     #[arg(long, env = "METRICS_ADDR")]
     metrics_addr: Option<SocketAddr>,
@@ -75,8 +75,8 @@ pub struct RelayArgs {
 /// Migrates as the migrating user, then runs the relay as its own role until SIGINT or SIGTERM, reporting the
 /// backlog every few seconds.
 pub async fn run(
-    roles: &db::RoleSettings,
-    kafka: &KafkaSettings,
+    roles: &db::RoleConfig,
+    kafka: &KafkaConfig,
     args: &RelayArgs,
 ) -> anyhow::Result<()> {
     if let Some(addr) = args.metrics_addr {
@@ -146,7 +146,7 @@ pub enum QuarantineCommand {
     Discard { id: i64 },
 }
 
-pub async fn outbox_command(db: &db::DbSettings, command: &OutboxCommand) -> anyhow::Result<()> {
+pub async fn outbox_command(db: &db::DbConfig, command: &OutboxCommand) -> anyhow::Result<()> {
     let pool = db::connect(db).await?;
     db::require_migrated(&pool).await?;
     match command {

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use pipeline::{Part, PipelineConfig, Shared};
-use producers::KafkaSettings;
+use producers::KafkaConfig;
 use tokio_util::sync::CancellationToken;
 
 /// The parts `serve` can run, each with its description in `--help`.
@@ -54,13 +54,13 @@ pub struct ServeArgs {
     region: String,
     /// The relay's settings (`serve relay` only).
     #[command(flatten, next_help_heading = "Relay (serve relay)")]
-    relay: crate::relay::RelaySettings,
+    relay: crate::relay::RelayConfigArgs,
 }
 
 /// Runs the part until SIGINT or SIGTERM.
 pub async fn run(
-    roles: &db::RoleSettings,
-    kafka: &KafkaSettings,
+    roles: &db::RoleConfig,
+    kafka: &KafkaConfig,
     registry_url: &str,
     args: &ServeArgs,
 ) -> anyhow::Result<()> {

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
-use producers::KafkaSettings;
+use producers::KafkaConfig;
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use rdkafka::message::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -12,7 +12,7 @@ use rdkafka::{Offset, TopicPartitionList};
 /// The topic the smoke check writes to; records in it mean nothing and may be deleted at any time.
 const SMOKE_TOPIC: &str = "orderflow.smoke";
 
-pub async fn run(db_settings: &db::DbSettings, kafka: &KafkaSettings) -> anyhow::Result<()> {
+pub async fn run(db_settings: &db::DbConfig, kafka: &KafkaConfig) -> anyhow::Result<()> {
     let started = Instant::now();
     postgres_round_trip(db_settings).await?;
     println!("postgres: ok ({})", db_settings.redacted_url());
@@ -26,7 +26,7 @@ pub async fn run(db_settings: &db::DbSettings, kafka: &KafkaSettings) -> anyhow:
 }
 
 /// Migrates, then writes a row in a temporary table and reads it back.
-async fn postgres_round_trip(settings: &db::DbSettings) -> anyhow::Result<()> {
+async fn postgres_round_trip(settings: &db::DbConfig) -> anyhow::Result<()> {
     let pool = db::connect(settings).await?;
     db::migrate(&pool).await?;
     let mut tx = pool
@@ -53,7 +53,7 @@ async fn postgres_round_trip(settings: &db::DbSettings) -> anyhow::Result<()> {
 }
 
 /// Produces one record and consumes it back from the offset the broker acknowledged.
-async fn kafka_round_trip(kafka: &KafkaSettings) -> anyhow::Result<i64> {
+async fn kafka_round_trip(kafka: &KafkaConfig) -> anyhow::Result<i64> {
     producers::ensure_topic(kafka, SMOKE_TOPIC, 1).await?;
     let producer: FutureProducer = kafka
         .client_config()

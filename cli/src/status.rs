@@ -1,7 +1,7 @@
 //! `orderflow status`: the outbox backlog and consumer groups' lag.
 
 use anyhow::Context as _;
-use producers::KafkaSettings;
+use producers::KafkaConfig;
 
 /// Settings of `orderflow status`.
 #[derive(Debug, clap::Args)]
@@ -26,11 +26,7 @@ fn parse_group(text: &str) -> Result<(String, Vec<String>), String> {
     Ok((group.to_owned(), topics))
 }
 
-pub async fn run(
-    db: &db::DbSettings,
-    kafka: &KafkaSettings,
-    args: &StatusArgs,
-) -> anyhow::Result<()> {
+pub async fn run(db: &db::DbConfig, kafka: &KafkaConfig, args: &StatusArgs) -> anyhow::Result<()> {
     let pool = db::connect(db).await?;
     db::require_migrated(&pool).await?;
     let backlog = outbox::quarantine::backlog(&pool).await?;

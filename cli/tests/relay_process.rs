@@ -13,7 +13,7 @@ use producers::topics::Topics;
 
 use common::free_local_address;
 
-fn start_relay(db: &testkit::TestDb, kafka: &producers::KafkaSettings, extra: &[&str]) -> Child {
+fn start_relay(db: &testkit::TestDb, kafka: &producers::KafkaConfig, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_orderflow"))
         .args(["relay", "--batch-size", "200", "--poll-interval-ms", "200"])
         .args(extra)

@@ -11,7 +11,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _};
 
 use common::free_local_address;
 
-fn existing_topics(kafka: &producers::KafkaSettings, prefix: &str) -> Vec<String> {
+fn existing_topics(kafka: &producers::KafkaConfig, prefix: &str) -> Vec<String> {
     let client: BaseConsumer = kafka.client_config().create().unwrap();
     let metadata = client
         .fetch_metadata(None, Duration::from_secs(10))

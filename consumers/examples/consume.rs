@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use consumers::{ConsumerRuntime, ConsumerSettings, Handler, HandlerError, Incoming};
-use producers::KafkaSettings;
+use consumers::{ConsumerConfig, ConsumerRuntime, Handler, HandlerError, Incoming};
+use producers::KafkaConfig;
 use sqlx::PgConnection;
 use tokio_util::sync::CancellationToken;
 
@@ -50,14 +50,14 @@ async fn main() -> anyhow::Result<()> {
     let local = "postgres://postgres@127.0.0.1:5432/postgres";
     let url = std::env::var("DATABASE_URL").unwrap_or(local.into());
     let bootstrap = std::env::var("KAFKA_BOOTSTRAP").unwrap_or(producers::DEFAULT_BOOTSTRAP.into());
-    let kafka = KafkaSettings::new(bootstrap);
-    let pool = db::connect(&db::DbSettings::from_url(url)).await?;
+    let kafka = KafkaConfig::new(bootstrap);
+    let pool = db::connect(&db::DbConfig::from_url(url)).await?;
     db::migrate(&pool).await?; // the inbox (and every other orderflow table)
     sqlx::query(TABLE).execute(&pool).await?;
     producers::ensure_topic(&kafka, TOPIC, 3).await?;
 
     let topics = vec![TOPIC.to_owned()];
-    let mut settings = ConsumerSettings::new(GROUP, topics.clone());
+    let mut settings = ConsumerConfig::new(GROUP, topics.clone());
     settings.commit_interval = Duration::from_secs(1); // so that the lag below soon shows progress
     let runtime = ConsumerRuntime::new(pool, &kafka, settings, Welcome)?;
     let stats = runtime.stats();

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use producers::headers::{self, RecordHeaders};
-use producers::{KafkaSettings, ProducerSettings};
+use producers::{KafkaConfig, ProducerConfig};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::ConsumerError;
@@ -41,10 +41,7 @@ impl DeadLetter {
 }
 
 /// Every dead letter in `dlq_topic`, in offset order per partition.
-pub async fn list(
-    kafka: &KafkaSettings,
-    dlq_topic: &str,
-) -> Result<Vec<DeadLetter>, ConsumerError> {
+pub async fn list(kafka: &KafkaConfig, dlq_topic: &str) -> Result<Vec<DeadLetter>, ConsumerError> {
     Ok(reader::read_to_end(kafka, dlq_topic)
         .await?
         .into_iter()
@@ -54,13 +51,11 @@ pub async fn list(
 
 /// Publishes `letters` back to their source topics, in order, and returns how many.
 pub async fn redrive(
-    kafka: &KafkaSettings,
+    kafka: &KafkaConfig,
     dlq_topic: &str,
     letters: &[DeadLetter],
 ) -> Result<usize, ConsumerError> {
-    let producer: FutureProducer = kafka
-        .producer_config(&ProducerSettings::default())
-        .create()?;
+    let producer: FutureProducer = kafka.producer_config(&ProducerConfig::default()).create()?;
     for letter in letters {
         let envelope = letter.envelope.as_ref().map_err(|e| {
             ConsumerError::Read(format!(

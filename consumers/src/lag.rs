@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use producers::KafkaSettings;
+use producers::KafkaConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -27,7 +27,7 @@ pub struct PartitionLag {
 /// The lag of `group` on every partition of `topics`, also reported as the gauge
 /// `consumer_lag{group, topic, partition}`.
 pub async fn group_lag(
-    kafka: &KafkaSettings,
+    kafka: &KafkaConfig,
     group: &str,
     topics: &[String],
 ) -> Result<Vec<PartitionLag>, ConsumerError> {
@@ -38,7 +38,7 @@ pub async fn group_lag(
 }
 
 fn lag_blocking(
-    kafka: &KafkaSettings,
+    kafka: &KafkaConfig,
     group: &str,
     topics: &[String],
 ) -> Result<Vec<PartitionLag>, ConsumerError> {

@@ -37,7 +37,7 @@
 //! service (`cargo run -p consumers --example consume`).
 //!
 //! ```no_run
-//! use consumers::{ConsumerRuntime, ConsumerSettings, Handler, HandlerError, Incoming};
+//! use consumers::{ConsumerRuntime, ConsumerConfig, Handler, HandlerError, Incoming};
 //!
 //! struct Audit;
 //!
@@ -54,8 +54,8 @@
 //! }
 //!
 //! # async fn run(pool: sqlx::PgPool) -> Result<(), consumers::ConsumerError> {
-//! let kafka = producers::KafkaSettings::new(producers::DEFAULT_BOOTSTRAP);
-//! let settings = ConsumerSettings::new("audit", vec!["orders.events".into()]);
+//! let kafka = producers::KafkaConfig::new(producers::DEFAULT_BOOTSTRAP);
+//! let settings = ConsumerConfig::new("audit", vec!["orders.events".into()]);
 //! let shutdown = tokio_util::sync::CancellationToken::new(); // cancel it to stop between records
 //! ConsumerRuntime::new(pool, &kafka, settings, Audit)?.run(shutdown).await
 //! # }
@@ -71,4 +71,4 @@ pub mod reader;
 pub mod runtime;
 
 pub use error::{ConsumerError, HandlerError};
-pub use runtime::{ConsumerRuntime, ConsumerSettings, ConsumerStats, Handler, Incoming};
+pub use runtime::{ConsumerConfig, ConsumerRuntime, ConsumerStats, Handler, Incoming};

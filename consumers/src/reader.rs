@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use producers::KafkaSettings;
+use producers::KafkaConfig;
 use producers::headers::{self, RecordHeaders};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::KafkaResult;
@@ -27,7 +27,7 @@ pub struct Record {
 
 /// Every record in `topic` now: each partition read from its low to its high watermark, in offset order per
 /// partition. Partitions are assigned, not subscribed, so no group is joined and no offset is committed.
-pub async fn read_to_end(kafka: &KafkaSettings, topic: &str) -> Result<Vec<Record>, ConsumerError> {
+pub async fn read_to_end(kafka: &KafkaConfig, topic: &str) -> Result<Vec<Record>, ConsumerError> {
     let kafka = kafka.clone();
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || read_blocking(&kafka, &topic))
@@ -36,7 +36,7 @@ pub async fn read_to_end(kafka: &KafkaSettings, topic: &str) -> Result<Vec<Recor
 }
 
 /// The number of records in `topic` now (high minus low watermark, summed over partitions).
-pub async fn count(kafka: &KafkaSettings, topic: &str) -> Result<i64, ConsumerError> {
+pub async fn count(kafka: &KafkaConfig, topic: &str) -> Result<i64, ConsumerError> {
     let kafka = kafka.clone();
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
@@ -50,7 +50,7 @@ pub async fn count(kafka: &KafkaSettings, topic: &str) -> Result<i64, ConsumerEr
     .map_err(|e| ConsumerError::Read(format!("reader thread failed: {e}")))?
 }
 
-fn reader(kafka: &KafkaSettings) -> Result<BaseConsumer, ConsumerError> {
+fn reader(kafka: &KafkaConfig) -> Result<BaseConsumer, ConsumerError> {
     let mut config = kafka.client_config();
     // librdkafka wants a group id even for assigned partitions; nothing is committed to it.
     config
@@ -109,7 +109,7 @@ fn with_leader_retries<T>(
     }
 }
 
-fn read_blocking(kafka: &KafkaSettings, topic: &str) -> Result<Vec<Record>, ConsumerError> {
+fn read_blocking(kafka: &KafkaConfig, topic: &str) -> Result<Vec<Record>, ConsumerError> {
     let consumer = reader(kafka)?;
     let marks = watermarks(&consumer, topic)?;
     let mut assignment = TopicPartitionList::new();

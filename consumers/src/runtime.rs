@@ -5,7 +5,7 @@
 //! other, in offset order; different partitions are applied in parallel. A record is done when it was
 //! applied (its transaction committed), skipped as a duplicate, sent to the retry topic or dead-lettered;
 //! only then does the worker take the next one. Records wait in a bounded buffer per partition
-//! ([`ConsumerSettings::partition_buffer`]); when it is full the partition is paused and its later records
+//! ([`ConsumerConfig::partition_buffer`]); when it is full the partition is paused and its later records
 //! wait, in order, until the worker catches up, while the other partitions keep flowing. Order holds per
 //! partition, hence per key, except for records sent to the retry topic (below), which give way to the
 //! records behind them.
@@ -13,7 +13,7 @@
 //! # Offsets
 //! Auto-commit is on and the automatic offset store off: a record's offset is stored only after the record
 //! is done, so a committed offset never covers a record whose effect did not commit. Stored offsets are
-//! committed every [`ConsumerSettings::commit_interval`], when partitions are revoked and once more on
+//! committed every [`ConsumerConfig::commit_interval`], when partitions are revoked and once more on
 //! shutdown. On revocation the revoked partitions' workers are stopped between records and the rebalance
 //! waits (up to 30 s, on a multi-threaded Tokio runtime) for the records in hand before it commits, so the
 //! next owner starts after everything this member did and no partition is applied by two members at once.
@@ -22,7 +22,7 @@
 //! once.
 //!
 //! # Idempotence
-//! With [`ConsumerSettings::inbox`] on (the default), the event id (the `event_id` header) is claimed in the
+//! With [`ConsumerConfig::inbox`] on (the default), the event id (the `event_id` header) is claimed in the
 //! inbox, `(consumer group, event id)`, in the transaction handed to the [`Handler`]: the effect, the inbox
 //! row and any outbox records the handler writes commit together, and a record delivered again finds its
 //! row and is skipped without calling the handler ([`ConsumerStats::duplicates`]). A record without a
@@ -31,12 +31,12 @@
 //! # Failures
 //! The [`HandlerError`] a handler returns picks what happens:
 //! - **Transient** (database or broker unavailable): retried in place with exponential backoff and jitter
-//!   ([`ConsumerSettings::backoff`] up to [`ConsumerSettings::max_backoff`]), for as long as it takes. The
+//!   ([`ConsumerConfig::backoff`] up to [`ConsumerConfig::max_backoff`]), for as long as it takes. The
 //!   partition holds meanwhile (and is paused once its buffer is full), so its order is kept; the
 //!   partition shows in [`crate::health`] once it has retried for a while. A retry or dead-letter topic
 //!   that cannot be written is retried the same way.
 //! - **Retryable** (a business step that may pass later): sent to `<topic>.retry` with an attempt count and
-//!   a not-before time, applied again after each of [`ConsumerSettings::retry_delays`] (the runtime reads
+//!   a not-before time, applied again after each of [`ConsumerConfig::retry_delays`] (the runtime reads
 //!   the retry topics too, and a retry waits for its time holding its retry partition), then
 //!   dead-lettered. The source partition moves on at once.
 //! - **Poison** (cannot decode, fails validation, no event id, or the handler panicked): sent to
@@ -60,7 +60,7 @@ use futures_util::FutureExt as _;
 use producers::backoff::Backoff;
 use producers::headers::{self, RecordHeaders};
 use producers::topics::Topics;
-use producers::{KafkaSettings, ProducerSettings};
+use producers::{KafkaConfig, ProducerConfig};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -155,7 +155,7 @@ pub trait Handler: Send + Sync + 'static {
 
 /// Settings of one consumer.
 #[derive(Clone, Debug)]
-pub struct ConsumerSettings {
+pub struct ConsumerConfig {
     pub group_id: String,
     pub topics: Vec<String>,
     /// librdkafka `session.timeout.ms`.
@@ -169,7 +169,7 @@ pub struct ConsumerSettings {
     pub backoff: Duration,
     pub max_backoff: Duration,
     /// Producer of dead letters.
-    pub producer: ProducerSettings,
+    pub producer: ProducerConfig,
     /// Waits before each retry of a retryable business failure, on `<topic>.retry`; after the last, the
     /// record goes to the dead-letter topic. Empty: retryable failures go straight to the dead-letter topic.
     pub retry_delays: Vec<Duration>,
@@ -184,7 +184,7 @@ pub struct ConsumerSettings {
     pub inbox: bool,
 }
 
-impl ConsumerSettings {
+impl ConsumerConfig {
     /// Defaults for `group_id` reading `topics`.
     pub fn new(group_id: impl Into<String>, topics: Vec<String>) -> Self {
         Self {
@@ -195,7 +195,7 @@ impl ConsumerSettings {
             partition_buffer: 256,
             backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
-            producer: ProducerSettings::default(),
+            producer: ProducerConfig::default(),
             retry_delays: vec![
                 Duration::from_secs(1),
                 Duration::from_secs(10),
@@ -342,7 +342,7 @@ type Consumer = StreamConsumer<RebalanceContext>;
 
 /// A consumer in a group, applying records through a [`Handler`].
 pub struct ConsumerRuntime<H> {
-    kafka: KafkaSettings,
+    kafka: KafkaConfig,
     /// What every partition worker shares.
     worker: Arc<Worker<H>>,
 }
@@ -351,8 +351,8 @@ impl<H: Handler> ConsumerRuntime<H> {
     /// A consumer of `settings.topics` in `settings.group_id`, applying records with `handler` on `pool`.
     pub fn new(
         pool: PgPool,
-        kafka: &KafkaSettings,
-        settings: ConsumerSettings,
+        kafka: &KafkaConfig,
+        settings: ConsumerConfig,
         handler: H,
     ) -> Result<Self, ConsumerError> {
         let mut config = kafka.client_config();
@@ -550,7 +550,7 @@ struct Worker<H> {
     dead_letters: FutureProducer,
     pool: PgPool,
     handler: H,
-    settings: ConsumerSettings,
+    settings: ConsumerConfig,
     stats: Arc<ConsumerStats>,
     ownership: Arc<Ownership>,
 }
@@ -856,7 +856,7 @@ impl<H: Handler> Worker<H> {
 
 /// Reports the group's lag as gauges every 15 s until shutdown.
 async fn report_lag(
-    kafka: KafkaSettings,
+    kafka: KafkaConfig,
     group: String,
     topics: Vec<String>,
     shutdown: CancellationToken,

@@ -28,11 +28,11 @@ async fn child_consumer() {
         parts.next().unwrap(),
     );
     let pool = sqlx::PgPool::connect(url).await.unwrap();
-    let settings = consumers::ConsumerSettings {
+    let settings = consumers::ConsumerConfig {
         commit_interval: Duration::from_secs(60),
-        ..consumers::ConsumerSettings::new(group, vec![topic.to_owned()])
+        ..consumers::ConsumerConfig::new(group, vec![topic.to_owned()])
     };
-    let kafka = producers::KafkaSettings::new(bootstrap);
+    let kafka = producers::KafkaConfig::new(bootstrap);
     let runtime = consumers::ConsumerRuntime::new(pool, &kafka, settings, handler()).unwrap();
     runtime
         .run(tokio_util::sync::CancellationToken::new())

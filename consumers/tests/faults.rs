@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Running, handler};
-use producers::KafkaSettings;
+use producers::KafkaConfig;
 use producers::headers::{self, RecordHeaders};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -17,12 +17,12 @@ async fn a_broker_down_for_20_s_under_load_loses_nothing_and_doubles_no_effect()
     mock.create_topic(&topic, 2, 1).unwrap();
     mock.create_topic(&format!("{topic}.dlq"), 1, 1).unwrap();
     mock.create_topic(&format!("{topic}.retry"), 1, 1).unwrap();
-    let kafka = KafkaSettings::new(mock.bootstrap_servers());
+    let kafka = KafkaConfig::new(mock.bootstrap_servers());
     let db = common::effects_db().await;
     // The mock cluster does not answer CreateTopics; the topics above exist already.
     let group = testkit::unique_name("faults");
     let consumer = Running::start_with(&group, &db, &kafka, &topic, handler(), |settings| {
-        consumers::ConsumerSettings {
+        consumers::ConsumerConfig {
             create_topics: false,
             ..settings
         }

@@ -131,7 +131,7 @@ impl consumers::Handler for Labeled {
 /// interleave their records out of order).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_stops_applying_a_partition_once_it_is_revoked() {
-    use consumers::{ConsumerRuntime, ConsumerSettings};
+    use consumers::{ConsumerConfig, ConsumerRuntime};
     let db = testkit::TestDb::new().await;
     sqlx::query(
         "CREATE TABLE applied (n bigserial PRIMARY KEY, member text NOT NULL, partition int NOT NULL,
@@ -162,9 +162,9 @@ async fn a_member_stops_applying_a_partition_once_it_is_revoked() {
     }
     let group = testkit::unique_name("group");
     let start = |member: &'static str| {
-        let settings = ConsumerSettings {
+        let settings = ConsumerConfig {
             session_timeout: Duration::from_secs(6),
-            ..ConsumerSettings::new(&group, vec![topic.clone()])
+            ..ConsumerConfig::new(&group, vec![topic.clone()])
         };
         let runtime =
             ConsumerRuntime::new(db.pool().clone(), &kafka, settings, Labeled(member)).unwrap();

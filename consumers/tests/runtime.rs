@@ -122,7 +122,7 @@ async fn a_handler_that_panics_dead_letters_the_record_and_the_partition_moves_o
 
 /// Produces `payloads` to `partition` of `topic`, each with a fresh event id.
 async fn produce_to(
-    kafka: &producers::KafkaSettings,
+    kafka: &producers::KafkaConfig,
     topic: &str,
     partition: i32,
     payloads: &[String],
@@ -168,7 +168,7 @@ async fn a_partition_retrying_in_place_does_not_hold_up_the_others() {
         &kafka,
         &topic,
         stuck,
-        |s| consumers::ConsumerSettings {
+        |s| consumers::ConsumerConfig {
             partition_buffer: 2,
             ..s
         },

@@ -9,13 +9,13 @@
 //! `testkit`, deployments from their operators.
 //!
 //! Least privilege: the migrations also create a login role per part ([`Role`]) with grants on that part's
-//! tables only; [`RoleSettings`] derives each part's URL from the migrating user's, and [`connect_as`]
+//! tables only; [`RoleConfig`] derives each part's URL from the migrating user's, and [`connect_as`]
 //! connects a part as its role. The migrating user needs CREATEROLE (or the roles made beforehand by an
 //! operator) and owns the tables.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), db::DbError> {
-//! let settings = db::DbSettings::from_url("postgres://postgres@127.0.0.1:5432/postgres");
+//! let settings = db::DbConfig::from_url("postgres://postgres@127.0.0.1:5432/postgres");
 //! let pool = db::connect(&settings).await?;
 //! db::migrate(&pool).await?;
 //! # Ok(()) }
@@ -26,7 +26,7 @@ use std::time::Duration;
 
 mod roles;
 
-pub use roles::{Role, RoleSettings};
+pub use roles::{Role, RoleConfig};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions as _, Connection as _};
 
@@ -35,7 +35,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Where the database is and how many connections to keep.
 #[derive(Clone)]
-pub struct DbSettings {
+pub struct DbConfig {
     /// A `postgres://` URL. It may hold a password, so it is never logged whole.
     pub url: String,
     /// Upper bound on open connections.
@@ -44,7 +44,7 @@ pub struct DbSettings {
     pub acquire_timeout: Duration,
 }
 
-impl DbSettings {
+impl DbConfig {
     /// Settings with the defaults: 10 connections, 10 s acquire timeout.
     pub fn from_url(url: impl Into<String>) -> Self {
         Self {
@@ -60,9 +60,9 @@ impl DbSettings {
     }
 }
 
-impl fmt::Debug for DbSettings {
+impl fmt::Debug for DbConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DbSettings")
+        f.debug_struct("DbConfig")
             .field("url", &self.redacted_url())
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout", &self.acquire_timeout)
@@ -99,13 +99,13 @@ pub enum DbError {
     /// A query failed.
     #[error("cannot query the database")]
     Query(#[source] sqlx::Error),
-    /// A part's URL cannot be derived from this one (see [`RoleSettings`]); give the part its own.
+    /// A part's URL cannot be derived from this one (see [`RoleConfig`]); give the part its own.
     #[error("cannot derive a part's database URL from {url}: {reason}")]
     Url { url: String, reason: String },
 }
 
 /// Opens a pool and checks one connection, so a wrong URL fails here and not at the first query.
-pub async fn connect(settings: &DbSettings) -> Result<PgPool, DbError> {
+pub async fn connect(settings: &DbConfig) -> Result<PgPool, DbError> {
     let connect_error = |source| DbError::Connect {
         url: settings.redacted_url(),
         source,
@@ -120,12 +120,12 @@ pub async fn connect(settings: &DbSettings) -> Result<PgPool, DbError> {
     Ok(pool)
 }
 
-/// Opens a pool as `role` (see [`RoleSettings`]), checked like [`connect`]'s.
+/// Opens a pool as `role` (see [`RoleConfig`]), checked like [`connect`]'s.
 ///
 /// # Errors
 /// [`DbError::Url`] when the role's URL cannot be derived, [`DbError::Connect`] as [`connect`]; a role the
 /// migrations have not created yet fails to connect.
-pub async fn connect_as(roles: &RoleSettings, role: Role) -> Result<PgPool, DbError> {
+pub async fn connect_as(roles: &RoleConfig, role: Role) -> Result<PgPool, DbError> {
     let settings = roles.settings(role)?;
     let pool = connect(&settings).await?;
     tracing::info!(%role, url = %settings.redacted_url(), "connected as the part's role");

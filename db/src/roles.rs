@@ -6,8 +6,8 @@
 //! a password or lives elsewhere.
 //!
 //! ```
-//! let admin = db::DbSettings::from_url("postgres://admin:secret@db:5432/orderflow?sslmode=require");
-//! let roles = db::RoleSettings::new(admin)
+//! let admin = db::DbConfig::from_url("postgres://admin:secret@db:5432/orderflow?sslmode=require");
+//! let roles = db::RoleConfig::new(admin)
 //!     .with_url(db::Role::Payments, "postgres://orderflow_payments:p4y@db:5432/orderflow");
 //! assert_eq!(
 //!     roles.settings(db::Role::Orders).unwrap().url,
@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use crate::{DbError, DbSettings, redact};
+use crate::{DbConfig, DbError, redact};
 
 /// A part of the pipeline with a database role of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -90,16 +90,16 @@ impl fmt::Display for Role {
 /// Where each part connects: the migrating user's settings, and the URLs given for some parts. Every part's
 /// pool has the limits of the migrating user's settings.
 #[derive(Clone)]
-pub struct RoleSettings {
-    admin: DbSettings,
+pub struct RoleConfig {
+    admin: DbConfig,
     urls: BTreeMap<Role, String>,
 }
 
-impl RoleSettings {
+impl RoleConfig {
     /// Every part on `admin`'s server and database as its own role, without a password (a server that
     /// trusts local connections, or a `~/.pgpass` with the roles' passwords), with `admin`'s pool limits.
     #[must_use]
-    pub fn new(admin: DbSettings) -> Self {
+    pub fn new(admin: DbConfig) -> Self {
         Self {
             admin,
             urls: BTreeMap::new(),
@@ -125,7 +125,7 @@ impl RoleSettings {
 
     /// The migrating user's settings.
     #[must_use]
-    pub const fn admin(&self) -> &DbSettings {
+    pub const fn admin(&self) -> &DbConfig {
         &self.admin
     }
 
@@ -133,26 +133,26 @@ impl RoleSettings {
     ///
     /// # Errors
     /// [`DbError::Url`] when the URL of the migrating user is not one a role can be put into.
-    pub fn settings(&self, role: Role) -> Result<DbSettings, DbError> {
+    pub fn settings(&self, role: Role) -> Result<DbConfig, DbError> {
         let url = match self.urls.get(&role) {
             Some(url) => url.clone(),
             None => role_url(&self.admin.url, role)?,
         };
-        Ok(DbSettings {
+        Ok(DbConfig {
             url,
             ..self.admin.clone()
         })
     }
 }
 
-impl fmt::Debug for RoleSettings {
+impl fmt::Debug for RoleConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let urls: BTreeMap<Role, String> = self
             .urls
             .iter()
             .map(|(role, url)| (*role, redact(url)))
             .collect();
-        f.debug_struct("RoleSettings")
+        f.debug_struct("RoleConfig")
             .field("admin", &self.admin)
             .field("urls", &urls)
             .finish()
@@ -193,8 +193,8 @@ fn role_url(admin_url: &str, role: Role) -> Result<String, DbError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Role, RoleSettings, role_url};
-    use crate::DbSettings;
+    use super::{Role, RoleConfig, role_url};
+    use crate::DbConfig;
 
     #[test]
     fn the_role_replaces_the_user_and_the_password_is_dropped() {
@@ -257,7 +257,7 @@ mod tests {
 
     #[test]
     fn a_given_url_wins_and_debug_hides_its_password() {
-        let roles = RoleSettings::new(DbSettings::from_url("postgres://postgres@db/orders"))
+        let roles = RoleConfig::new(DbConfig::from_url("postgres://postgres@db/orders"))
             .with_url(Role::Delivery, "postgres://courier:hunter2@other/orders");
         assert_eq!(
             roles.settings(Role::Delivery).unwrap().url,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use outbox::{EventStore, Metadata, Relay, RelayConfig};
-use producers::{KafkaSettings, topics::Topics};
+use producers::{KafkaConfig, topics::Topics};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -44,8 +44,8 @@ async fn main() -> anyhow::Result<()> {
     let local = "postgres://postgres@127.0.0.1:5432/postgres";
     let url = std::env::var("DATABASE_URL").unwrap_or(local.into());
     let bootstrap = std::env::var("KAFKA_BOOTSTRAP").unwrap_or(producers::DEFAULT_BOOTSTRAP.into());
-    let kafka = KafkaSettings::new(bootstrap);
-    let pool = db::connect(&db::DbSettings::from_url(url)).await?;
+    let kafka = KafkaConfig::new(bootstrap);
+    let pool = db::connect(&db::DbConfig::from_url(url)).await?;
     db::migrate(&pool).await?; // the outbox (and every other orderflow table)
     sqlx::query(TABLE).execute(&pool).await?;
     producers::ensure_topic(&kafka, TOPIC, 3).await?;

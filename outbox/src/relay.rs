@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use producers::backoff::Backoff;
 use producers::headers::{self, RecordHeaders};
-use producers::{KafkaSettings, ProducerSettings};
+use producers::{KafkaConfig, ProducerConfig};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
@@ -78,7 +78,7 @@ pub struct RelayConfig {
     /// such a session (and frees the lock for a standby) after as long again, from TCP keepalives.
     pub session_timeout: Duration,
     /// The producer's knobs.
-    pub producer: ProducerSettings,
+    pub producer: ProducerConfig,
 }
 
 impl RelayConfig {
@@ -99,7 +99,7 @@ impl Default for RelayConfig {
             max_backoff: Duration::from_secs(30),
             leader_lock: DEFAULT_LEADER_LOCK,
             session_timeout: Duration::from_secs(30),
-            producer: ProducerSettings::default(),
+            producer: ProducerConfig::default(),
         }
     }
 }
@@ -125,7 +125,7 @@ pub struct Acked {
 /// rest on: writers of one key are serialized.
 pub struct Relay {
     pool: PgPool,
-    kafka: KafkaSettings,
+    kafka: KafkaConfig,
     producer: FutureProducer,
     config: RelayConfig,
     stats: Arc<RelayStats>,
@@ -166,7 +166,7 @@ impl Relay {
     /// A relay over `pool` publishing to the cluster of `kafka`.
     pub fn new(
         pool: PgPool,
-        kafka: &KafkaSettings,
+        kafka: &KafkaConfig,
         config: RelayConfig,
     ) -> Result<Self, OutboxError> {
         let producer = kafka.producer_config(&config.producer).create()?;

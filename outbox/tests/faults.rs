@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::RunningRelay;
 use outbox::records::enqueue;
 use outbox::{OutboxRecord, RelayConfig};
-use producers::{KafkaSettings, ProducerSettings};
+use producers::{KafkaConfig, ProducerConfig};
 use rdkafka::mocking::MockCluster;
 
 /// A relay that quarantines at the second refusal, retries rounds quickly, and lets a record wait
@@ -20,9 +20,9 @@ fn impatient(delivery_timeout: Duration) -> RelayConfig {
         poll_interval: Duration::from_millis(100),
         backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(200),
-        producer: ProducerSettings {
+        producer: ProducerConfig {
             delivery_timeout,
-            ..ProducerSettings::default()
+            ..ProducerConfig::default()
         },
         ..RelayConfig::default()
     }
@@ -33,7 +33,7 @@ async fn timeouts_are_not_counted_as_refusals_and_nothing_is_quarantined() {
     let mock = MockCluster::new(1).expect("mock cluster");
     let topic = testkit::unique_name("relay-faults");
     mock.create_topic(&topic, 1, 1).unwrap();
-    let kafka = KafkaSettings::new(mock.bootstrap_servers());
+    let kafka = KafkaConfig::new(mock.bootstrap_servers());
     let db = testkit::TestDb::new().await;
     let records: Vec<OutboxRecord> = (0..10)
         .map(|n| {
@@ -108,7 +108,7 @@ async fn a_topic_without_a_leader_for_a_moment_is_not_taken_for_a_missing_one() 
         RDKafkaRespErr::RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
     )
     .unwrap();
-    let kafka = KafkaSettings::new(mock.bootstrap_servers());
+    let kafka = KafkaConfig::new(mock.bootstrap_servers());
     let db = testkit::TestDb::new().await;
     let records: Vec<OutboxRecord> = (0..3)
         .map(|n| common::record(&topic, "key", n.to_string().into_bytes(), n))
@@ -153,7 +153,7 @@ async fn a_producer_that_failed_fatally_is_replaced_and_nothing_is_quarantined()
     let mock = MockCluster::new(1).expect("mock cluster");
     let topic = testkit::unique_name("relay-fatal");
     mock.create_topic(&topic, 1, 1).unwrap();
-    let kafka = KafkaSettings::new(mock.bootstrap_servers());
+    let kafka = KafkaConfig::new(mock.bootstrap_servers());
     let db = testkit::TestDb::new().await;
     let records: Vec<OutboxRecord> = (0..10)
         .map(|n| common::record(&topic, &format!("key-{}", n % 3), vec![b'v'], n))

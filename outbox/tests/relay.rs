@@ -349,10 +349,10 @@ async fn a_record_the_broker_refuses_is_never_overtaken_by_a_later_one_of_its_ke
     // A request per record, so the refused one leaves the later ones of its key in requests of their own.
     let config = RelayConfig {
         max_attempts: 2,
-        producer: producers::ProducerSettings {
+        producer: producers::ProducerConfig {
             linger: Duration::ZERO,
             batch_bytes: 300,
-            ..producers::ProducerSettings::default()
+            ..producers::ProducerConfig::default()
         },
         ..fast_config()
     };

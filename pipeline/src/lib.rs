@@ -17,7 +17,7 @@
 //! # async fn run(pool: sqlx::PgPool) -> anyhow::Result<()> {
 //! use pipeline::{Pipeline, PipelineConfig};
 //!
-//! let config = PipelineConfig::new(producers::KafkaSettings::new(producers::DEFAULT_BOOTSTRAP));
+//! let config = PipelineConfig::new(producers::KafkaConfig::new(producers::DEFAULT_BOOTSTRAP));
 //! let pipeline = Pipeline::start(pool, config).await?;
 //! // ... place orders through the orders service, then:
 //! pipeline.check()?; // no part ended on its own
@@ -36,7 +36,7 @@ pub mod workload;
 
 use anyhow::Context as _;
 use outbox::{EventStore, Relay, RelayConfig};
-use producers::KafkaSettings;
+use producers::KafkaConfig;
 use producers::topics::{Service, Topics};
 use schemas::AvroCodec;
 use schemas::registry::LocalRegistry;
@@ -189,7 +189,7 @@ pub enum RegistrySetting {
 /// How the pipeline runs.
 #[derive(Clone, Debug)]
 pub struct PipelineConfig {
-    pub kafka: KafkaSettings,
+    pub kafka: KafkaConfig,
     pub registry: RegistrySetting,
     /// Partitions of each topic the pipeline creates.
     pub partitions: i32,
@@ -200,14 +200,14 @@ pub struct PipelineConfig {
     pub saga: sagas::SagaConfig,
     /// Each part connects as its own role with these settings (their pool limits are per part); `None`: every
     /// part uses the pool given to [`Pipeline::start`].
-    pub roles: Option<db::RoleSettings>,
+    pub roles: Option<db::RoleConfig>,
 }
 
 impl PipelineConfig {
     /// Defaults for a local run on `kafka`: consumers with a 6 s session timeout (groups form faster), a
     /// relay that polls every 100 ms besides its notifications.
     #[must_use]
-    pub fn new(kafka: KafkaSettings) -> Self {
+    pub fn new(kafka: KafkaConfig) -> Self {
         let mut services = services::ServicesConfig::default();
         services.consumer.session_timeout = Duration::from_secs(6);
         Self {
@@ -483,9 +483,9 @@ pub async fn run_part(part: Part, shared: Shared, cancel: CancellationToken) -> 
             Ok(services::run(service, pool, kafka, codec, services, cancel).await?)
         }
         Part::Orchestrator => {
-            let mut settings = sagas::OrchestratorSettings::new(&services.topics);
+            let mut settings = sagas::OrchestratorConfig::new(&services.topics);
             settings.region.clone_from(&services.region);
-            settings.consumer = consumers::ConsumerSettings {
+            settings.consumer = consumers::ConsumerConfig {
                 group_id: format!("{}orchestrator", services.group_prefix),
                 topics: sagas::subscribed_topics(&services.topics),
                 ..services.consumer.clone()

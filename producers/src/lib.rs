@@ -1,11 +1,11 @@
 //! Kafka clients: the one place where they are configured.
 //!
-//! [`KafkaSettings`] carries the bootstrap servers and any librdkafka property to pass through unchanged
+//! [`KafkaConfig`] carries the bootstrap servers and any librdkafka property to pass through unchanged
 //! (SASL and TLS settings of a real cluster, for example), and builds the `ClientConfig` of every producer,
 //! consumer and admin client of the pipeline. [`ensure_topic`] creates a topic and treats "already exists" as
 //! success, so start-up can call it every time.
 //!
-//! [`ProducerSettings`] holds the producer knobs (idempotence, `acks=all`, compression, linger, batch size,
+//! [`ProducerConfig`] holds the producer knobs (idempotence, `acks=all`, compression, linger, batch size,
 //! delivery timeout) with defaults fit for the relay; [`headers`] names the headers every record carries and
 //! [`topics`] is the one place topic names are made. [`backoff`] is the one retry wait of the relay, the
 //! consumer runtime and the sagas.
@@ -16,12 +16,12 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), producers::KafkaAdminError> {
-//! use producers::{KafkaSettings, ProducerSettings};
+//! use producers::{KafkaConfig, ProducerConfig};
 //!
-//! let mut kafka = KafkaSettings::new("broker-1:9093,broker-2:9093");
+//! let mut kafka = KafkaConfig::new("broker-1:9093,broker-2:9093");
 //! kafka.properties.insert("security.protocol".into(), "SSL".into());
 //! producers::ensure_topic(&kafka, "orders.events", 6).await?;
-//! let config = kafka.producer_config(&ProducerSettings::default()); // idempotent, acks=all
+//! let config = kafka.producer_config(&ProducerConfig::default()); // idempotent, acks=all
 //! # let _ = config;
 //! # Ok(()) }
 //! ```
@@ -57,7 +57,7 @@ pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
 
 /// How to reach the cluster.
 #[derive(Clone, Debug)]
-pub struct KafkaSettings {
+pub struct KafkaConfig {
     /// Comma-separated `host:port` list.
     pub bootstrap: String,
     /// librdkafka properties applied to every client after the defaults, e.g.
@@ -65,7 +65,7 @@ pub struct KafkaSettings {
     pub properties: BTreeMap<String, String>,
 }
 
-impl KafkaSettings {
+impl KafkaConfig {
     /// Settings for the given bootstrap servers and no extra properties.
     pub fn new(bootstrap: impl Into<String>) -> Self {
         Self {
@@ -87,7 +87,7 @@ impl KafkaSettings {
 
 /// Producer knobs. The defaults suit the relay: idempotent, `acks=all`, lz4, 5 ms linger.
 #[derive(Clone, Debug)]
-pub struct ProducerSettings {
+pub struct ProducerConfig {
     /// librdkafka `linger.ms`: how long to wait for more records before sending a batch.
     pub linger: Duration,
     /// librdkafka `batch.size` in bytes.
@@ -100,7 +100,7 @@ pub struct ProducerSettings {
     pub max_message_bytes: u32,
 }
 
-impl Default for ProducerSettings {
+impl Default for ProducerConfig {
     fn default() -> Self {
         Self {
             linger: Duration::from_millis(5),
@@ -112,10 +112,10 @@ impl Default for ProducerSettings {
     }
 }
 
-impl KafkaSettings {
+impl KafkaConfig {
     /// The configuration of an idempotent producer (`acks=all`, in-order retries) with `producer`'s knobs.
     /// Pass-through properties are applied last, so an operator can override any of them.
-    pub fn producer_config(&self, producer: &ProducerSettings) -> ClientConfig {
+    pub fn producer_config(&self, producer: &ProducerConfig) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.bootstrap)
@@ -160,7 +160,7 @@ pub enum KafkaAdminError {
 ///
 /// An existing topic is left as it is, whatever its partition count.
 pub async fn ensure_topic(
-    settings: &KafkaSettings,
+    settings: &KafkaConfig,
     topic: &str,
     partitions: i32,
 ) -> Result<(), KafkaAdminError> {

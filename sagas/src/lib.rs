@@ -168,7 +168,7 @@ pub use error::SagaError;
 pub use event::{SagaEvent, Trigger};
 pub use input::SagaInput;
 pub use orchestrator::{
-    DEFAULT_GROUP, Orchestrator, OrchestratorSettings, run_orchestrator, subscribed_topics,
+    DEFAULT_GROUP, Orchestrator, OrchestratorConfig, run_orchestrator, subscribed_topics,
 };
 pub use state::{Attempt, AttemptPhase, Compensation, OrderSaga, SagaOrder, Shipment, replay};
 pub use step::{Step, Timer, TimerChange, TimerKey, TimerKind, UnknownTimerKind};

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use consumers::{ConsumerRuntime, ConsumerSettings, Handler, HandlerError, Incoming};
+use consumers::{ConsumerConfig, ConsumerRuntime, Handler, HandlerError, Incoming};
 use domain::Service;
 use outbox::Metadata;
-use producers::KafkaSettings;
+use producers::KafkaConfig;
 use producers::headers::TRACEPARENT;
 use producers::topics::Topics;
 use schemas::AvroCodec;
@@ -34,22 +34,22 @@ pub fn subscribed_topics(topics: &Topics) -> Vec<String> {
 
 /// Settings of [`run_orchestrator`] besides the saga's own [`SagaConfig`].
 #[derive(Debug, Clone)]
-pub struct OrchestratorSettings {
+pub struct OrchestratorConfig {
     /// The region written into the commands' `origin_region` header.
     pub region: String,
     /// The consumer of the services' events; its `topics` should be [`subscribed_topics`].
-    pub consumer: ConsumerSettings,
+    pub consumer: ConsumerConfig,
     /// The timer poller.
     pub timers: TimerSettings,
 }
 
-impl OrchestratorSettings {
+impl OrchestratorConfig {
     /// Defaults for `topics`: group [`DEFAULT_GROUP`], region `local`, default consumer and timer settings.
     #[must_use]
     pub fn new(topics: &Topics) -> Self {
         Self {
             region: "local".to_owned(),
-            consumer: ConsumerSettings::new(DEFAULT_GROUP, subscribed_topics(topics)),
+            consumer: ConsumerConfig::new(DEFAULT_GROUP, subscribed_topics(topics)),
             timers: TimerSettings::default(),
         }
     }
@@ -148,11 +148,11 @@ fn classify(error: SagaError) -> HandlerError {
 /// [`SagaError::Consumer`] when the consumer cannot be created or fails.
 pub async fn run_orchestrator(
     pool: PgPool,
-    kafka: KafkaSettings,
+    kafka: KafkaConfig,
     codec: impl Into<Arc<AvroCodec>>,
     topics: Topics,
     config: SagaConfig,
-    settings: OrchestratorSettings,
+    settings: OrchestratorConfig,
     cancel: CancellationToken,
 ) -> Result<(), SagaError> {
     let orchestrator = Orchestrator::new(

@@ -14,9 +14,9 @@ use domain::{CustomerId, InventoryRequest, OrderCommand, OrderId, OrderState};
 use outbox::{EventStore, Metadata, Relay, RelayConfig};
 use producers::headers::{self, RecordHeaders};
 use producers::topics::Topics;
-use producers::{KafkaSettings, ProducerSettings};
+use producers::{KafkaConfig, ProducerConfig};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use sagas::{OrchestratorSettings, run_orchestrator, subscribed_topics};
+use sagas::{OrchestratorConfig, run_orchestrator, subscribed_topics};
 use schemas::AvroCodec;
 use schemas::registry::LocalRegistry;
 use sqlx::PgPool;
@@ -27,9 +27,9 @@ use uuid::Uuid;
 
 const PATIENCE: Duration = Duration::from_secs(90);
 
-async fn produce(kafka: &KafkaSettings, topic: &str, key: &str, payload: &[u8], h: &RecordHeaders) {
+async fn produce(kafka: &KafkaConfig, topic: &str, key: &str, payload: &[u8], h: &RecordHeaders) {
     let producer: FutureProducer = kafka
-        .producer_config(&ProducerSettings::default())
+        .producer_config(&ProducerConfig::default())
         .create()
         .unwrap();
     producer
@@ -92,7 +92,7 @@ async fn an_order_placed_on_kafka_starts_a_saga_that_sends_reserve_stock() {
     .unwrap();
     let relay = tokio::spawn(relay.run(stop.clone()));
     let group = testkit::unique_name("orchestrator");
-    let mut settings = OrchestratorSettings::new(&topics);
+    let mut settings = OrchestratorConfig::new(&topics);
     settings.region = "test".to_owned();
     settings.consumer.group_id = group;
     settings.consumer.retry_delays = Vec::new();

@@ -30,7 +30,7 @@ pub const DEFAULT_REGISTRY_URL: &str = "http://127.0.0.1:8081";
 
 /// The largest record value a consumer has to decode: Kafka's default `message.max.bytes` on the broker
 /// (1,048,588), a little above the 1,000,000 orderflow's producers send
-/// (`producers::ProducerSettings::max_message_bytes`).
+/// (`producers::ProducerConfig::max_message_bytes`).
 pub const MAX_RECORD_BYTES: usize = 1_048_588;
 
 /// apache-avro's limit on one allocation while decoding (a string's or bytes' length, the items of an array

@@ -104,7 +104,7 @@ async fn a_record_claiming_a_huge_array_is_refused_before_it_is_allocated() {
 
 #[test]
 fn the_largest_record_is_at_least_what_our_producers_send() {
-    let producer = producers::ProducerSettings::default();
+    let producer = producers::ProducerConfig::default();
     assert!(usize::try_from(producer.max_message_bytes).unwrap() <= MAX_RECORD_BYTES);
 }
 

@@ -16,10 +16,10 @@ struct Registry {
 
 impl Registry {
     async fn start() -> Self {
-        Self::start_with(schemas::registry::Settings::default()).await
+        Self::start_with(schemas::registry::RegistryConfig::default()).await
     }
 
-    async fn start_with(settings: schemas::registry::Settings) -> Self {
+    async fn start_with(settings: schemas::registry::RegistryConfig) -> Self {
         let db = TestDb::new().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -883,9 +883,9 @@ async fn an_invalid_schema_is_not_echoed_back_whole() {
 
 #[tokio::test]
 async fn with_an_admin_token_deletes_and_config_changes_need_it() {
-    let sr = Registry::start_with(schemas::registry::Settings {
+    let sr = Registry::start_with(schemas::registry::RegistryConfig {
         admin_token: Some("s3cret".to_owned()),
-        ..schemas::registry::Settings::default()
+        ..schemas::registry::RegistryConfig::default()
     })
     .await;
     // Registrations and reads stay open.
@@ -930,9 +930,9 @@ async fn with_an_admin_token_deletes_and_config_changes_need_it() {
 
 #[tokio::test]
 async fn with_no_deletes_every_delete_of_a_schema_is_refused_with_403() {
-    let sr = Registry::start_with(schemas::registry::Settings {
+    let sr = Registry::start_with(schemas::registry::RegistryConfig {
         no_deletes: true,
-        ..schemas::registry::Settings::default()
+        ..schemas::registry::RegistryConfig::default()
     })
     .await;
     sr.register_ok("s", &order(ID)).await;
@@ -994,9 +994,9 @@ async fn until_a_registration_waits(sr: &Registry) {
 
 #[tokio::test]
 async fn a_request_that_outlasts_its_timeout_gets_a_retriable_503() {
-    let sr = Registry::start_with(schemas::registry::Settings {
+    let sr = Registry::start_with(schemas::registry::RegistryConfig {
         request_timeout: std::time::Duration::from_millis(500),
-        ..schemas::registry::Settings::default()
+        ..schemas::registry::RegistryConfig::default()
     })
     .await;
     let lock = hold_subject_lock(&sr, "s").await;
@@ -1012,9 +1012,9 @@ async fn a_request_that_outlasts_its_timeout_gets_a_retriable_503() {
 #[tokio::test]
 async fn requests_beyond_the_concurrency_limit_are_refused_with_a_retriable_503() {
     let sr = std::sync::Arc::new(
-        Registry::start_with(schemas::registry::Settings {
+        Registry::start_with(schemas::registry::RegistryConfig {
             max_concurrent_requests: 1,
-            ..schemas::registry::Settings::default()
+            ..schemas::registry::RegistryConfig::default()
         })
         .await,
     );

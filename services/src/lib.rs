@@ -61,7 +61,7 @@
 //! # async fn run(pool: sqlx::PgPool, codec: std::sync::Arc<schemas::AvroCodec>) -> Result<(), services::ServiceError> {
 //! use services::{ServicesConfig, run_inventory};
 //! let cancel = tokio_util::sync::CancellationToken::new();
-//! let kafka = producers::KafkaSettings::new("127.0.0.1:9092");
+//! let kafka = producers::KafkaConfig::new("127.0.0.1:9092");
 //! run_inventory(pool, &kafka, codec, &ServicesConfig::default(), cancel).await?;
 //! # Ok(()) }
 //! ```
@@ -76,10 +76,10 @@ pub mod payments;
 use std::sync::Arc;
 use std::time::Duration;
 
-use consumers::{ConsumerRuntime, ConsumerSettings, Handler, HandlerError, Incoming};
+use consumers::{ConsumerConfig, ConsumerRuntime, Handler, HandlerError, Incoming};
 use domain::{Currency, DomainEvent, OrderId, Service};
 use outbox::{EventStore, Metadata};
-use producers::KafkaSettings;
+use producers::KafkaConfig;
 use producers::topics::Topics;
 use schemas::AvroCodec;
 use serde::de::DeserializeOwned;
@@ -104,7 +104,7 @@ pub struct ServicesConfig {
     /// Partitions of a commands topic created at start when missing (an existing topic is left as it is).
     pub command_partitions: i32,
     /// Template of every service's consumer settings; `group_id` and `topics` are replaced per service.
-    pub consumer: ConsumerSettings,
+    pub consumer: ConsumerConfig,
     /// The payments service and its simulated provider.
     pub payments: PaymentsConfig,
     /// The delivery service's carrier simulation.
@@ -118,7 +118,7 @@ impl Default for ServicesConfig {
             region: "local".into(),
             group_prefix: "orderflow-".into(),
             command_partitions: 4,
-            consumer: ConsumerSettings::new("", Vec::new()),
+            consumer: ConsumerConfig::new("", Vec::new()),
             payments: PaymentsConfig::default(),
             carrier: CarrierConfig::default(),
         }
@@ -127,8 +127,8 @@ impl Default for ServicesConfig {
 
 impl ServicesConfig {
     /// The consumer settings of `service`: its group, reading its commands topic.
-    pub fn consumer_settings(&self, service: Service) -> ConsumerSettings {
-        ConsumerSettings {
+    pub fn consumer_settings(&self, service: Service) -> ConsumerConfig {
+        ConsumerConfig {
             group_id: format!("{}{service}", self.group_prefix),
             topics: vec![self.topics.commands(service)],
             ..self.consumer.clone()
@@ -271,7 +271,7 @@ fn default_currency() -> Currency {
 /// Runs `handler` on `service`'s commands topic until `cancel` fires.
 async fn run_consumer<H: Handler>(
     pool: PgPool,
-    kafka: &KafkaSettings,
+    kafka: &KafkaConfig,
     config: &ServicesConfig,
     service: Service,
     handler: H,
@@ -294,7 +294,7 @@ async fn run_consumer<H: Handler>(
 pub async fn run(
     service: Service,
     pool: PgPool,
-    kafka: &KafkaSettings,
+    kafka: &KafkaConfig,
     codec: Arc<AvroCodec>,
     config: &ServicesConfig,
     cancel: CancellationToken,
@@ -310,7 +310,7 @@ pub async fn run(
 /// Runs the orders service (`orders.commands`) until `cancel` fires.
 pub async fn run_orders(
     pool: PgPool,
-    kafka: &KafkaSettings,
+    kafka: &KafkaConfig,
     codec: Arc<AvroCodec>,
     config: &ServicesConfig,
     cancel: CancellationToken,
@@ -322,7 +322,7 @@ pub async fn run_orders(
 /// Runs the payments service (`payments.commands`) with its simulated provider until `cancel` fires.
 pub async fn run_payments(
     pool: PgPool,
-    kafka: &KafkaSettings,
+    kafka: &KafkaConfig,
     codec: Arc<AvroCodec>,
     config: &ServicesConfig,
     cancel: CancellationToken,
@@ -344,7 +344,7 @@ pub async fn run_payments(
 /// Runs the inventory service (`inventory.commands`) until `cancel` fires.
 pub async fn run_inventory(
     pool: PgPool,
-    kafka: &KafkaSettings,
+    kafka: &KafkaConfig,
     codec: Arc<AvroCodec>,
     config: &ServicesConfig,
     cancel: CancellationToken,
@@ -358,7 +358,7 @@ pub async fn run_inventory(
 /// when both stopped, with the first error.
 pub async fn run_delivery(
     pool: PgPool,
-    kafka: &KafkaSettings,
+    kafka: &KafkaConfig,
     codec: Arc<AvroCodec>,
     config: &ServicesConfig,
     cancel: CancellationToken,

@@ -3,7 +3,7 @@
 //! nothing else. Each statement runs in a transaction that is rolled back, so the checks do not depend on
 //! one another; a refused one must fail with SQLSTATE 42501 (insufficient privilege), not any error.
 
-use db::{DbSettings, Role, RoleSettings};
+use db::{DbConfig, Role, RoleConfig};
 use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
@@ -13,7 +13,7 @@ const REFUSED: &str = "42501";
 /// A connection to the test database as `role`, on the URL the binary derives for its part from the
 /// migrating user's (the local server trusts it without a password).
 async fn connect_as(db: &testkit::TestDb, role: Role) -> PgConnection {
-    let settings = RoleSettings::new(DbSettings::from_url(db.url()))
+    let settings = RoleConfig::new(DbConfig::from_url(db.url()))
         .settings(role)
         .expect("a role's URL derives from the test database's");
     let options: PgConnectOptions = settings.url.parse().expect("the role's URL parses");

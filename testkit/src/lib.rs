@@ -22,7 +22,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use producers::KafkaSettings;
+use producers::KafkaConfig;
 use rdkafka::ClientConfig;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
@@ -46,20 +46,20 @@ pub fn database_url() -> String {
 }
 
 /// Where the tests' Kafka-protocol broker is.
-pub fn kafka() -> KafkaSettings {
+pub fn kafka() -> KafkaConfig {
     if let Ok(bootstrap) = std::env::var("KAFKA_BOOTSTRAP") {
-        return KafkaSettings::new(bootstrap);
+        return KafkaConfig::new(bootstrap);
     }
     #[cfg(feature = "testcontainers")]
     if let Ok(running) = containers::shared() {
-        return KafkaSettings::new(running.kafka_bootstrap.clone());
+        return KafkaConfig::new(running.kafka_bootstrap.clone());
     }
-    KafkaSettings::new(producers::DEFAULT_BOOTSTRAP)
+    KafkaConfig::new(producers::DEFAULT_BOOTSTRAP)
 }
 
 /// Where the second region's cluster is: `KAFKA_BOOTSTRAP_WEST` when set, else region west of `./dev up`.
-pub fn kafka_west() -> KafkaSettings {
-    KafkaSettings::new(
+pub fn kafka_west() -> KafkaConfig {
+    KafkaConfig::new(
         std::env::var("KAFKA_BOOTSTRAP_WEST").unwrap_or_else(|_| LOCAL_KAFKA_WEST.to_owned()),
     )
 }
@@ -74,7 +74,7 @@ pub fn unique_name(prefix: &str) -> String {
 
 /// Consumer settings for tests: reading from the earliest offset, and the shortest session timeout the broker
 /// allows (`group.min.session.timeout.ms`, 6 s), so that a member that died leaves the group soon.
-pub fn consumer_config(kafka: &KafkaSettings, group: &str) -> ClientConfig {
+pub fn consumer_config(kafka: &KafkaConfig, group: &str) -> ClientConfig {
     let mut config = kafka.client_config();
     config
         .set("group.id", group)
@@ -170,7 +170,7 @@ pub struct Consumed {
 
 /// Every record in `topic` now, read from each partition's low to its high watermark (see
 /// [`consumers::reader::read_to_end`]).
-pub async fn read_topic(kafka: &KafkaSettings, topic: &str) -> Vec<Consumed> {
+pub async fn read_topic(kafka: &KafkaConfig, topic: &str) -> Vec<Consumed> {
     consumers::reader::read_to_end(kafka, topic)
         .await
         .unwrap_or_else(|e| panic!("reading {topic}: {}", producers::error_chain(&e)))
@@ -186,14 +186,14 @@ pub async fn read_topic(kafka: &KafkaSettings, topic: &str) -> Vec<Consumed> {
 }
 
 /// The total number of records in `topic` (sum of high minus low watermarks over its partitions).
-pub async fn count_records(kafka: &KafkaSettings, topic: &str) -> i64 {
+pub async fn count_records(kafka: &KafkaConfig, topic: &str) -> i64 {
     consumers::reader::count(kafka, topic)
         .await
         .unwrap_or_else(|e| panic!("counting {topic}: {}", producers::error_chain(&e)))
 }
 
 /// Waits until `topic` holds at least `count` records; panics after `timeout` with the count it saw.
-pub async fn wait_for_records(kafka: &KafkaSettings, topic: &str, count: i64, timeout: Duration) {
+pub async fn wait_for_records(kafka: &KafkaConfig, topic: &str, count: i64, timeout: Duration) {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let seen = count_records(kafka, topic).await;

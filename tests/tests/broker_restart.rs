@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use producers::KafkaSettings;
+use producers::KafkaConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 fn orderflow_home() -> PathBuf {
@@ -31,7 +31,7 @@ async fn region_west_keeps_acknowledged_records_across_a_kill_9_and_dev_up_resta
     survives_a_kill_9("west", &testkit::kafka_west()).await;
 }
 
-async fn survives_a_kill_9(region: &str, kafka: &KafkaSettings) {
+async fn survives_a_kill_9(region: &str, kafka: &KafkaConfig) {
     let pid_file = orderflow_home().join(format!("run/kafka-{region}.pid"));
     let pid = std::fs::read_to_string(&pid_file).unwrap_or_else(|e| {
         panic!(

@@ -45,7 +45,7 @@ async fn start(parts: &[Part], customize: impl FnOnce(&mut PipelineConfig)) -> R
     config.services.carrier.delivery_delay = Duration::from_millis(200);
     // Least privilege, as `orderflow demo` and `serve` run: each part on its own role.
     config.roles = Some(
-        db::RoleSettings::new(db::DbSettings::from_url(db.url()))
+        db::RoleConfig::new(db::DbConfig::from_url(db.url()))
             .with_limits(12, Duration::from_secs(60)),
     );
     customize(&mut config);

@@ -5,10 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use consumers::{
-    ConsumerRuntime, ConsumerSettings, ConsumerStats, Handler, HandlerError, Incoming,
-};
-use producers::KafkaSettings;
+use consumers::{ConsumerConfig, ConsumerRuntime, ConsumerStats, Handler, HandlerError, Incoming};
+use producers::KafkaConfig;
 use producers::headers::{self, RecordHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgConnection;
@@ -67,19 +65,14 @@ pub struct Running {
 }
 
 impl Running {
-    pub fn start(
-        db: &testkit::TestDb,
-        kafka: &KafkaSettings,
-        topic: &str,
-        handler: Effects,
-    ) -> Self {
+    pub fn start(db: &testkit::TestDb, kafka: &KafkaConfig, topic: &str, handler: Effects) -> Self {
         Self::start_in(&testkit::unique_name("group"), db, kafka, topic, handler)
     }
 
     pub fn start_in(
         group: &str,
         db: &testkit::TestDb,
-        kafka: &KafkaSettings,
+        kafka: &KafkaConfig,
         topic: &str,
         handler: Effects,
     ) -> Self {
@@ -89,15 +82,15 @@ impl Running {
     pub fn start_with(
         group: &str,
         db: &testkit::TestDb,
-        kafka: &KafkaSettings,
+        kafka: &KafkaConfig,
         topic: &str,
         handler: Effects,
-        adjust: impl FnOnce(ConsumerSettings) -> ConsumerSettings,
+        adjust: impl FnOnce(ConsumerConfig) -> ConsumerConfig,
     ) -> Self {
-        let settings = ConsumerSettings {
+        let settings = ConsumerConfig {
             backoff: Duration::from_millis(20),
             retry_delays: vec![Duration::from_millis(200), Duration::from_millis(200)],
-            ..ConsumerSettings::new(group, vec![topic.to_owned()])
+            ..ConsumerConfig::new(group, vec![topic.to_owned()])
         };
         let settings = adjust(settings);
         let runtime = ConsumerRuntime::new(db.pool().clone(), kafka, settings, handler).unwrap();
@@ -164,7 +157,7 @@ pub async fn wait_for_effects(db: &testkit::TestDb, count: i64, timeout: Duratio
     }
 }
 
-pub async fn setup() -> (testkit::TestDb, KafkaSettings, String) {
+pub async fn setup() -> (testkit::TestDb, KafkaConfig, String) {
     let db = effects_db().await;
     let kafka = testkit::kafka();
     let topic = testkit::unique_name("consumed");
@@ -175,7 +168,7 @@ pub async fn setup() -> (testkit::TestDb, KafkaSettings, String) {
     (db, kafka, topic)
 }
 
-pub async fn produce(kafka: &KafkaSettings, topic: &str, records: &[(Option<uuid::Uuid>, &str)]) {
+pub async fn produce(kafka: &KafkaConfig, topic: &str, records: &[(Option<uuid::Uuid>, &str)]) {
     let producer: FutureProducer = kafka.client_config().create().unwrap();
     for (event_id, payload) in records {
         let mut record_headers = RecordHeaders::from([("note".to_owned(), "original".to_owned())]);

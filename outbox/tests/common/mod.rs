@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use domain::{InventoryEvent, InventoryState, Sku};
 use outbox::{EventStore, Metadata, OutboxRecord, Relay, RelayConfig, RelayStats};
-use producers::KafkaSettings;
+use producers::KafkaConfig;
 use producers::headers::RecordHeaders;
 use producers::topics::Topics;
 use sqlx::PgPool;
@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// A test's own topics (unique prefix) with the inventory events topic created.
-pub async fn topics(kafka: &KafkaSettings, partitions: i32) -> (Topics, String) {
+pub async fn topics(kafka: &KafkaConfig, partitions: i32) -> (Topics, String) {
     let topics = Topics::with_prefix(format!("{}-", testkit::unique_name("outbox")));
     let topic = topics.events(Service::Inventory);
     producers::ensure_topic(kafka, &topic, partitions)
@@ -87,7 +87,7 @@ pub struct RunningRelay {
 }
 
 impl RunningRelay {
-    pub fn start(pool: &PgPool, kafka: &KafkaSettings, config: RelayConfig) -> Self {
+    pub fn start(pool: &PgPool, kafka: &KafkaConfig, config: RelayConfig) -> Self {
         let relay = Relay::new(pool.clone(), kafka, config).expect("relay");
         let stop = CancellationToken::new();
         let stats = relay.stats();

@@ -22,7 +22,7 @@ use tokio::sync::Semaphore;
 use super::compatibility::Level;
 use super::error::RegistryError;
 use super::store::{self, NewSchema, SubjectVersion, VersionRef};
-use super::{MAX_SUBJECT_BYTES, Settings};
+use super::{MAX_SUBJECT_BYTES, RegistryConfig};
 
 /// The content type of every answer, as Confluent's.
 pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
@@ -30,11 +30,11 @@ pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 type Params = Query<HashMap<String, String>>;
 type Answer = Result<Response, RegistryError>;
 
-/// What every handler may see: the database, and the guards of [`Settings`].
+/// What every handler may see: the database, and the guards of [`RegistryConfig`].
 #[derive(Clone)]
 struct AppState {
     pool: PgPool,
-    settings: Arc<Settings>,
+    settings: Arc<RegistryConfig>,
 }
 
 impl FromRef<AppState> for PgPool {
@@ -120,7 +120,7 @@ struct Limits {
 }
 
 /// The routes on a pool whose database is migrated.
-pub fn routes(pool: PgPool, settings: &Settings) -> Router {
+pub fn routes(pool: PgPool, settings: &RegistryConfig) -> Router {
     let limits = Arc::new(Limits {
         in_flight: Arc::new(Semaphore::new(settings.max_concurrent_requests)),
         max: settings.max_concurrent_requests,

@@ -21,7 +21,7 @@
 //! What it does not do: schema types other than AVRO, schema references, `normalize` (ignored: identity is
 //! always the parsed form above), modes other than READWRITE, contexts,
 //! metadata and rule sets, paging (`offset`, `limit`), authentication of reads and registrations (an
-//! optional admin token guards deletes and configuration changes: [`Settings`]), and Kafka-backed storage.
+//! optional admin token guards deletes and configuration changes: [`RegistryConfig`]), and Kafka-backed storage.
 //!
 //! ```no_run
 //! # async fn run(pool: sqlx::PgPool) -> std::io::Result<()> {
@@ -50,7 +50,7 @@ pub const MAX_SUBJECT_BYTES: usize = 1_024;
 
 /// Who may change what, and how much work the registry takes on.
 #[derive(Clone)]
-pub struct Settings {
+pub struct RegistryConfig {
     /// When set, deletes and configuration changes (`DELETE` on any route, `PUT /config`,
     /// `PUT /config/{subject}`) need `Authorization: Bearer <token>` and are answered 401 (40101) without it.
     /// Reads and registrations stay open, as producers register their schemas themselves.
@@ -67,7 +67,7 @@ pub struct Settings {
     pub max_concurrent_requests: usize,
 }
 
-impl Default for Settings {
+impl Default for RegistryConfig {
     /// No token, deletes allowed, 30 s per request, 64 requests at once.
     fn default() -> Self {
         Self {
@@ -79,9 +79,9 @@ impl Default for Settings {
     }
 }
 
-impl std::fmt::Debug for Settings {
+impl std::fmt::Debug for RegistryConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
+        f.debug_struct("RegistryConfig")
             .field("admin_token", &self.admin_token.as_ref().map(|_| "(set)"))
             .field("no_deletes", &self.no_deletes)
             .field("request_timeout", &self.request_timeout)
@@ -91,24 +91,24 @@ impl std::fmt::Debug for Settings {
 }
 
 /// The registry's routes on `pool`, whose database the caller has migrated (`db::migrate`).
-pub fn router(pool: sqlx::PgPool, settings: &Settings) -> axum::Router {
+pub fn router(pool: sqlx::PgPool, settings: &RegistryConfig) -> axum::Router {
     http::routes(pool, settings)
 }
 
-/// Serves the registry on `listener` with [`Settings::default`]; see [`serve_with`].
+/// Serves the registry on `listener` with [`RegistryConfig::default`]; see [`serve_with`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     pool: sqlx::PgPool,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_with(listener, pool, Settings::default(), shutdown).await
+    serve_with(listener, pool, RegistryConfig::default(), shutdown).await
 }
 
 /// Serves the registry on `listener` until `shutdown` completes, then finishes the requests under way.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     pool: sqlx::PgPool,
-    settings: Settings,
+    settings: RegistryConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(listener, router(pool, &settings))

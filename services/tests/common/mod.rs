@@ -9,7 +9,7 @@ use std::time::Duration;
 use consumers::{Handler, HandlerError, Incoming};
 use domain::DomainEvent;
 use outbox::{Relay, RelayConfig};
-use producers::KafkaSettings;
+use producers::KafkaConfig;
 use producers::headers::{self, RecordHeaders};
 use producers::topics::Topics;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -135,7 +135,7 @@ impl Env {
     where
         F: FnOnce(
             sqlx::PgPool,
-            KafkaSettings,
+            KafkaConfig,
             Arc<AvroCodec>,
             ServicesConfig,
             CancellationToken,
@@ -174,7 +174,7 @@ impl Env {
 }
 
 pub struct Pipeline {
-    pub kafka: KafkaSettings,
+    pub kafka: KafkaConfig,
     pub stop: CancellationToken,
     relay: tokio::task::JoinHandle<Result<(), outbox::OutboxError>>,
     service: tokio::task::JoinHandle<Result<(), services::ServiceError>>,
