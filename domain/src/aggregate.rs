@@ -1,4 +1,4 @@
-//! The [`Aggregate`] and [`DomainEvent`] traits, and [`replay`].
+//! The [`Aggregate`], [`Message`] and [`DomainEvent`] traits, and [`replay`].
 
 use core::borrow::Borrow;
 use core::fmt;
@@ -8,41 +8,53 @@ use serde::de::DeserializeOwned;
 
 use crate::error::DomainError;
 
-/// An event of one aggregate type: an enum whose variants are the event types.
+/// A message on a topic: an enum whose variants are its types. Every [`DomainEvent`] is one; so are the
+/// saga's requests to the services and their replies, which belong to no stream. Where a message goes and
+/// under which key is its publisher's choice, not the message's.
 ///
 /// # Versions and upcasting
-/// Every event type has a name ([`event_type`](Self::event_type), e.g. `"OrderPlaced"`)
-/// and a schema version ([`version`](Self::version)). All event types are at version 1,
-/// [`CURRENT_VERSION`](Self::CURRENT_VERSION); the serde form of an event is its v1 form.
+/// Every message type has a name ([`event_type`](Self::event_type), e.g. `"OrderPlaced"`)
+/// and a schema version ([`version`](Self::version)). All types are at version 1,
+/// [`CURRENT_VERSION`](Self::CURRENT_VERSION); the serde form of a message is its v1 form.
 ///
-/// When an event type's shape has to change incompatibly, the enum keeps describing the
+/// When a type's shape has to change incompatibly, the enum keeps describing the
 /// *current* version only, and `version()` returns the new number for that variant. Old
 /// versions are never deserialized into the enum directly: whoever reads stored or
-/// published events (the event store, consumers) looks at the `(event_type, version)`
+/// published messages (the event store, consumers) looks at the `(event_type, version)`
 /// pair recorded next to the payload and, for an old version, runs an upcaster, a pure
 /// function from the old payload to the current one (e.g. filling a new field with its
 /// documented default), before deserializing. Upcasters live with the readers so that
 /// this crate stays free of any serialization format; decide/evolve only ever see the
 /// current version. Adding an optional field with a serde default needs no new version.
-pub trait DomainEvent: Clone + PartialEq + fmt::Debug + Serialize + DeserializeOwned {
+pub trait Message: Clone + PartialEq + fmt::Debug + Serialize + DeserializeOwned {
     /// The schema version this crate produces and understands.
     const CURRENT_VERSION: u16 = 1;
 
-    /// Every event type name this enum can produce, e.g. `["OrderPlaced", ...]`. Useful to
-    /// refuse unknown types early and to register schemas.
+    /// Every type name this enum can produce, e.g. `["OrderPlaced", ...]`. Useful to refuse
+    /// unknown types early and to register schemas.
     const EVENT_TYPES: &'static [&'static str];
 
-    /// The event type name, e.g. `"OrderPlaced"`; also the `"type"` tag of the serde form.
+    /// The type name, e.g. `"OrderPlaced"`; also the `"type"` tag of the serde form.
     fn event_type(&self) -> &'static str;
 
-    /// The schema version of this event; [`CURRENT_VERSION`](Self::CURRENT_VERSION).
+    /// The schema version of this message; [`CURRENT_VERSION`](Self::CURRENT_VERSION).
     fn version(&self) -> u16 {
         Self::CURRENT_VERSION
     }
+}
 
+/// An event of one aggregate type: a [`Message`] that belongs to one aggregate instance's stream.
+pub trait DomainEvent: Message {
     /// The id of the aggregate instance the event belongs to, as a string: the stream id
     /// and the Kafka record key (an order id, a payment id, a delivery id, a SKU).
     fn aggregate_id(&self) -> String;
+}
+
+/// A message about one order: the saga's requests and the services' replies, which travel keyed by
+/// the order id so that they reach the order's partition.
+pub trait AboutOrder {
+    /// The order the message is about.
+    fn order_id(&self) -> crate::OrderId;
 }
 
 /// An event-sourced aggregate: the state is a value, commands are decided against it,

@@ -28,7 +28,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::{Aggregate, DomainEvent, illegal};
+use crate::aggregate::{Aggregate, DomainEvent, Message, illegal};
 use crate::error::DomainError;
 use crate::ids::{DeliveryId, OrderId};
 use crate::text::check_text;
@@ -166,7 +166,7 @@ impl DeliveryCommand {
 }
 
 /// What happened to a delivery. Serialized with a `"type"` tag equal to
-/// [`DomainEvent::event_type`].
+/// [`Message::event_type`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum DeliveryEvent {
@@ -239,7 +239,7 @@ impl DeliveryEvent {
     }
 }
 
-impl DomainEvent for DeliveryEvent {
+impl Message for DeliveryEvent {
     const EVENT_TYPES: &'static [&'static str] = &[
         "DeliveryScheduled",
         "DeliveryDispatched",
@@ -257,7 +257,15 @@ impl DomainEvent for DeliveryEvent {
             Self::Cancelled { .. } => "DeliveryCancelled",
         }
     }
+}
 
+impl crate::AboutOrder for DeliveryEvent {
+    fn order_id(&self) -> OrderId {
+        self.ids().1
+    }
+}
+
+impl DomainEvent for DeliveryEvent {
     fn aggregate_id(&self) -> String {
         self.ids().0.to_string()
     }

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::{Aggregate, DomainEvent, illegal};
+use crate::aggregate::{Aggregate, DomainEvent, Message, illegal};
 use crate::error::{DomainError, Rejection, ValidationError};
 use crate::ids::OrderId;
 use crate::lines::{Quantity, Sku};
@@ -169,7 +169,7 @@ impl InventoryCommand {
 }
 
 /// What happened to a SKU's stock. Serialized with a `"type"` tag equal to
-/// [`DomainEvent::event_type`].
+/// [`Message::event_type`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum InventoryEvent {
@@ -226,7 +226,7 @@ impl InventoryEvent {
     }
 }
 
-impl DomainEvent for InventoryEvent {
+impl Message for InventoryEvent {
     const EVENT_TYPES: &'static [&'static str] = &[
         "StockReceived",
         "StockReserved",
@@ -242,7 +242,9 @@ impl DomainEvent for InventoryEvent {
             Self::Committed { .. } => "StockCommitted",
         }
     }
+}
 
+impl DomainEvent for InventoryEvent {
     fn aggregate_id(&self) -> String {
         self.sku().to_string()
     }

@@ -20,7 +20,7 @@
 //! - **Invariants:** stock reserved never exceeds stock on hand; a payment is never
 //!   captured twice nor refunded past its captured amount; a terminal order stays so.
 //! - **Versioned events.** Every event has a type name and a version
-//!   ([`DomainEvent`]); all are at version 1, and the trait documents how later versions
+//!   ([`Message`]); all are at version 1, and the trait documents how later versions
 //!   are to be upcast.
 //!
 //! # What it does not do
@@ -32,7 +32,7 @@
 //! # Example: placing an order
 //! ```
 //! use domain::{
-//!     Aggregate, Currency, CustomerId, DomainError, DomainEvent, Money, OrderCommand,
+//!     Aggregate, Currency, CustomerId, DomainError, Message, Money, OrderCommand,
 //!     OrderId, OrderLine, OrderLines, OrderState, Quantity, Sku, replay,
 //! };
 //!
@@ -78,7 +78,7 @@ mod service;
 pub mod testing;
 mod text;
 
-pub use aggregate::{Aggregate, DomainEvent, replay};
+pub use aggregate::{AboutOrder, Aggregate, DomainEvent, Message, replay};
 pub use delivery::{DeliveryCommand, DeliveryEvent, DeliveryState};
 pub use error::{DomainError, Rejection, ValidationError};
 pub use ids::{CustomerId, DeliveryId, EventId, OrderId, PaymentId};

@@ -6,12 +6,12 @@
 //!   ([`InventoryEvent`](crate::InventoryEvent)), but an order reserves several SKUs at once and the saga
 //!   needs one answer: all lines reserved, or the first line that could not be.
 //!
-//! They implement [`DomainEvent`] so that they travel through the outbox like events: a type name (the
-//! `"type"` tag of the serde form and the Avro record name), a version, and the order id as the key.
+//! They are [`Message`]s, not events of a stream: a type name (the `"type"` tag of the serde form and the
+//! Avro record name) and a version. [`AboutOrder`] gives the order id their publishers key them by.
 
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::DomainEvent;
+use crate::aggregate::{AboutOrder, Message};
 use crate::ids::OrderId;
 use crate::lines::{Quantity, Sku};
 use crate::money::Money;
@@ -126,8 +126,8 @@ pub enum OrderStockEvent {
     OrderStockCommitted { order_id: OrderId },
 }
 
-/// Implements [`DomainEvent`] for a message enum whose variant names are its type names and whose every
-/// variant carries `order_id`.
+/// Implements [`Message`] and [`AboutOrder`] for a message enum whose variant names are its type names and
+/// whose every variant carries `order_id`.
 macro_rules! order_message {
     ($name:ident { $($variant:ident),+ $(,)? }) => {
         impl $name {
@@ -140,7 +140,7 @@ macro_rules! order_message {
             }
         }
 
-        impl DomainEvent for $name {
+        impl Message for $name {
             const EVENT_TYPES: &'static [&'static str] = &[$(stringify!($variant)),+];
 
             fn event_type(&self) -> &'static str {
@@ -148,9 +148,11 @@ macro_rules! order_message {
                     $(Self::$variant { .. } => stringify!($variant),)+
                 }
             }
+        }
 
-            fn aggregate_id(&self) -> String {
-                self.order_id().to_string()
+        impl AboutOrder for $name {
+            fn order_id(&self) -> OrderId {
+                $name::order_id(self)
             }
         }
     };
@@ -210,7 +212,7 @@ mod tests {
         assert_eq!(types, ["RefundPayment", "ReleaseStock", "CancelDelivery"]);
         let request = InventoryRequest::CommitStock { order_id: id };
         assert_eq!(request.event_type(), "CommitStock");
-        assert_eq!(request.aggregate_id(), id.to_string());
+        assert_eq!(AboutOrder::order_id(&request), id);
         assert_eq!(
             OrderStockEvent::EVENT_TYPES,
             [

@@ -19,7 +19,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::{Aggregate, DomainEvent, illegal};
+use crate::aggregate::{Aggregate, DomainEvent, Message, illegal};
 use crate::error::DomainError;
 use crate::ids::{CustomerId, OrderId};
 use crate::lines::OrderLines;
@@ -155,7 +155,7 @@ impl OrderCommand {
 }
 
 /// What happened to an order. Serialized with a `"type"` tag equal to
-/// [`DomainEvent::event_type`].
+/// [`Message::event_type`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum OrderEvent {
@@ -200,7 +200,7 @@ impl OrderEvent {
     }
 }
 
-impl DomainEvent for OrderEvent {
+impl Message for OrderEvent {
     const EVENT_TYPES: &'static [&'static str] =
         &["OrderPlaced", "OrderCompleted", "OrderCancelled"];
 
@@ -211,7 +211,15 @@ impl DomainEvent for OrderEvent {
             Self::Cancelled { .. } => "OrderCancelled",
         }
     }
+}
 
+impl crate::AboutOrder for OrderEvent {
+    fn order_id(&self) -> OrderId {
+        self.order_id()
+    }
+}
+
+impl DomainEvent for OrderEvent {
     fn aggregate_id(&self) -> String {
         self.order_id().to_string()
     }

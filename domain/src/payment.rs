@@ -42,7 +42,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::{Aggregate, DomainEvent, illegal};
+use crate::aggregate::{Aggregate, DomainEvent, Message, illegal};
 use crate::error::{DomainError, Rejection, ValidationError};
 use crate::ids::{OrderId, PaymentId};
 use crate::money::Money;
@@ -216,7 +216,7 @@ impl PaymentCommand {
 }
 
 /// What happened to a payment. Serialized with a `"type"` tag equal to
-/// [`DomainEvent::event_type`].
+/// [`Message::event_type`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum PaymentEvent {
@@ -307,7 +307,7 @@ impl PaymentEvent {
     }
 }
 
-impl DomainEvent for PaymentEvent {
+impl Message for PaymentEvent {
     const EVENT_TYPES: &'static [&'static str] = &[
         "PaymentAuthorized",
         "PaymentDeclined",
@@ -325,7 +325,15 @@ impl DomainEvent for PaymentEvent {
             Self::Refunded { .. } => "PaymentRefunded",
         }
     }
+}
 
+impl crate::AboutOrder for PaymentEvent {
+    fn order_id(&self) -> OrderId {
+        self.order_id()
+    }
+}
+
+impl DomainEvent for PaymentEvent {
     fn aggregate_id(&self) -> String {
         self.payment_id().to_string()
     }

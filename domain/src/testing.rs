@@ -25,10 +25,10 @@
 //! events evolve sensibly: each event changes the state (an event that `evolve` ignores
 //! would be a decide/evolve mismatch), replaying the whole history from the default state
 //! gives the same state as evolving step by step, every event's type is listed in
-//! [`DomainEvent::EVENT_TYPES`] and carries [`DomainEvent::CURRENT_VERSION`], and a
+//! [`Message::EVENT_TYPES`] and carries [`Message::CURRENT_VERSION`], and a
 //! refused command leaves nothing to evolve.
 
-use crate::aggregate::{Aggregate, DomainEvent, replay};
+use crate::aggregate::{Aggregate, Message, replay};
 use crate::error::{DomainError, Rejection, ValidationError};
 
 /// Starts a test from the state that `history` builds from the default state.
@@ -247,7 +247,7 @@ pub fn assert_table_complete<T>(table: &[(&str, &str, T)], states: &[&str], comm
     }
 }
 
-/// Evolves `state` with `events`, checking each event against [`DomainEvent`]'s contract
+/// Evolves `state` with `events`, checking each event against [`Message`]'s contract
 /// and that it changes the state.
 #[track_caller]
 fn evolve_checked<A: Aggregate>(mut state: A, events: &[A::Event], context: &str) -> A {

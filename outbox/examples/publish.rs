@@ -19,23 +19,19 @@ const INSERT: &str = "INSERT INTO example_signups (id, email) VALUES ($1, $2)";
 const LEFT: &str = "SELECT (SELECT count(*) FROM outbox WHERE headers->>'event_id' = ANY($1)),
     (SELECT count(*) FROM outbox_quarantine WHERE headers->>'event_id' = ANY($1))";
 
-/// The service's event: its serde form is the record's value, its `DomainEvent` names give the record's
-/// `event_type` header and key. Writers of one key must be serialized to keep its order on the topic;
-/// here each sign-up is its own key with one writer.
+/// The service's message: its serde form is the record's value, its `Message` names give the record's
+/// `event_type` header; the key is the sign-up. Writers of one key must be serialized to keep its order on
+/// the topic; here each sign-up is its own key with one writer.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "type")]
 enum SignupEvent {
     SignedUp { signup_id: Uuid, email: String },
 }
 
-impl domain::DomainEvent for SignupEvent {
+impl domain::Message for SignupEvent {
     const EVENT_TYPES: &'static [&'static str] = &["SignedUp"];
     fn event_type(&self) -> &'static str {
         "SignedUp"
-    }
-    fn aggregate_id(&self) -> String {
-        let Self::SignedUp { signup_id, .. } = self;
-        signup_id.to_string()
     }
 }
 
@@ -59,7 +55,9 @@ async fn main() -> anyhow::Result<()> {
         stored.execute(&mut *tx).await?;
         let event = [SignupEvent::SignedUp { signup_id, email }];
         let metadata = Metadata::new(signup_id); // its correlation id
-        let event_ids = store.publish(&mut tx, TOPIC, &event, &metadata).await?;
+        let event_ids = store
+            .publish(&mut tx, TOPIC, &signup_id.to_string(), &event, &metadata)
+            .await?;
         tx.commit().await?;
         ours.extend(event_ids.iter().map(Uuid::to_string));
     }

@@ -1,7 +1,7 @@
 //! The event store: streams of events per aggregate, with optimistic concurrency, and their outbox records
 //! in the same transaction.
 
-use domain::{Aggregate, DomainError, DomainEvent, EventId};
+use domain::{Aggregate, DomainError, EventId, Message};
 use producers::headers::{self, RecordHeaders};
 use producers::topics::Topics;
 use sqlx::{PgConnection, PgPool};
@@ -110,7 +110,7 @@ impl<C: Codec> EventStore<C> {
         let version = rows.len() as i64;
         let mut state = A::default();
         for (event_type, event_version, payload) in rows {
-            if event_version != <A::Event as DomainEvent>::CURRENT_VERSION as i16 {
+            if event_version != <A::Event as Message>::CURRENT_VERSION as i16 {
                 return Err(OutboxError::UnsupportedEventVersion {
                     aggregate_id: id.to_owned(),
                     event_type,
@@ -197,9 +197,8 @@ impl<C: Codec> EventStore<C> {
     }
 
     /// Writes `messages` that are not events of an aggregate stream (saga commands, a service's replies) to
-    /// the outbox of `topic` on `conn`, which should be inside the caller's transaction, each keyed by its
-    /// [`aggregate_id`](DomainEvent::aggregate_id) and with the same headers as events. Returns their event
-    /// ids.
+    /// the outbox of `topic` on `conn`, which should be inside the caller's transaction, keyed by `key` and
+    /// with the same headers as events. Returns their event ids.
     ///
     /// Nothing here serializes writers: the caller must make sure two transactions never write messages of
     /// one key at once (a row lock or a version check on what the messages are about), or the topic may
@@ -207,10 +206,11 @@ impl<C: Codec> EventStore<C> {
     ///
     /// # Errors
     /// [`OutboxError::Codec`] when the codec refuses a message, and database errors.
-    pub async fn publish<M: DomainEvent>(
+    pub async fn publish<M: Message>(
         &self,
         conn: &mut PgConnection,
         topic: &str,
+        key: &str,
         messages: &[M],
         metadata: &Metadata,
     ) -> Result<Vec<Uuid>, OutboxError> {
@@ -218,9 +218,8 @@ impl<C: Codec> EventStore<C> {
         let mut records = Vec::with_capacity(messages.len());
         let mut ids = Vec::with_capacity(messages.len());
         for message in messages {
-            let key = message.aggregate_id();
             let (event_id, _, record) = self
-                .record(topic, &key, message, metadata, &traceparent)
+                .record(topic, key, message, metadata, &traceparent)
                 .await?;
             records.push(record);
             ids.push(event_id);
@@ -231,7 +230,7 @@ impl<C: Codec> EventStore<C> {
 
     /// The outbox record of `event` for `topic` under `key`, with a fresh event id, and the event's serde
     /// form.
-    async fn record<E: DomainEvent>(
+    async fn record<E: Message>(
         &self,
         topic: &str,
         key: &str,

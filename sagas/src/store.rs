@@ -322,13 +322,20 @@ impl<C: Codec> SagaStore<C> {
         for command in &transition.commands {
             let wire = WireCommand::of(command);
             let topic = self.topics.commands(wire.service());
+            // Keyed by the order, so that every request about it reaches the same partition.
+            let key = command.order_id.to_string();
+            let outbox = &self.outbox;
             match wire {
                 WireCommand::Inventory(m) => {
-                    self.outbox.publish(conn, &topic, &[m], metadata).await
+                    outbox.publish(conn, &topic, &key, &[m], metadata).await
                 }
-                WireCommand::Payments(m) => self.outbox.publish(conn, &topic, &[m], metadata).await,
-                WireCommand::Delivery(m) => self.outbox.publish(conn, &topic, &[m], metadata).await,
-                WireCommand::Orders(m) => self.outbox.publish(conn, &topic, &[m], metadata).await,
+                WireCommand::Payments(m) => {
+                    outbox.publish(conn, &topic, &key, &[m], metadata).await
+                }
+                WireCommand::Delivery(m) => {
+                    outbox.publish(conn, &topic, &key, &[m], metadata).await
+                }
+                WireCommand::Orders(m) => outbox.publish(conn, &topic, &key, &[m], metadata).await,
             }?;
         }
         metrics::counter!("saga_transitions_total", "state" => state.name()).increment(1);

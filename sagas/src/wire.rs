@@ -2,8 +2,8 @@
 //! services' events as [`SagaInput`]s.
 
 use domain::{
-    DeliveryEvent, DeliveryRequest, DomainEvent, InventoryEvent, InventoryRequest, OrderEvent,
-    OrderId, OrderRequest, OrderStockEvent, PaymentEvent, PaymentRequest, Service, StockLine,
+    DeliveryEvent, DeliveryRequest, InventoryEvent, InventoryRequest, Message, OrderEvent, OrderId,
+    OrderRequest, OrderStockEvent, PaymentEvent, PaymentRequest, Service, StockLine,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;

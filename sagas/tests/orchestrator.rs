@@ -206,9 +206,10 @@ async fn an_order_placed_on_kafka_starts_a_saga_that_sends_reserve_stock() {
 }
 
 /// An event in the Confluent wire format, as the orchestrator's consumer hands it over.
-async fn incoming<E: domain::DomainEvent>(
+async fn incoming<E: domain::Message>(
     codec: &AvroCodec,
     topic: &str,
+    key: &str,
     event: &E,
 ) -> consumers::Incoming {
     let (payload, _) = codec
@@ -223,7 +224,7 @@ async fn incoming<E: domain::DomainEvent>(
         topic: topic.to_owned(),
         partition: 0,
         offset: 0,
-        key: Some(event.aggregate_id().into_bytes()),
+        key: Some(key.as_bytes().to_vec()),
         payload,
         headers: RecordHeaders::new(),
         event_id: Uuid::now_v7(),
@@ -276,6 +277,7 @@ async fn the_handler_reads_every_service_reply_and_completes_the_saga() {
     let early = incoming(
         &codec,
         &inventory,
+        &order_id.to_string(),
         &OrderStockEvent::OrderStockReserved { order_id },
     )
     .await;
@@ -288,6 +290,7 @@ async fn the_handler_reads_every_service_reply_and_completes_the_saga() {
         incoming(
             &codec,
             &orders,
+            &order_id.to_string(),
             &OrderEvent::Placed {
                 order_id,
                 customer_id: CustomerId::new(),
@@ -301,6 +304,7 @@ async fn the_handler_reads_every_service_reply_and_completes_the_saga() {
         incoming(
             &codec,
             &inventory,
+            "MUG-RED",
             &InventoryEvent::Reserved {
                 sku: Sku::new("MUG-RED").unwrap(),
                 order_id,
@@ -311,12 +315,14 @@ async fn the_handler_reads_every_service_reply_and_completes_the_saga() {
         incoming(
             &codec,
             &inventory,
+            &order_id.to_string(),
             &OrderStockEvent::OrderStockReserved { order_id },
         )
         .await,
         incoming(
             &codec,
             &payments,
+            &order_id.to_string(),
             &PaymentEvent::Authorized {
                 payment_id,
                 order_id,
@@ -328,6 +334,7 @@ async fn the_handler_reads_every_service_reply_and_completes_the_saga() {
         incoming(
             &codec,
             &delivery,
+            &order_id.to_string(),
             &DeliveryEvent::Scheduled {
                 delivery_id,
                 order_id,
@@ -337,6 +344,7 @@ async fn the_handler_reads_every_service_reply_and_completes_the_saga() {
         incoming(
             &codec,
             &delivery,
+            &order_id.to_string(),
             &DeliveryEvent::Dispatched {
                 delivery_id,
                 order_id,
@@ -346,6 +354,7 @@ async fn the_handler_reads_every_service_reply_and_completes_the_saga() {
         incoming(
             &codec,
             &payments,
+            &order_id.to_string(),
             &PaymentEvent::Captured {
                 payment_id,
                 order_id,
@@ -356,19 +365,27 @@ async fn the_handler_reads_every_service_reply_and_completes_the_saga() {
         incoming(
             &codec,
             &inventory,
+            &order_id.to_string(),
             &OrderStockEvent::OrderStockCommitted { order_id },
         )
         .await,
         incoming(
             &codec,
             &delivery,
+            &order_id.to_string(),
             &DeliveryEvent::Completed {
                 delivery_id,
                 order_id,
             },
         )
         .await,
-        incoming(&codec, &orders, &OrderEvent::Completed { order_id }).await,
+        incoming(
+            &codec,
+            &orders,
+            &order_id.to_string(),
+            &OrderEvent::Completed { order_id },
+        )
+        .await,
     ];
     for record in &records {
         apply(&orchestrator, &pool, record).await.unwrap();
@@ -430,6 +447,7 @@ async fn an_unreachable_registry_is_a_transient_failure_and_the_saga_starts_once
     let placed = incoming(
         &writer,
         &topics.events(Service::Orders),
+        &order_id.to_string(),
         &domain::OrderEvent::Placed {
             order_id,
             customer_id: CustomerId::new(),
@@ -511,6 +529,7 @@ async fn a_command_schema_the_registry_refuses_is_poison_not_retried_for_ever() 
     let placed = incoming(
         &codec,
         &topics.events(Service::Orders),
+        &order_id.to_string(),
         &domain::OrderEvent::Placed {
             order_id,
             customer_id: CustomerId::new(),

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use domain::{
-    DeliveryEvent, DeliveryRequest, DomainEvent, InventoryEvent, InventoryRequest, OrderEvent,
+    DeliveryEvent, DeliveryRequest, InventoryEvent, InventoryRequest, Message, OrderEvent,
     OrderRequest, OrderStockEvent, PaymentEvent, PaymentRequest,
 };
 use schemas::Catalog;

@@ -4,8 +4,8 @@
 mod common;
 
 use domain::{
-    Aggregate, CustomerId, DomainError, DomainEvent, OrderCommand, OrderEvent, OrderId, OrderLines,
-    OrderState,
+    Aggregate, CustomerId, DomainError, DomainEvent, Message, OrderCommand, OrderEvent, OrderId,
+    OrderLines, OrderState,
 };
 use outbox::{EventStore, Metadata, OutboxError};
 use producers::headers;
@@ -63,13 +63,15 @@ enum Drifted {
     OrderCompleted { order_id: OrderId, gift_wrap: bool },
 }
 
-impl DomainEvent for Drifted {
+impl Message for Drifted {
     const EVENT_TYPES: &'static [&'static str] = &["OrderCompleted"];
 
     fn event_type(&self) -> &'static str {
         "OrderCompleted"
     }
+}
 
+impl DomainEvent for Drifted {
     fn aggregate_id(&self) -> String {
         let Self::OrderCompleted { order_id, .. } = self;
         order_id.to_string()
@@ -166,6 +168,7 @@ async fn saga_messages_are_published_keyed_by_order_with_their_schema_id() {
         .publish(
             &mut tx,
             "inventory.commands",
+            &order_id.to_string(),
             &requests,
             &Metadata::new(order_id.into()),
         )

@@ -15,7 +15,7 @@ use std::time::Duration;
 use consumers::{Handler, HandlerError, Incoming};
 use domain::{
     Aggregate as _, DeliveryCommand, DeliveryEvent, DeliveryId, DeliveryRequest, DeliveryState,
-    DomainEvent as _, OrderId, Service,
+    Message as _, OrderId, Service,
 };
 use outbox::Metadata;
 use sqlx::PgConnection;

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 use consumers::{Handler, HandlerError, Incoming};
 use domain::{
-    DomainEvent as _, InventoryRequest, OrderId, OrderStockEvent, Quantity, Service, Sku, StockLine,
+    InventoryRequest, Message as _, OrderId, OrderStockEvent, Quantity, Service, Sku, StockLine,
 };
 use sqlx::{PgConnection, PgPool};
 
@@ -441,10 +441,9 @@ impl InventoryHandler {
         };
         let metadata = caused_by(order_id, record);
         let topic = self.ctx.topics.events(Service::Inventory);
-        // OrderStockEvent is keyed by its order id already.
         self.ctx
             .store
-            .publish(tx, &topic, &[reply], &metadata)
+            .publish(tx, &topic, &order_id.to_string(), &[reply], &metadata)
             .await?;
         Ok(())
     }

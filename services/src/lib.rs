@@ -77,13 +77,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use consumers::{ConsumerConfig, ConsumerRuntime, Handler, HandlerError, Incoming};
-use domain::{Currency, DomainEvent, OrderId, Service};
+use domain::{AboutOrder, Currency, Message, OrderId, Service};
 use outbox::{EventStore, Metadata};
 use producers::KafkaConfig;
 use producers::topics::Topics;
 use schemas::AvroCodec;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -172,8 +171,9 @@ impl Context {
             .map_err(|e| ServiceError::Schema(e).into())
     }
 
-    /// Publishes `reply` (not a stream event) to the events topic of `service`, keyed by its order id.
-    async fn reply<E: OrderKeyed>(
+    /// Publishes `reply` (not a stream event) to the events topic of `service`, keyed by its order id so
+    /// that it reaches the order's partition.
+    async fn reply<E: Message + AboutOrder>(
         &self,
         conn: &mut PgConnection,
         service: Service,
@@ -183,8 +183,9 @@ impl Context {
         let topic = self.topics.events(service);
         metrics::counter!("service_repeated_replies_total", "type" => reply.event_type())
             .increment(1);
+        let key = reply.order_id().to_string();
         self.store
-            .publish(conn, &topic, &[ByOrder(reply)], metadata)
+            .publish(conn, &topic, &key, &[reply], metadata)
             .await?;
         Ok(())
     }
@@ -195,58 +196,6 @@ fn caused_by(order_id: OrderId, record: &Incoming) -> Metadata {
     let mut metadata = Metadata::new(order_id.as_uuid()).caused_by(record.event_id);
     metadata.traceparent = record.headers.get(producers::headers::TRACEPARENT).cloned();
     metadata
-}
-
-/// An event that belongs to one order.
-pub trait OrderKeyed: DomainEvent {
-    /// The order the event is about.
-    fn order(&self) -> OrderId;
-}
-
-impl OrderKeyed for domain::PaymentEvent {
-    fn order(&self) -> OrderId {
-        self.order_id()
-    }
-}
-
-impl OrderKeyed for domain::DeliveryEvent {
-    fn order(&self) -> OrderId {
-        self.ids().1
-    }
-}
-
-impl OrderKeyed for domain::OrderEvent {
-    fn order(&self) -> OrderId {
-        self.order_id()
-    }
-}
-
-impl OrderKeyed for domain::OrderStockEvent {
-    fn order(&self) -> OrderId {
-        self.order_id()
-    }
-}
-
-/// An event published keyed by its order id (its serde form is the event's own), so that replies that are
-/// not appended to a stream still reach the order's partition.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
-struct ByOrder<E>(E);
-
-impl<E: OrderKeyed> DomainEvent for ByOrder<E> {
-    const EVENT_TYPES: &'static [&'static str] = E::EVENT_TYPES;
-
-    fn event_type(&self) -> &'static str {
-        self.0.event_type()
-    }
-
-    fn version(&self) -> u16 {
-        self.0.version()
-    }
-
-    fn aggregate_id(&self) -> String {
-        self.0.order().to_string()
-    }
 }
 
 /// A number in [0, 1) that depends only on `seed`, `salt` and `id`: simulated decisions that a retry repeats.

@@ -7,8 +7,8 @@
 use chrono::{DateTime, Utc};
 use consumers::{Handler, HandlerError, Incoming};
 use domain::{
-    Aggregate as _, CustomerId, DomainEvent as _, Money, OrderCommand, OrderEvent, OrderId,
-    OrderLine, OrderLines, OrderRequest, OrderState, Quantity, Service, Sku,
+    Aggregate as _, CustomerId, Message as _, Money, OrderCommand, OrderEvent, OrderId, OrderLine,
+    OrderLines, OrderRequest, OrderState, Quantity, Service, Sku,
 };
 use outbox::{Codec, EventStore, Metadata};
 use sqlx::{PgConnection, PgPool};

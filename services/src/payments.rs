@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use consumers::{Handler, HandlerError, Incoming};
 use domain::{
-    Aggregate as _, Currency, DomainError, DomainEvent as _, Money, OrderId, PaymentCommand,
+    Aggregate as _, Currency, DomainError, Message as _, Money, OrderId, PaymentCommand,
     PaymentEvent, PaymentId, PaymentRequest, PaymentState, Rejection, Service,
 };
 use outbox::{Loaded, Metadata};

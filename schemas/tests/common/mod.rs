@@ -3,10 +3,9 @@
 //! One sample of every message type the four services exchange, in its serde form.
 
 use domain::{
-    CancelReason, Currency, CustomerId, DeliveryEvent, DeliveryId, DeliveryRequest, DomainEvent,
-    InventoryEvent, InventoryRequest, Money, OrderEvent, OrderId, OrderLine, OrderLines,
-    OrderRequest, OrderStockEvent, PaymentEvent, PaymentId, PaymentRequest, Quantity, Sku,
-    StockLine,
+    CancelReason, Currency, CustomerId, DeliveryEvent, DeliveryId, DeliveryRequest, InventoryEvent,
+    InventoryRequest, Message, Money, OrderEvent, OrderId, OrderLine, OrderLines, OrderRequest,
+    OrderStockEvent, PaymentEvent, PaymentId, PaymentRequest, Quantity, Sku, StockLine,
 };
 use serde_json::Value;
 use testkit::TestDb;
@@ -23,7 +22,7 @@ fn qty(n: u32) -> Quantity {
     Quantity::new(n).unwrap()
 }
 
-fn push<E: DomainEvent>(out: &mut Vec<(String, Value)>, events: impl IntoIterator<Item = E>) {
+fn push<E: Message>(out: &mut Vec<(String, Value)>, events: impl IntoIterator<Item = E>) {
     for event in events {
         out.push((
             event.event_type().to_owned(),
@@ -225,7 +224,7 @@ pub fn samples() -> Vec<(String, Value)> {
 /// Deserializes the serde form back into its Rust type and serializes it again: a value that survives
 /// this is exactly what the type can represent.
 pub fn through_rust_type(event_type: &str, json: &Value) -> Value {
-    fn again<E: DomainEvent>(json: &Value) -> Value {
+    fn again<E: Message>(json: &Value) -> Value {
         let event: E =
             serde_json::from_value(json.clone()).unwrap_or_else(|e| panic!("{json}: {e}"));
         serde_json::to_value(event).unwrap()

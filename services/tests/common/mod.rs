@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use consumers::{Handler, HandlerError, Incoming};
-use domain::DomainEvent;
+use domain::{AboutOrder, Message};
 use outbox::{Relay, RelayConfig};
 use producers::KafkaConfig;
 use producers::headers::{self, RecordHeaders};
@@ -84,7 +84,7 @@ impl Env {
     }
 
     /// `request` as the consumer runtime would hand it to a handler, with a fresh event id.
-    pub async fn incoming<M: DomainEvent>(&self, topic: &str, request: &M) -> Incoming {
+    pub async fn incoming<M: Message + AboutOrder>(&self, topic: &str, request: &M) -> Incoming {
         let json = serde_json::to_value(request).unwrap();
         let (payload, _) = self
             .codec
@@ -96,7 +96,7 @@ impl Env {
             topic: topic.to_owned(),
             partition: 0,
             offset: 0,
-            key: Some(request.aggregate_id().into_bytes()),
+            key: Some(request.order_id().to_string().into_bytes()),
             payload,
             headers: RecordHeaders::from([(headers::EVENT_ID.to_owned(), event_id.to_string())]),
             event_id,
@@ -182,7 +182,12 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Produces `request` to `topic` in the wire format, keyed by its order id, with a fresh event id.
-    pub async fn send<M: DomainEvent>(&self, codec: &AvroCodec, topic: &str, request: &M) -> Uuid {
+    pub async fn send<M: Message + AboutOrder>(
+        &self,
+        codec: &AvroCodec,
+        topic: &str,
+        request: &M,
+    ) -> Uuid {
         let json = serde_json::to_value(request).unwrap();
         let (payload, schema_id) = codec
             .encode(topic, request.event_type(), &json)
@@ -198,7 +203,7 @@ impl Pipeline {
             (headers::SCHEMA_ID.to_owned(), schema_id.to_string()),
         ]);
         let producer: FutureProducer = self.kafka.client_config().create().unwrap();
-        let key = request.aggregate_id();
+        let key = request.order_id().to_string();
         producer
             .send(
                 FutureRecord::to(topic)
