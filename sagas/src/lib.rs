@@ -95,7 +95,7 @@
 //! A transition that sets a timer replaces the saga's `saga_timers` row (due
 //! `due_after` from the write). The poller claims due rows earliest first with
 //! `FOR UPDATE SKIP LOCKED`, one transaction per timer, in bounded rounds
-//! ([`TimerSettings`]): it deletes the row and feeds [`SagaInput::Timeout`] through the
+//! ([`TimerConfig`]): it deletes the row and feeds [`SagaInput::Timeout`] through the
 //! same handle-and-persist path, which may set the next timer. Timers fire **at least
 //! once, not on time**: a late poller fires late, a rolled-back fire fires again, and a
 //! stale fire is ignored. Timeouts and the retry budget come from [`SagaConfig`].
@@ -173,7 +173,7 @@ pub use orchestrator::{
 pub use state::{Attempt, AttemptPhase, Compensation, OrderSaga, SagaOrder, Shipment, replay};
 pub use step::{Step, Timer, TimerChange, TimerKey, TimerKind, UnknownTimerKind};
 pub use store::{LoadedSaga, SagaOutcome, SagaStore};
-pub use timers::{FAILED_TIMER_DELAY, TimerSettings, run_timers};
+pub use timers::{FAILED_TIMER_DELAY, TimerConfig, run_timers};
 pub use wire::{Reply, WireCommand, reply_of};
 
 #[cfg(test)]

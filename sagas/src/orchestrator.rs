@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::SagaConfig;
 use crate::error::SagaError;
 use crate::store::SagaStore;
-use crate::timers::{TimerSettings, run_timers};
+use crate::timers::{TimerConfig, run_timers};
 use crate::wire::reply_of;
 
 /// The consumer group of the orchestrator.
@@ -40,7 +40,7 @@ pub struct OrchestratorConfig {
     /// The consumer of the services' events; its `topics` should be [`subscribed_topics`].
     pub consumer: ConsumerConfig,
     /// The timer poller.
-    pub timers: TimerSettings,
+    pub timers: TimerConfig,
 }
 
 impl OrchestratorConfig {
@@ -50,7 +50,7 @@ impl OrchestratorConfig {
         Self {
             region: "local".to_owned(),
             consumer: ConsumerConfig::new(DEFAULT_GROUP, subscribed_topics(topics)),
-            timers: TimerSettings::default(),
+            timers: TimerConfig::default(),
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::store::{SagaStore, set_timer, timer_key};
 
 /// How the timer poller works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimerSettings {
+pub struct TimerConfig {
     /// How often to look for due timers when the last round found fewer than a batch. Default 250 ms.
     pub poll_interval: Duration,
     /// Timers fired per round at most, each in its own transaction. Default 100.
@@ -25,7 +25,7 @@ pub struct TimerSettings {
     pub error_backoff: Duration,
 }
 
-impl Default for TimerSettings {
+impl Default for TimerConfig {
     fn default() -> Self {
         Self {
             poll_interval: Duration::from_millis(250),
@@ -173,12 +173,12 @@ fn log_fired(order_id: OrderId, transition: &Transition, key: crate::step::Timer
 }
 
 /// Fires due timers of `store` until `shutdown` is cancelled: a round of at most
-/// [`TimerSettings::batch_size`] timers, then another at once if the round was full, else after
-/// [`TimerSettings::poll_interval`]. A failed round is logged and retried after
-/// [`TimerSettings::error_backoff`]; the timers stay due meanwhile.
+/// [`TimerConfig::batch_size`] timers, then another at once if the round was full, else after
+/// [`TimerConfig::poll_interval`]. A failed round is logged and retried after
+/// [`TimerConfig::error_backoff`]; the timers stay due meanwhile.
 pub async fn run_timers<C: Codec>(
     store: Arc<SagaStore<C>>,
-    settings: TimerSettings,
+    settings: TimerConfig,
     shutdown: CancellationToken,
 ) {
     let batch = settings.batch_size.max(1);

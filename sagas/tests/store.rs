@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::*;
 use domain::{DeliveryId, OrderId, PaymentId};
 use sagas::queries;
-use sagas::{Handled, SagaError, SagaInput, TimerSettings, run_timers};
+use sagas::{Handled, SagaError, SagaInput, TimerConfig, run_timers};
 use testkit::TestDb;
 use tokio_util::sync::CancellationToken;
 
@@ -356,7 +356,7 @@ async fn timers_alone_escalate_a_saga_nobody_answers_and_it_is_visible() {
     let shutdown = CancellationToken::new();
     let poller = tokio::spawn(run_timers(
         Arc::clone(&store),
-        TimerSettings {
+        TimerConfig {
             poll_interval: Duration::from_millis(5),
             batch_size: 10,
             error_backoff: Duration::from_millis(50),
