@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use consumers::{Handler, HandlerError, Incoming};
 use domain::{
-    Aggregate as _, Currency, DomainError, Message as _, Money, OrderId, PaymentCommand,
-    PaymentEvent, PaymentId, PaymentRequest, PaymentState, Rejection, Service,
+    Aggregate as _, Currency, Message as _, Money, OrderId, PaymentCommand, PaymentEvent,
+    PaymentId, PaymentRequest, PaymentState, Service,
 };
 use outbox::{Loaded, Metadata};
 use rand::rngs::StdRng;
@@ -29,6 +29,10 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{Context, ServiceError, caused_by, draw};
+
+mod respond;
+
+pub use respond::{Forward, Response, Then, respond};
 
 /// How the simulated provider behaves.
 #[derive(Clone, Debug, PartialEq)]
@@ -302,23 +306,60 @@ impl PaymentsHandler {
         request: PaymentRequest,
         record: &Incoming,
     ) -> Result<(), ServiceError> {
-        use PaymentState as S;
         let order_id = request.order_id();
-        let id = order_id.to_string();
         let metadata = caused_by(order_id, record);
-        let loaded = self.ctx.store.load_with::<PaymentState>(tx, &id).await?;
-        let state = &loaded.state;
-        let reply = match (request, state) {
-            (PaymentRequest::AuthorizePayment { amount, .. }, S::NotStarted) => {
-                if amount.is_zero() {
-                    return Err(ServiceError::invalid("amount", "must be above zero"));
-                }
-                let response = self
-                    .provider
-                    .call(Operation::Authorize, order_id, amount, &id)
-                    .await?;
+        let loaded = self
+            .ctx
+            .store
+            .load_with::<PaymentState>(tx, &order_id.to_string())
+            .await?;
+        let reply = match respond(&loaded.state, request, self.config.void_currency)? {
+            Response::Forward(forward) => {
+                return self
+                    .forward(tx, &loaded, order_id, forward, &metadata)
+                    .await;
+            }
+            Response::Repeat(reply) => reply,
+            Response::RepeatAuthorized { payment_id, amount } => PaymentEvent::Authorized {
+                payment_id,
+                order_id,
+                amount,
+                provider_ref: self.provider_ref(tx, order_id).await?,
+            },
+            Response::NotApplicable(reason) => return Err(ServiceError::NotApplicable(reason)),
+            Response::Invalid { field, reason } => {
+                return Err(ServiceError::invalid(field, reason));
+            }
+        };
+        self.ctx
+            .reply(tx, Service::Payments, reply, &metadata)
+            .await
+    }
+
+    /// Calls the provider as `forward` says and records what it did.
+    async fn forward(
+        &self,
+        tx: &mut PgConnection,
+        loaded: &Loaded<PaymentState>,
+        order_id: OrderId,
+        forward: Forward,
+        metadata: &Metadata,
+    ) -> Result<(), ServiceError> {
+        let Forward {
+            operation,
+            amount,
+            key,
+            then,
+        } = forward;
+        let response = self
+            .provider
+            .call(operation, order_id, amount, &key)
+            .await?;
+        let command = match then {
+            Then::Record(command) => command,
+            Then::AuthorizeOrDecline => {
                 let payment_id = PaymentId::new();
-                let command = match response.answer.clone() {
+                match response.answer.clone() {
                     ProviderAnswer::Approved { provider_ref } => PaymentCommand::Authorize {
                         payment_id,
                         order_id,
@@ -331,210 +372,11 @@ impl PaymentsHandler {
                         amount,
                         reason,
                     },
-                };
-                let effect = Effect::new(Operation::Authorize, order_id, amount, &response);
-                return self
-                    .record_effect(tx, &loaded, command, effect, &metadata)
-                    .await;
-            }
-            (PaymentRequest::CapturePayment { .. }, S::Authorized { amount, .. }) => {
-                let response = self
-                    .provider
-                    .call(Operation::Capture, order_id, *amount, &id)
-                    .await?;
-                let effect = Effect::new(Operation::Capture, order_id, *amount, &response);
-                return self
-                    .record_effect(tx, &loaded, PaymentCommand::Capture, effect, &metadata)
-                    .await;
-            }
-            (PaymentRequest::VoidPayment { .. }, S::NotStarted) => {
-                // An authorization may have gone through at the provider without being recorded here (its
-                // answer lost, its request dead-lettered): voiding by the order's key releases it if so. The
-                // void is recorded, so an authorization asked for later finds the payment voided.
-                let (payment_id, currency) = self.nothing(order_id, state)?;
-                let nothing = Money::zero(currency);
-                let response = self
-                    .provider
-                    .call(Operation::Void, order_id, nothing, &id)
-                    .await?;
-                let command = PaymentCommand::VoidUnauthorized {
-                    payment_id,
-                    order_id,
-                    currency,
-                };
-                let effect = Effect::new(Operation::Void, order_id, nothing, &response);
-                return self
-                    .record_effect(tx, &loaded, command, effect, &metadata)
-                    .await;
-            }
-            (PaymentRequest::VoidPayment { .. }, S::Authorized { amount, .. }) => {
-                let response = self
-                    .provider
-                    .call(Operation::Void, order_id, *amount, &id)
-                    .await?;
-                let effect = Effect::new(Operation::Void, order_id, *amount, &response);
-                return self
-                    .record_effect(tx, &loaded, PaymentCommand::Void, effect, &metadata)
-                    .await;
-            }
-            (PaymentRequest::RefundPayment { amount, .. }, S::Captured { refunded, .. }) => {
-                // Refused before the provider is asked when it is more than what is left to refund.
-                match state.execute(PaymentCommand::Refund { amount }) {
-                    Ok(_) => {}
-                    Err(DomainError::Rejected(
-                        rejection @ Rejection::RefundExceedsCaptured { .. },
-                    )) => {
-                        return Err(ServiceError::NotApplicable(format!(
-                            "refund for order {order_id}: {rejection}"
-                        )));
-                    }
-                    Err(e) => return Err(e.into()),
                 }
-                // The provider's idempotency key must stay the same when the saga asks again (each time
-                // in a record with a new event id) after an answer was lost, and differ for the next
-                // partial refund: the order and how much it had refunded before this one.
-                let key = format!("{id}-after-{}", refunded.minor());
-                let response = self
-                    .provider
-                    .call(Operation::Refund, order_id, amount, &key)
-                    .await?;
-                let effect = Effect::new(Operation::Refund, order_id, amount, &response);
-                return self
-                    .record_effect(
-                        tx,
-                        &loaded,
-                        PaymentCommand::Refund { amount },
-                        effect,
-                        &metadata,
-                    )
-                    .await;
-            }
-            // Repeats: the reply the request got the first time.
-            (
-                PaymentRequest::AuthorizePayment { .. },
-                S::Authorized {
-                    payment_id,
-                    amount,
-                    provider_ref,
-                    ..
-                },
-            ) => PaymentEvent::Authorized {
-                payment_id: *payment_id,
-                order_id,
-                amount: *amount,
-                provider_ref: provider_ref.clone(),
-            },
-            // Voided before it was authorized (an authorized amount is above zero): the order was cancelled.
-            (
-                PaymentRequest::AuthorizePayment {
-                    amount: requested, ..
-                },
-                S::Voided {
-                    payment_id, amount, ..
-                },
-            ) if amount.is_zero() => PaymentEvent::Declined {
-                payment_id: *payment_id,
-                order_id,
-                amount: requested,
-                reason: "the payment was voided before it was authorized".into(),
-            },
-            (
-                PaymentRequest::AuthorizePayment { .. },
-                S::Captured {
-                    payment_id, amount, ..
-                }
-                | S::Voided {
-                    payment_id, amount, ..
-                }
-                | S::Refunded {
-                    payment_id, amount, ..
-                },
-            ) => PaymentEvent::Authorized {
-                payment_id: *payment_id,
-                order_id,
-                amount: *amount,
-                provider_ref: self.provider_ref(tx, order_id).await?,
-            },
-            (
-                PaymentRequest::AuthorizePayment { .. },
-                S::Declined {
-                    payment_id,
-                    amount,
-                    reason,
-                    ..
-                },
-            ) => PaymentEvent::Declined {
-                payment_id: *payment_id,
-                order_id,
-                amount: *amount,
-                reason: reason.clone(),
-            },
-            (
-                PaymentRequest::CapturePayment { .. } | PaymentRequest::VoidPayment { .. },
-                S::Captured {
-                    payment_id, amount, ..
-                }
-                | S::Refunded {
-                    payment_id, amount, ..
-                },
-            ) => PaymentEvent::Captured {
-                payment_id: *payment_id,
-                order_id,
-                amount: *amount,
-            },
-            (
-                PaymentRequest::CapturePayment { .. } | PaymentRequest::VoidPayment { .. },
-                S::Voided {
-                    payment_id, amount, ..
-                },
-            ) => PaymentEvent::Voided {
-                payment_id: *payment_id,
-                order_id,
-                amount: *amount,
-            },
-            // Undo of nothing.
-            (PaymentRequest::VoidPayment { .. }, S::Declined { .. }) => {
-                let (payment_id, currency) = self.nothing(order_id, state)?;
-                PaymentEvent::Voided {
-                    payment_id,
-                    order_id,
-                    amount: Money::zero(currency),
-                }
-            }
-            (
-                PaymentRequest::RefundPayment { .. },
-                S::NotStarted | S::Declined { .. } | S::Voided { .. } | S::Authorized { .. },
-            ) => {
-                let (payment_id, currency) = self.nothing(order_id, state)?;
-                PaymentEvent::Refunded {
-                    payment_id,
-                    order_id,
-                    amount: Money::zero(currency),
-                    total_refunded: Money::zero(currency),
-                    captured: Money::zero(currency),
-                }
-            }
-            (
-                PaymentRequest::RefundPayment { .. },
-                S::Refunded {
-                    payment_id, amount, ..
-                },
-            ) => PaymentEvent::Refunded {
-                payment_id: *payment_id,
-                order_id,
-                amount: *amount,
-                total_refunded: *amount,
-                captured: *amount,
-            },
-            (PaymentRequest::CapturePayment { .. }, S::NotStarted | S::Declined { .. }) => {
-                return Err(ServiceError::NotApplicable(format!(
-                    "order {order_id} has no authorized payment to capture ({})",
-                    state.name()
-                )));
             }
         };
-        self.ctx
-            .reply(tx, Service::Payments, reply, &metadata)
+        let effect = Effect::new(operation, order_id, amount, &response);
+        self.record_effect(tx, loaded, command, effect, metadata)
             .await
     }
 
@@ -665,36 +507,6 @@ impl PaymentsHandler {
         Ok(found
             .flatten()
             .unwrap_or_else(|| format!("psp-authorize-{order_id}")))
-    }
-
-    /// The payment id and currency of a reply about a payment that holds no money.
-    fn nothing(
-        &self,
-        order_id: OrderId,
-        state: &PaymentState,
-    ) -> Result<(PaymentId, Currency), ServiceError> {
-        Ok(match state {
-            PaymentState::NotStarted => (
-                PaymentId::from_uuid(order_id.as_uuid())
-                    .map_err(|e| ServiceError::invalid("order_id", e))?,
-                self.config.void_currency,
-            ),
-            PaymentState::Authorized {
-                payment_id, amount, ..
-            }
-            | PaymentState::Declined {
-                payment_id, amount, ..
-            }
-            | PaymentState::Captured {
-                payment_id, amount, ..
-            }
-            | PaymentState::Voided {
-                payment_id, amount, ..
-            }
-            | PaymentState::Refunded {
-                payment_id, amount, ..
-            } => (*payment_id, amount.currency()),
-        })
     }
 }
 
