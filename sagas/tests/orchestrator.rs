@@ -205,6 +205,21 @@ async fn an_order_placed_on_kafka_starts_a_saga_that_sends_reserve_stock() {
     relay.await.unwrap().unwrap();
 }
 
+/// A new order's `OrderPlaced`, encoded with `codec`, as the orchestrator's consumer hands it over.
+async fn order_placed(codec: &AvroCodec, topics: &Topics) -> (OrderId, consumers::Incoming) {
+    let order_id = OrderId::new();
+    let placed = domain::OrderEvent::Placed {
+        order_id,
+        customer_id: CustomerId::new(),
+        lines: lines(),
+        total: lines().total(),
+        idempotency_key: None,
+    };
+    let topic = topics.events(Service::Orders);
+    let record = incoming(codec, &topic, &order_id.to_string(), &placed).await;
+    (order_id, record)
+}
+
 /// An event in the Confluent wire format, as the orchestrator's consumer hands it over.
 async fn incoming<E: domain::Message>(
     codec: &AvroCodec,
@@ -443,20 +458,7 @@ async fn an_unreachable_registry_is_a_transient_failure_and_the_saga_starts_once
     // The writer's registry (same database, so the same schema ids) encodes the order placed.
     let writer_registry = LocalRegistry::start(pool.clone()).await.unwrap();
     let writer = Arc::new(AvroCodec::new(writer_registry.url()).unwrap());
-    let order_id = OrderId::new();
-    let placed = incoming(
-        &writer,
-        &topics.events(Service::Orders),
-        &order_id.to_string(),
-        &domain::OrderEvent::Placed {
-            order_id,
-            customer_id: CustomerId::new(),
-            lines: lines(),
-            total: lines().total(),
-            idempotency_key: None,
-        },
-    )
-    .await;
+    let (order_id, placed) = order_placed(&writer, &topics).await;
 
     let failed = apply(&orchestrator, &pool, &placed).await;
     assert!(
@@ -525,20 +527,7 @@ async fn a_command_schema_the_registry_refuses_is_poison_not_retried_for_ever() 
         .await
         .unwrap();
     assert!(registered.status().is_success(), "{registered:?}");
-    let order_id = OrderId::new();
-    let placed = incoming(
-        &codec,
-        &topics.events(Service::Orders),
-        &order_id.to_string(),
-        &domain::OrderEvent::Placed {
-            order_id,
-            customer_id: CustomerId::new(),
-            lines: lines(),
-            total: lines().total(),
-            idempotency_key: None,
-        },
-    )
-    .await;
+    let (order_id, placed) = order_placed(&codec, &topics).await;
 
     let failed = apply(&orchestrator, &pool, &placed).await;
     assert!(
