@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use consumers::{Handler, HandlerError, Incoming};
 use domain::{
-    Aggregate as _, DeliveryCommand, DeliveryEvent, DeliveryId, DeliveryRequest, DeliveryState,
-    Message as _, OrderId, Service,
+    Aggregate as _, DeliveryCommand, DeliveryId, DeliveryRequest, DeliveryState, Message as _,
+    OrderId, Service,
 };
 use outbox::Metadata;
 use sqlx::PgConnection;
@@ -23,6 +23,10 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{Context, ServiceError, at_least, caused_by, draw};
+
+mod respond;
+
+pub use respond::{Response, Row, respond};
 
 /// How the simulated carrier behaves.
 #[derive(Clone, Debug, PartialEq)]
@@ -92,117 +96,38 @@ impl DeliveryHandler {
         .fetch_optional(&mut *tx)
         .await?;
         let loaded = self.ctx.store.load_with::<DeliveryState>(tx, &id).await?;
-        let reply = match (request, &loaded.state) {
-            (DeliveryRequest::ScheduleDelivery { .. }, DeliveryState::NotScheduled) => {
-                let delivery_id = DeliveryId::new();
-                let (_, events) = loaded.state.execute(DeliveryCommand::Schedule {
-                    delivery_id,
-                    order_id,
-                })?;
+        let dispatched = row.is_some_and(|(_, at)| at.is_some());
+        match respond(&loaded.state, &request, DeliveryId::new(), dispatched)? {
+            Response::Repeat(reply) => {
+                self.ctx
+                    .reply(tx, Service::Delivery, reply, &metadata)
+                    .await
+            }
+            Response::Record { command, row } => {
+                // The recorded events are the reply: the stream's events go to `delivery.events`.
+                let (_, events) = loaded.state.execute(command)?;
                 self.ctx
                     .store
                     .append::<DeliveryState>(tx, &id, loaded.version, &events, &metadata)
                     .await?;
-                sqlx::query(
-                    "INSERT INTO deliveries (order_id, delivery_id, status, due_at)
-                     VALUES ($1, $2, 'scheduled', now() + make_interval(secs => $3))",
-                )
-                .bind(order_id.as_uuid())
-                .bind(delivery_id.as_uuid())
-                .bind(self.config.dispatch_delay.as_secs_f64())
-                .execute(&mut *tx)
-                .await?;
-                return Ok(());
-            }
-            // Cancelled before it was scheduled, or before dispatch: nothing is shipped for the order.
-            (
-                DeliveryRequest::ScheduleDelivery { .. },
-                DeliveryState::Cancelled { delivery_id, .. },
-            ) => DeliveryEvent::Cancelled {
-                delivery_id: *delivery_id,
-                order_id,
-            },
-            (DeliveryRequest::ScheduleDelivery { .. }, state) => {
-                let (delivery_id, _) = state
-                    .ids()
-                    .ok_or_else(|| ServiceError::NotApplicable("delivery without ids".into()))?;
-                DeliveryEvent::Scheduled {
-                    delivery_id,
-                    order_id,
-                }
-            }
-            (DeliveryRequest::CancelDelivery { .. }, DeliveryState::Scheduled { .. }) => {
-                let (_, events) = loaded.state.execute(DeliveryCommand::Cancel)?;
-                self.ctx
-                    .store
-                    .append::<DeliveryState>(tx, &id, loaded.version, &events, &metadata)
-                    .await?;
-                set_status(tx, order_id, "cancelled").await?;
-                return Ok(());
-            }
-            // Recorded, so that a `ScheduleDelivery` handled later (redriven from the dead letters, say)
-            // finds the delivery cancelled.
-            (DeliveryRequest::CancelDelivery { .. }, DeliveryState::NotScheduled) => {
-                let delivery_id = DeliveryId::from_uuid(order_id.as_uuid())
-                    .map_err(|e| ServiceError::invalid("order_id", e))?;
-                let (_, events) = loaded.state.execute(DeliveryCommand::CancelUnscheduled {
-                    delivery_id,
-                    order_id,
-                })?;
-                self.ctx
-                    .store
-                    .append::<DeliveryState>(tx, &id, loaded.version, &events, &metadata)
-                    .await?;
-                return Ok(());
-            }
-            (
-                DeliveryRequest::CancelDelivery { .. },
-                DeliveryState::Cancelled { delivery_id, .. },
-            ) => DeliveryEvent::Cancelled {
-                delivery_id: *delivery_id,
-                order_id,
-            },
-            (
-                DeliveryRequest::CancelDelivery { .. },
-                DeliveryState::Failed {
-                    delivery_id,
-                    reason,
-                    ..
-                },
-            ) => {
-                let dispatched = row.is_some_and(|(_, at)| at.is_some());
-                if dispatched {
-                    DeliveryEvent::Failed {
-                        delivery_id: *delivery_id,
-                        order_id,
-                        reason: reason.clone(),
+                match row {
+                    Row::Schedule(delivery_id) => {
+                        sqlx::query(
+                            "INSERT INTO deliveries (order_id, delivery_id, status, due_at)
+                             VALUES ($1, $2, 'scheduled', now() + make_interval(secs => $3))",
+                        )
+                        .bind(order_id.as_uuid())
+                        .bind(delivery_id.as_uuid())
+                        .bind(self.config.dispatch_delay.as_secs_f64())
+                        .execute(&mut *tx)
+                        .await?;
                     }
-                } else {
-                    // Failed before dispatch: nothing is on its way, which is what a cancellation wants.
-                    DeliveryEvent::Cancelled {
-                        delivery_id: *delivery_id,
-                        order_id,
-                    }
+                    Row::Cancel => set_status(tx, order_id, "cancelled").await?,
+                    Row::Untouched => {}
                 }
+                Ok(())
             }
-            (
-                DeliveryRequest::CancelDelivery { .. },
-                DeliveryState::Dispatched { delivery_id, .. },
-            ) => DeliveryEvent::Dispatched {
-                delivery_id: *delivery_id,
-                order_id,
-            },
-            (
-                DeliveryRequest::CancelDelivery { .. },
-                DeliveryState::Delivered { delivery_id, .. },
-            ) => DeliveryEvent::Completed {
-                delivery_id: *delivery_id,
-                order_id,
-            },
-        };
-        self.ctx
-            .reply(tx, Service::Delivery, reply, &metadata)
-            .await
+        }
     }
 }
 
