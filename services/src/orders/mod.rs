@@ -16,6 +16,10 @@ use uuid::Uuid;
 
 use crate::{Context, ServiceError, caused_by};
 
+mod respond;
+
+pub use respond::{Response, respond};
+
 /// Longest accepted idempotency key, in characters.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 200;
 
@@ -269,48 +273,33 @@ impl OrdersHandler {
         let id = order_id.to_string();
         let metadata = caused_by(order_id, record);
         let loaded = self.ctx.store.load_with::<OrderState>(tx, &id).await?;
-        let command = match request {
-            OrderRequest::CompleteOrder { .. } => OrderCommand::Complete,
-            OrderRequest::CancelOrder { reason, .. } => OrderCommand::Cancel { reason },
-        };
-        if let Ok((state, events)) = loaded.state.execute(command)
-            && !events.is_empty()
-        {
-            self.ctx
-                .store
-                .append::<OrderState>(tx, &id, loaded.version, &events, &metadata)
-                .await?;
-            let (status, reason) = match &state {
-                OrderState::Cancelled { reason, .. } => ("cancelled", Some(reason.name())),
-                OrderState::Completed(_) => ("completed", None),
-                OrderState::NotPlaced | OrderState::Placed(_) => ("placed", None),
-            };
-            sqlx::query(
-                "UPDATE orders_view SET status = $2, cancel_reason = $3, ended_at = now()
-                     WHERE order_id = $1",
-            )
-            .bind(order_id.as_uuid())
-            .bind(status)
-            .bind(reason)
-            .execute(&mut *tx)
-            .await?;
-            return Ok(());
-        }
-        // A repeat, or the order already ended the other way: the event of the state it is in.
-        let reply = match &loaded.state {
-            OrderState::Completed(_) => OrderEvent::Completed { order_id },
-            OrderState::Cancelled { reason, .. } => OrderEvent::Cancelled {
-                order_id,
-                reason: *reason,
-            },
-            OrderState::NotPlaced | OrderState::Placed(_) => {
-                return Err(ServiceError::NotApplicable(format!(
-                    "order {order_id} is {}; it cannot be completed or cancelled",
-                    loaded.state.name()
-                )));
+        let command = match respond(&loaded.state, &request) {
+            Response::Record(command) => command,
+            Response::Repeat(reply) => {
+                return self.ctx.reply(tx, Service::Orders, reply, &metadata).await;
             }
+            Response::NotApplicable(reason) => return Err(ServiceError::NotApplicable(reason)),
         };
-        self.ctx.reply(tx, Service::Orders, reply, &metadata).await
+        let (state, events) = loaded.state.execute(command)?;
+        self.ctx
+            .store
+            .append::<OrderState>(tx, &id, loaded.version, &events, &metadata)
+            .await?;
+        let (status, reason) = match &state {
+            OrderState::Cancelled { reason, .. } => ("cancelled", Some(reason.name())),
+            OrderState::Completed(_) => ("completed", None),
+            OrderState::NotPlaced | OrderState::Placed(_) => ("placed", None),
+        };
+        sqlx::query(
+            "UPDATE orders_view SET status = $2, cancel_reason = $3, ended_at = now()
+             WHERE order_id = $1",
+        )
+        .bind(order_id.as_uuid())
+        .bind(status)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
     }
 }
 
