@@ -60,13 +60,13 @@ use futures_util::FutureExt as _;
 use producers::backoff::Backoff;
 use producers::headers::{self, RecordHeaders};
 use producers::topics::Topics;
-use producers::{KafkaConfig, ProducerConfig};
+use producers::{KafkaConfig, ProducerConfig, RebuildingProducer};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message as _, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{ClientContext, TopicPartitionList};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::mpsc;
@@ -374,7 +374,7 @@ impl<H: Handler> ConsumerRuntime<H> {
         let consumer: Consumer = config.create_with_context(RebalanceContext {
             ownership: Arc::clone(&ownership),
         })?;
-        let dead_letters = kafka.producer_config(&settings.producer).create()?;
+        let dead_letters = RebuildingProducer::new(kafka, &settings.producer)?;
         Ok(Self {
             kafka: kafka.clone(),
             worker: Arc::new(Worker {
@@ -547,7 +547,9 @@ struct PartitionWorker {
 /// The consumer, the dead-letter producer, the database and the handler: shared by the partition workers.
 struct Worker<H> {
     consumer: Consumer,
-    dead_letters: FutureProducer,
+    /// Writes dead letters and retries; replaced after a fatal error, or every failure would be retried in
+    /// place for ever.
+    dead_letters: RebuildingProducer,
     pool: PgPool,
     handler: H,
     settings: ConsumerConfig,
@@ -816,11 +818,18 @@ impl<H: Handler> Worker<H> {
         if let Some(payload) = message.payload() {
             record = record.payload(payload);
         }
-        self.dead_letters
+        let sent = self
+            .dead_letters
+            .current()
             .send(record, Duration::from_secs(30))
-            .await
-            .map(drop)
-            .map_err(|(e, _)| format!("cannot write to {topic}: {e}"))
+            .await;
+        sent.map(drop).map_err(|(e, _)| {
+            // A producer that failed fatally fails every record: the retry in place gets a new one.
+            if self.dead_letters.rebuild_if_fatal().is_some() {
+                metrics::counter!("consumer_producer_rebuilds_total").increment(1);
+            }
+            format!("cannot write to {topic}: {e}")
+        })
     }
 
     /// Sends the record to `<source topic>.retry`, to be applied again after `delay`; the partition moves on.

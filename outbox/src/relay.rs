@@ -38,9 +38,9 @@ use std::time::{Duration, Instant};
 
 use producers::backoff::Backoff;
 use producers::headers::{self, RecordHeaders};
-use producers::{KafkaConfig, ProducerConfig};
+use producers::{KafkaConfig, ProducerConfig, RebuildingProducer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{DeliveryFuture, FutureRecord, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 use sqlx::postgres::PgListener;
 use sqlx::{Connection as _, PgConnection, PgPool};
@@ -125,8 +125,7 @@ pub struct Acked {
 /// rest on: writers of one key are serialized.
 pub struct Relay {
     pool: PgPool,
-    kafka: KafkaConfig,
-    producer: FutureProducer,
+    producer: RebuildingProducer,
     config: RelayConfig,
     stats: Arc<RelayStats>,
     observer: Option<mpsc::UnboundedSender<Acked>>,
@@ -169,10 +168,9 @@ impl Relay {
         kafka: &KafkaConfig,
         config: RelayConfig,
     ) -> Result<Self, OutboxError> {
-        let producer = kafka.producer_config(&config.producer).create()?;
+        let producer = RebuildingProducer::new(kafka, &config.producer)?;
         Ok(Self {
             pool,
-            kafka: kafka.clone(),
             producer,
             config,
             stats: Arc::default(),
@@ -216,7 +214,7 @@ impl Relay {
                 }
             }
         }
-        self.producer.flush(Duration::from_secs(10))?;
+        self.producer.current().flush(Duration::from_secs(10))?;
         tracing::info!("relay stopped");
         Ok(())
     }
@@ -358,7 +356,7 @@ impl Relay {
             .payload(&row.payload)
             .headers(headers::to_kafka(&row.headers));
         loop {
-            match self.producer.send_result(record) {
+            match self.producer.current().send_result(record) {
                 Ok(delivery) => return Ok(delivery),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
@@ -372,7 +370,7 @@ impl Relay {
     /// The outcome of `row` failing with `error`: refused for good, or transient (an error that may pass,
     /// or any error of a producer that failed fatally, which is no fault of the record).
     fn failed(&self, row: &Row, key: (String, String), error: &KafkaError) -> Outcome {
-        if is_permanent(error) && self.producer.client().fatal_error().is_none() {
+        if is_permanent(error) && self.producer.fatal_error().is_none() {
             Outcome::Refused {
                 id: row.id,
                 key,
@@ -389,21 +387,12 @@ impl Relay {
 
     /// After a fatal error (an idempotent producer out of step with the broker, say) the producer fails
     /// every record for good: replaces it with a new one. Returns whether it did.
-    fn rebuild_after_fatal_error(&mut self) -> bool {
-        let Some((code, reason)) = self.producer.client().fatal_error() else {
-            return false;
-        };
-        metrics::counter!("outbox_relay_producer_rebuilds_total").increment(1);
-        match self.kafka.producer_config(&self.config.producer).create() {
-            Ok(producer) => {
-                tracing::error!(?code, %reason, "the producer failed fatally; replaced it with a new one");
-                self.producer = producer;
-            }
-            // The round fails (its records are transient failures) and the next one tries again.
-            Err(e) => tracing::error!(?code, %reason, error = %e,
-                "the producer failed fatally and a new one cannot be created"),
+    fn rebuild_after_fatal_error(&self) -> bool {
+        let rebuilt = self.producer.rebuild_if_fatal().is_some();
+        if rebuilt {
+            metrics::counter!("outbox_relay_producer_rebuilds_total").increment(1);
         }
-        true
+        rebuilt
     }
 
     /// Why `row` cannot be published, found before it is sent: too large, or its topic does not exist.
@@ -444,7 +433,7 @@ impl Relay {
         {
             return Ok(true);
         }
-        let client = self.producer.clone();
+        let client = self.producer.current();
         let name = topic.to_owned();
         let exists = tokio::task::spawn_blocking(move || {
             let metadata = client

@@ -28,7 +28,10 @@
 
 pub mod backoff;
 pub mod headers;
+mod rebuilding;
 pub mod topics;
+
+pub use rebuilding::RebuildingProducer;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
