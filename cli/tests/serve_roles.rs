@@ -5,7 +5,6 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use common::free_local_address;
 
@@ -27,18 +26,7 @@ async fn serve_payments_connects_as_the_payments_role() {
         .stdin(Stdio::null())
         .spawn()
         .expect("the orderflow binary starts");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while tokio::net::TcpStream::connect(&health).await.is_err() {
-        assert!(
-            payments.try_wait().unwrap().is_none(),
-            "serve payments exited before it served"
-        );
-        assert!(
-            std::time::Instant::now() < deadline,
-            "serve payments never served"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::wait_until_serving(&mut payments, &health, "payments").await;
     let users: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT usename::text FROM pg_stat_activity
          WHERE datname = current_database() AND pid <> pg_backend_pid()",

@@ -41,18 +41,7 @@ async fn serve_relay_creates_the_pipelines_topics_before_it_serves() {
         .stdin(Stdio::null())
         .spawn()
         .expect("the orderflow binary starts");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while tokio::net::TcpStream::connect(&health).await.is_err() {
-        assert!(
-            relay.try_wait().unwrap().is_none(),
-            "serve relay exited before it served"
-        );
-        assert!(
-            std::time::Instant::now() < deadline,
-            "serve relay never served"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::wait_until_serving(&mut relay, &health, "relay").await;
     let topics = existing_topics(&kafka, &prefix);
     relay.kill().unwrap();
     relay.wait().unwrap();
@@ -103,19 +92,9 @@ async fn serve_relay_honours_the_relay_settings() {
         .stdin(Stdio::null())
         .spawn()
         .expect("the orderflow binary starts");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     // Serving means the topics exist.
-    while tokio::net::TcpStream::connect(&health).await.is_err() {
-        assert!(
-            relay.try_wait().unwrap().is_none(),
-            "serve relay exited early"
-        );
-        assert!(
-            std::time::Instant::now() < deadline,
-            "serve relay never served"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::wait_until_serving(&mut relay, &health, "relay").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let reason = loop {
         let reasons: Vec<String> = sqlx::query_scalar("SELECT reason FROM outbox_quarantine")
             .fetch_all(db.pool())

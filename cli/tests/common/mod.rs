@@ -20,3 +20,20 @@ pub async fn get(addr: &str, path: &str) -> std::io::Result<String> {
     stream.read_to_string(&mut answer).await?;
     Ok(answer)
 }
+
+/// Waits until `process` (`orderflow serve <part>`) listens on `health`, which it does once it serves;
+/// panics if it exits first or takes over a minute.
+pub async fn wait_until_serving(process: &mut std::process::Child, health: &str, part: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(health).await.is_err() {
+        assert!(
+            process.try_wait().unwrap().is_none(),
+            "serve {part} exited before it served"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve {part} never served"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
