@@ -37,6 +37,19 @@ fn handler(env: &common::Env, config: ProviderConfig) -> PaymentsHandler {
     )
 }
 
+/// Applies each of `requests`, in order, as records of the payments commands topic; each must succeed.
+async fn apply_all(
+    env: &common::Env,
+    handler: &PaymentsHandler,
+    requests: impl IntoIterator<Item = PaymentRequest>,
+) {
+    let commands = env.config.topics.commands(Service::Payments);
+    for request in requests {
+        let record = env.incoming(&commands, &request).await;
+        env.apply(handler, &record).await.unwrap();
+    }
+}
+
 async fn ledger_ops(env: &common::Env, order_id: OrderId) -> Vec<(String, i64)> {
     payments::ledger(env.db.pool(), order_id)
         .await
@@ -100,18 +113,20 @@ async fn timeouts_retries_duplicate_requests_and_callbacks_never_charge_twice() 
 
     // Capture twice, refund part, then a void after capture tells the truth.
     let capture = PaymentRequest::CapturePayment { order_id };
-    for request in [
-        capture.clone(),
-        capture,
-        PaymentRequest::RefundPayment {
-            order_id,
-            amount: eur(1000),
-        },
-        PaymentRequest::VoidPayment { order_id },
-    ] {
-        let record = env.incoming(&commands, &request).await;
-        env.apply(&answering, &record).await.unwrap();
-    }
+    apply_all(
+        &env,
+        &answering,
+        [
+            capture.clone(),
+            capture,
+            PaymentRequest::RefundPayment {
+                order_id,
+                amount: eur(1000),
+            },
+            PaymentRequest::VoidPayment { order_id },
+        ],
+    )
+    .await;
     assert_eq!(
         ledger_ops(&env, order_id).await,
         [
@@ -170,21 +185,23 @@ async fn declines_and_undo_of_nothing_get_their_replies() {
     let declining = handler(&env, provider(1.0, 0.0, 0.0));
     let declined = OrderId::new();
     let nothing = OrderId::new();
-    for request in [
-        PaymentRequest::AuthorizePayment {
-            order_id: declined,
-            amount: eur(500),
-        },
-        PaymentRequest::AuthorizePayment {
-            order_id: declined,
-            amount: eur(500),
-        },
-        PaymentRequest::VoidPayment { order_id: declined },
-        PaymentRequest::VoidPayment { order_id: nothing },
-    ] {
-        let record = env.incoming(&commands, &request).await;
-        env.apply(&declining, &record).await.unwrap();
-    }
+    apply_all(
+        &env,
+        &declining,
+        [
+            PaymentRequest::AuthorizePayment {
+                order_id: declined,
+                amount: eur(500),
+            },
+            PaymentRequest::AuthorizePayment {
+                order_id: declined,
+                amount: eur(500),
+            },
+            PaymentRequest::VoidPayment { order_id: declined },
+            PaymentRequest::VoidPayment { order_id: nothing },
+        ],
+    )
+    .await;
     let replies = env.outbox(&events).await;
     let seen: Vec<(String, &str)> = replies
         .iter()
@@ -265,16 +282,18 @@ async fn a_refund_the_saga_asks_again_after_a_lost_answer_refunds_once() {
     let commands = env.config.topics.commands(Service::Payments);
     let answering = handler(&env, provider(0.0, 0.0, 0.0));
     let order_id = OrderId::new();
-    for request in [
-        PaymentRequest::AuthorizePayment {
-            order_id,
-            amount: eur(2500),
-        },
-        PaymentRequest::CapturePayment { order_id },
-    ] {
-        let record = env.incoming(&commands, &request).await;
-        env.apply(&answering, &record).await.unwrap();
-    }
+    apply_all(
+        &env,
+        &answering,
+        [
+            PaymentRequest::AuthorizePayment {
+                order_id,
+                amount: eur(2500),
+            },
+            PaymentRequest::CapturePayment { order_id },
+        ],
+    )
+    .await;
     let refund = PaymentRequest::RefundPayment {
         order_id,
         amount: eur(2500),
@@ -392,25 +411,26 @@ async fn a_void_before_the_authorization_is_voided_at_the_provider_and_remembere
 #[tokio::test]
 async fn two_partial_refunds_both_reach_the_provider() {
     let env = common::Env::new().await;
-    let commands = env.config.topics.commands(Service::Payments);
     let answering = handler(&env, provider(0.0, 0.0, 0.0));
     let order_id = OrderId::new();
     let refund = PaymentRequest::RefundPayment {
         order_id,
         amount: eur(1000),
     };
-    for request in [
-        PaymentRequest::AuthorizePayment {
-            order_id,
-            amount: eur(3000),
-        },
-        PaymentRequest::CapturePayment { order_id },
-        refund.clone(),
-        refund,
-    ] {
-        let record = env.incoming(&commands, &request).await;
-        env.apply(&answering, &record).await.unwrap();
-    }
+    apply_all(
+        &env,
+        &answering,
+        [
+            PaymentRequest::AuthorizePayment {
+                order_id,
+                amount: eur(3000),
+            },
+            PaymentRequest::CapturePayment { order_id },
+            refund.clone(),
+            refund,
+        ],
+    )
+    .await;
     assert_eq!(
         ledger_ops(&env, order_id).await,
         [
@@ -444,27 +464,28 @@ async fn kept_operations(env: &common::Env, order_id: OrderId) -> Vec<(String, S
 #[tokio::test]
 async fn every_provider_operation_is_kept_with_its_reference() {
     let env = common::Env::new().await;
-    let commands = env.config.topics.commands(Service::Payments);
     let answering = handler(&env, provider(0.0, 0.0, 0.0));
     let order_id = OrderId::new();
-    for request in [
-        PaymentRequest::AuthorizePayment {
-            order_id,
-            amount: eur(4399),
-        },
-        PaymentRequest::CapturePayment { order_id },
-        PaymentRequest::RefundPayment {
-            order_id,
-            amount: eur(1000),
-        },
-        PaymentRequest::RefundPayment {
-            order_id,
-            amount: eur(500),
-        },
-    ] {
-        let record = env.incoming(&commands, &request).await;
-        env.apply(&answering, &record).await.unwrap();
-    }
+    apply_all(
+        &env,
+        &answering,
+        [
+            PaymentRequest::AuthorizePayment {
+                order_id,
+                amount: eur(4399),
+            },
+            PaymentRequest::CapturePayment { order_id },
+            PaymentRequest::RefundPayment {
+                order_id,
+                amount: eur(1000),
+            },
+            PaymentRequest::RefundPayment {
+                order_id,
+                amount: eur(500),
+            },
+        ],
+    )
+    .await;
     let mut ledger: Vec<(String, String, i64)> = payments::ledger(env.db.pool(), order_id)
         .await
         .unwrap()
