@@ -40,7 +40,7 @@ use producers::backoff::Backoff;
 use producers::headers::{self, RecordHeaders};
 use producers::{KafkaConfig, ProducerConfig, RebuildingProducer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{DeliveryFuture, FutureRecord, Producer as _};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 use sqlx::postgres::PgListener;
 use sqlx::{Connection as _, PgConnection, PgPool};
@@ -293,6 +293,8 @@ impl Relay {
             let mut in_wave = HashSet::new();
             let mut next_wave = Vec::new();
             let mut in_flight = Vec::new();
+            // The producer of this wave: it is only replaced between waves.
+            let producer = self.producer.current();
             for row in wave {
                 let key = (row.topic.clone(), row.key.clone());
                 if blocked.contains(&key) {
@@ -316,7 +318,7 @@ impl Relay {
                     });
                     continue;
                 }
-                match self.send(row).await {
+                match send(&producer, row).await {
                     Ok(delivery) => in_flight.push((row, key, delivery)),
                     Err(e) => {
                         blocked.insert(key.clone());
@@ -347,24 +349,6 @@ impl Relay {
             wave = next_wave;
         }
         outcomes
-    }
-
-    /// Hands `row` to the producer, waiting while its queue is full.
-    async fn send(&self, row: &Row) -> Result<DeliveryFuture, KafkaError> {
-        let mut record = FutureRecord::to(&row.topic)
-            .key(&row.key)
-            .payload(&row.payload)
-            .headers(headers::to_kafka(&row.headers));
-        loop {
-            match self.producer.current().send_result(record) {
-                Ok(delivery) => return Ok(delivery),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                Err((e, _)) => return Err(e),
-            }
-        }
     }
 
     /// The outcome of `row` failing with `error`: refused for good, or transient (an error that may pass,
@@ -535,6 +519,24 @@ impl Relay {
             )));
         }
         Ok(!acked.is_empty() || quarantined > 0)
+    }
+}
+
+/// Hands `row` to the producer, waiting while its queue is full.
+async fn send(producer: &FutureProducer, row: &Row) -> Result<DeliveryFuture, KafkaError> {
+    let mut record = FutureRecord::to(&row.topic)
+        .key(&row.key)
+        .payload(&row.payload)
+        .headers(headers::to_kafka(&row.headers));
+    loop {
+        match producer.send_result(record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err((e, _)) => return Err(e),
+        }
     }
 }
 
