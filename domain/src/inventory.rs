@@ -1,7 +1,18 @@
-//! The inventory aggregate: the stock of one SKU, and the reservations held on it.
+//! Inventory: the model the inventory service runs on ([`reservation`]), and a per-SKU aggregate.
 //!
-//! One aggregate instance per SKU (its stream id and Kafka key is the SKU). Stock on hand
-//! is what is in the warehouse; a reservation sets units aside for an order until it is
+//! # Where stock is never oversold
+//! The live rule is the inventory service's (`services::inventory`): each SKU's stock is a few bucket
+//! rows, an order's demand per SKU ([`reservation::demand`]) is taken from buckets it has locked
+//! ([`reservation::take`]) in SKU and bucket order, all lines or none, and a `CHECK (reserved <= on_hand)`
+//! on every bucket refuses any transaction that would oversell. What the service decides is pure and in
+//! [`reservation`]; the locking and the writes are in the service.
+//!
+//! # The per-SKU aggregate
+//! [`InventoryState`] states the same rule for one SKU kept as an event stream ([`InventoryEvent`]s,
+//! stream id and Kafka key = the SKU): a stock kept that way gets the rule from [`Aggregate::decide`].
+//! The service does not keep such streams; the tests use it as an event source with no preconditions.
+//!
+//! Stock on hand is what is in the warehouse; a reservation sets units aside for an order until it is
 //! committed (dispatched: the units leave the warehouse) or released (compensation).
 //!
 //! **Invariant: reserved ≤ on hand**, always, so stock is never oversold: a `Reserve`
@@ -15,8 +26,9 @@
 //!
 //! `Release` is a no-op for an order that holds nothing because compensations may be
 //! repeated. `Reserve` on a SKU that was never stocked is illegal (the aggregate does
-//! not know its SKU yet): the inventory service should answer such a request as out of
-//! stock without calling `decide`. The inventory is never terminal.
+//! not know its SKU yet). The inventory is never terminal.
+
+pub mod reservation;
 
 use std::collections::BTreeMap;
 

@@ -17,8 +17,10 @@
 //! - **Value types refuse bad input at construction**, and so does deserialization:
 //!   a [`Money`], [`Sku`], [`Quantity`], [`OrderLines`] or id that exists is valid.
 //!   [`Money`] is integer minor units with checked arithmetic; it never panics or wraps.
-//! - **Invariants:** stock reserved never exceeds stock on hand; a payment is never
-//!   captured twice nor refunded past its captured amount; a terminal order stays so.
+//! - **Invariants:** stock reserved never exceeds stock on hand (the inventory service
+//!   enforces it on bucketed rows, from [`inventory::reservation`]'s plan: see [`inventory`]);
+//!   a payment is never captured twice nor refunded past its captured amount; a terminal
+//!   order stays so.
 //! - **Versioned events.** Every event has a type name and a version
 //!   ([`Message`]); all are at version 1, and the trait documents how later versions
 //!   are to be upcast.
@@ -82,6 +84,7 @@ pub use aggregate::{AboutOrder, Aggregate, DomainEvent, Message, replay};
 pub use delivery::{DeliveryCommand, DeliveryEvent, DeliveryState};
 pub use error::{DomainError, Rejection, ValidationError};
 pub use ids::{CustomerId, DeliveryId, EventId, OrderId, PaymentId};
+pub use inventory::reservation::StockRequest;
 pub use inventory::{InventoryCommand, InventoryEvent, InventoryState, Stock};
 pub use lines::{OrderLine, OrderLines, Quantity, Sku};
 pub use messages::{

@@ -72,6 +72,7 @@ mod error;
 pub mod inventory;
 pub mod orders;
 pub mod payments;
+pub mod shell;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,6 +91,7 @@ use uuid::Uuid;
 pub use delivery::CarrierConfig;
 pub use error::ServiceError;
 pub use payments::{PaymentsConfig, ProviderConfig};
+pub use shell::{Decision, Responder, Shell};
 
 /// Configuration of the four services, with defaults fit for the local demo.
 #[derive(Clone, Debug)]
@@ -264,7 +266,11 @@ pub async fn run_orders(
     config: &ServicesConfig,
     cancel: CancellationToken,
 ) -> Result<(), ServiceError> {
-    let handler = orders::OrdersHandler::new(Context::from_config(pool.clone(), codec, config));
+    let handler = Shell::from(orders::Orders::new(Context::from_config(
+        pool.clone(),
+        codec,
+        config,
+    )));
     run_consumer(pool, kafka, config, Service::Orders, handler, cancel).await
 }
 
@@ -282,11 +288,11 @@ pub async fn run_payments(
         .max_connections(config.payments.provider_connections.max(1))
         .acquire_timeout(pool.options().get_acquire_timeout())
         .connect_lazy_with((*pool.connect_options()).clone());
-    let handler = payments::PaymentsHandler::new(
+    let handler = Shell::from(payments::Payments::new(
         Context::from_config(pool.clone(), codec, config),
         payments::Provider::new(provider_pool, config.payments.provider.clone()),
         config.payments.clone(),
-    );
+    ));
     run_consumer(pool, kafka, config, Service::Payments, handler, cancel).await
 }
 
@@ -298,8 +304,11 @@ pub async fn run_inventory(
     config: &ServicesConfig,
     cancel: CancellationToken,
 ) -> Result<(), ServiceError> {
-    let handler =
-        inventory::InventoryHandler::new(Context::from_config(pool.clone(), codec, config));
+    let handler = Shell::from(inventory::Inventory::new(Context::from_config(
+        pool.clone(),
+        codec,
+        config,
+    )));
     run_consumer(pool, kafka, config, Service::Inventory, handler, cancel).await
 }
 
@@ -320,7 +329,7 @@ pub async fn run_delivery(
         config.carrier.clone(),
         cancel.clone(),
     ));
-    let handler = delivery::DeliveryHandler::new(context, config.carrier.clone());
+    let handler = Shell::from(delivery::Delivery::new(context, config.carrier.clone()));
     let consumed = run_consumer(
         pool,
         kafka,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use domain::{DeliveryRequest, OrderId};
 use services::CarrierConfig;
-use services::delivery::{self, DeliveryHandler};
+use services::delivery::{self, Delivery, DeliveryHandler};
 
 fn carrier(failure_rate: f64, post_dispatch_failure_rate: f64) -> CarrierConfig {
     CarrierConfig {
@@ -62,7 +62,7 @@ async fn schedule_cancel_and_their_repeats() {
         dispatch_delay: Duration::from_secs(3600),
         ..carrier(0.0, 0.0)
     };
-    let handler = DeliveryHandler::new(env.context(), config.clone());
+    let handler = DeliveryHandler::from(Delivery::new(env.context(), config.clone()));
     let order_id = OrderId::new();
     send(
         &env,
@@ -141,7 +141,7 @@ async fn the_carrier_dispatches_delivers_and_fails_before_or_after_dispatch() {
             "DeliveryFailed",
         ),
     ] {
-        let handler = DeliveryHandler::new(env.context(), config.clone());
+        let handler = DeliveryHandler::from(Delivery::new(env.context(), config.clone()));
         let order_id = OrderId::new();
         send(
             &env,
@@ -199,7 +199,7 @@ async fn kafka_round_trip_schedule_to_delivered() {
 async fn a_delivery_the_carrier_cannot_move_is_put_back_and_the_others_move() {
     let env = common::Env::new().await;
     let config = carrier(0.0, 0.0);
-    let handler = DeliveryHandler::new(env.context(), config.clone());
+    let handler = DeliveryHandler::from(Delivery::new(env.context(), config.clone()));
     let (broken, healthy) = (OrderId::new(), OrderId::new());
     for order_id in [broken, healthy] {
         send(
@@ -252,7 +252,7 @@ async fn a_delivery_the_carrier_cannot_move_is_put_back_and_the_others_move() {
 async fn a_cancel_before_the_schedule_is_remembered_and_a_late_schedule_ships_nothing() {
     let env = common::Env::new().await;
     let config = carrier(0.0, 0.0);
-    let handler = DeliveryHandler::new(env.context(), config.clone());
+    let handler = DeliveryHandler::from(Delivery::new(env.context(), config.clone()));
     let order_id = OrderId::new();
     send(&env, &handler, DeliveryRequest::CancelDelivery { order_id }).await;
     send(

@@ -10,7 +10,7 @@ use domain::{CancelReason, CustomerId, OrderId, OrderRequest};
 use outbox::EventStore;
 use producers::topics::Topics;
 use services::ServiceError;
-use services::orders::{self, LineInput, OrdersHandler, PlaceOrder};
+use services::orders::{self, LineInput, Orders, OrdersHandler, PlaceOrder};
 use testkit::TestDb;
 
 fn order(key: Option<&str>) -> PlaceOrder {
@@ -147,7 +147,7 @@ async fn bad_input_gets_an_error_that_names_the_field() {
 async fn complete_and_cancel_update_the_read_model_and_repeats_get_the_same_reply() {
     let env = common::Env::new().await;
     let ctx = env.context();
-    let handler = OrdersHandler::new(ctx.clone());
+    let handler = OrdersHandler::from(Orders::new(ctx.clone()));
     let commands = env.config.topics.commands(Service::Orders);
     let events = env.config.topics.events(Service::Orders);
     let completed = orders::place_order(&ctx.store, order(None))

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use consumers::HandlerError;
 use domain::{Currency, Money, OrderId, PaymentRequest};
-use services::payments::{self, PaymentsConfig, PaymentsHandler, Provider, ProviderConfig};
+use services::payments::{
+    self, Payments, PaymentsConfig, PaymentsHandler, Provider, ProviderConfig,
+};
 
 fn eur(minor: i64) -> Money {
     Money::new(minor, Currency::EUR).unwrap()
@@ -27,14 +29,14 @@ fn provider(decline_rate: f64, timeout_rate: f64, duplicate_callback_rate: f64) 
 }
 
 fn handler(env: &common::Env, config: ProviderConfig) -> PaymentsHandler {
-    PaymentsHandler::new(
+    PaymentsHandler::from(Payments::new(
         env.context(),
         Provider::new(env.db.pool().clone(), config.clone()),
         PaymentsConfig {
             provider: config,
             ..PaymentsConfig::default()
         },
-    )
+    ))
 }
 
 /// Applies each of `requests`, in order, as records of the payments commands topic; each must succeed.

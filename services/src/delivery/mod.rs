@@ -12,17 +12,17 @@
 
 use std::time::Duration;
 
-use consumers::{Handler, HandlerError, Incoming};
 use domain::{
-    Aggregate as _, DeliveryCommand, DeliveryId, DeliveryRequest, DeliveryState, Message as _,
+    Aggregate as _, DeliveryCommand, DeliveryEvent, DeliveryId, DeliveryRequest, DeliveryState,
     OrderId, Service,
 };
-use outbox::Metadata;
+use outbox::{Loaded, Metadata};
 use sqlx::PgConnection;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::{Context, ServiceError, at_least, caused_by, draw};
+use crate::shell::{Decision, Responder, Shell};
+use crate::{Context, ServiceError, at_least, draw};
 
 mod respond;
 
@@ -64,70 +64,109 @@ impl Default for CarrierConfig {
 const FAIL_BEFORE_DISPATCH: u64 = 0xFA11;
 const LOST_IN_TRANSIT: u64 = 0x1057;
 
-/// Handles `ScheduleDelivery` and `CancelDelivery`, replying on `delivery.events`.
+/// Answers `ScheduleDelivery` and `CancelDelivery`, replying on `delivery.events`.
 #[derive(Clone, Debug)]
-pub struct DeliveryHandler {
+pub struct Delivery {
     ctx: Context,
     config: CarrierConfig,
 }
 
-impl DeliveryHandler {
-    /// A handler writing with `ctx`; new deliveries are due for dispatch after `config.dispatch_delay`.
+/// The delivery service's handler on the consumer runtime.
+pub type DeliveryHandler = Shell<Delivery>;
+
+impl Delivery {
+    /// A service writing with `ctx`; new deliveries are due for dispatch after `config.dispatch_delay`.
     pub fn new(ctx: Context, config: CarrierConfig) -> Self {
         Self { ctx, config }
     }
+}
 
-    /// Applies `request` on `tx` and writes the reply.
-    // No `err`: the consumer runtime logs a failure at the level its class calls for.
-    #[tracing::instrument(skip_all, fields(order_id = %request.order_id(), request = request.event_type()))]
-    pub async fn apply(
+/// A delivery's stream, and whether the carrier dispatched its parcel.
+#[derive(Debug)]
+pub struct Current {
+    loaded: Loaded<DeliveryState>,
+    dispatched: bool,
+}
+
+impl Responder for Delivery {
+    const SERVICE: Service = Service::Delivery;
+    type Request = DeliveryRequest;
+    type State = Current;
+    type Act = (DeliveryCommand, Row);
+    type Reply = DeliveryEvent;
+
+    fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// Locks the order's `deliveries` row (the carrier's work queue) and loads the delivery's stream.
+    async fn load(
         &self,
         tx: &mut PgConnection,
-        request: DeliveryRequest,
-        record: &Incoming,
-    ) -> Result<(), ServiceError> {
-        let order_id = request.order_id();
-        let id = order_id.to_string();
-        let metadata = caused_by(order_id, record);
+        order_id: OrderId,
+    ) -> Result<Current, ServiceError> {
         let row: Option<(Uuid, Option<chrono::DateTime<chrono::Utc>>)> = sqlx::query_as(
             "SELECT delivery_id, dispatched_at FROM deliveries WHERE order_id = $1 FOR UPDATE",
         )
         .bind(order_id.as_uuid())
         .fetch_optional(&mut *tx)
         .await?;
-        let loaded = self.ctx.store.load_with::<DeliveryState>(tx, &id).await?;
-        let dispatched = row.is_some_and(|(_, at)| at.is_some());
-        match respond(&loaded.state, &request, DeliveryId::new(), dispatched)? {
-            Response::Repeat(reply) => {
-                self.ctx
-                    .reply(tx, Service::Delivery, reply, &metadata)
-                    .await
+        let loaded = self.ctx.store.load_with(tx, &order_id.to_string()).await?;
+        Ok(Current {
+            loaded,
+            dispatched: row.is_some_and(|(_, at)| at.is_some()),
+        })
+    }
+
+    fn decide(
+        &self,
+        current: &Current,
+        request: DeliveryRequest,
+    ) -> Result<Decision<Self::Act, DeliveryEvent>, ServiceError> {
+        let response = respond(
+            &current.loaded.state,
+            &request,
+            DeliveryId::new(),
+            current.dispatched,
+        )?;
+        Ok(match response {
+            Response::Record { command, row } => Decision::Act((command, row)),
+            Response::Repeat(reply) => Decision::Repeat(reply),
+        })
+    }
+
+    /// Records `command` on the delivery's stream (its events are the reply, on `delivery.events`) and
+    /// brings the `deliveries` row along.
+    async fn carry_out(
+        &self,
+        tx: &mut PgConnection,
+        order_id: OrderId,
+        current: Current,
+        (command, row): Self::Act,
+        metadata: &Metadata,
+    ) -> Result<(), ServiceError> {
+        let Current { loaded, .. } = current;
+        let (_, events) = loaded.state.execute(command)?;
+        self.ctx
+            .store
+            .append::<DeliveryState>(tx, &order_id.to_string(), loaded.version, &events, metadata)
+            .await?;
+        match row {
+            Row::Schedule(delivery_id) => {
+                sqlx::query(
+                    "INSERT INTO deliveries (order_id, delivery_id, status, due_at)
+                     VALUES ($1, $2, 'scheduled', now() + make_interval(secs => $3))",
+                )
+                .bind(order_id.as_uuid())
+                .bind(delivery_id.as_uuid())
+                .bind(self.config.dispatch_delay.as_secs_f64())
+                .execute(&mut *tx)
+                .await?;
             }
-            Response::Record { command, row } => {
-                // The recorded events are the reply: the stream's events go to `delivery.events`.
-                let (_, events) = loaded.state.execute(command)?;
-                self.ctx
-                    .store
-                    .append::<DeliveryState>(tx, &id, loaded.version, &events, &metadata)
-                    .await?;
-                match row {
-                    Row::Schedule(delivery_id) => {
-                        sqlx::query(
-                            "INSERT INTO deliveries (order_id, delivery_id, status, due_at)
-                             VALUES ($1, $2, 'scheduled', now() + make_interval(secs => $3))",
-                        )
-                        .bind(order_id.as_uuid())
-                        .bind(delivery_id.as_uuid())
-                        .bind(self.config.dispatch_delay.as_secs_f64())
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    Row::Cancel => set_status(tx, order_id, "cancelled").await?,
-                    Row::Untouched => {}
-                }
-                Ok(())
-            }
+            Row::Cancel => set_status(tx, order_id, "cancelled").await?,
+            Row::Untouched => {}
         }
+        Ok(())
     }
 }
 
@@ -144,13 +183,6 @@ async fn set_status(
     .execute(&mut *tx)
     .await?;
     Ok(())
-}
-
-impl Handler for DeliveryHandler {
-    async fn handle(&self, tx: &mut PgConnection, record: &Incoming) -> Result<(), HandlerError> {
-        let request: DeliveryRequest = self.ctx.decode(record).await?;
-        self.apply(tx, request, record).await.map_err(Into::into)
-    }
 }
 
 /// Runs the carrier simulation until `cancel` fires: claims due deliveries, dispatches, delivers or fails

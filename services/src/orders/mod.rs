@@ -5,16 +5,16 @@
 //! transaction that appends the events, so it is never behind the stream.
 
 use chrono::{DateTime, Utc};
-use consumers::{Handler, HandlerError, Incoming};
 use domain::{
-    Aggregate as _, CustomerId, Message as _, Money, OrderCommand, OrderEvent, OrderId, OrderLine,
-    OrderLines, OrderRequest, OrderState, Quantity, Service, Sku,
+    Aggregate as _, CustomerId, Money, OrderCommand, OrderEvent, OrderId, OrderLine, OrderLines,
+    OrderRequest, OrderState, Quantity, Service, Sku,
 };
-use outbox::{Codec, EventStore, Metadata};
+use outbox::{Codec, EventStore, Loaded, Metadata};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::{Context, ServiceError, caused_by};
+use crate::shell::{Decision, Responder, Shell};
+use crate::{Context, ServiceError};
 
 mod respond;
 
@@ -244,46 +244,67 @@ pub async fn count_by_status(pool: &PgPool) -> Result<Vec<(String, i64)>, Servic
     )
 }
 
-/// Handles `CompleteOrder` and `CancelOrder`: replies `OrderCompleted` / `OrderCancelled` on
+/// Answers `CompleteOrder` and `CancelOrder`: replies `OrderCompleted` / `OrderCancelled` on
 /// `orders.events` (see the crate's reply contract).
 #[derive(Clone, Debug)]
-pub struct OrdersHandler {
+pub struct Orders {
     ctx: Context,
 }
 
-impl OrdersHandler {
-    /// A handler writing with `ctx`.
+/// The orders service's handler on the consumer runtime.
+pub type OrdersHandler = Shell<Orders>;
+
+impl Orders {
+    /// A service writing with `ctx`.
     pub fn new(ctx: Context) -> Self {
         Self { ctx }
     }
+}
 
-    /// Applies `request` on `tx` (the consumer runtime's transaction).
-    ///
-    /// # Errors
-    /// [`ServiceError::NotApplicable`] for an order never placed; database and outbox errors.
-    // No `err`: the consumer runtime logs a failure at the level its class calls for.
-    #[tracing::instrument(skip_all, fields(order_id = %request.order_id(), request = request.event_type()))]
-    pub async fn apply(
+impl Responder for Orders {
+    const SERVICE: Service = Service::Orders;
+    type Request = OrderRequest;
+    type State = Loaded<OrderState>;
+    type Act = OrderCommand;
+    type Reply = OrderEvent;
+
+    fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    async fn load(
         &self,
         tx: &mut PgConnection,
+        order_id: OrderId,
+    ) -> Result<Loaded<OrderState>, ServiceError> {
+        Ok(self.ctx.store.load_with(tx, &order_id.to_string()).await?)
+    }
+
+    fn decide(
+        &self,
+        state: &Loaded<OrderState>,
         request: OrderRequest,
-        record: &Incoming,
+    ) -> Result<Decision<OrderCommand, OrderEvent>, ServiceError> {
+        Ok(match respond(&state.state, &request) {
+            Response::Record(command) => Decision::Act(command),
+            Response::Repeat(reply) => Decision::Repeat(reply),
+            Response::NotApplicable(reason) => Decision::NotApplicable(reason),
+        })
+    }
+
+    /// Records `command` on the order's stream (its events are the reply) and brings `orders_view` along.
+    async fn carry_out(
+        &self,
+        tx: &mut PgConnection,
+        order_id: OrderId,
+        loaded: Loaded<OrderState>,
+        command: OrderCommand,
+        metadata: &Metadata,
     ) -> Result<(), ServiceError> {
-        let order_id = request.order_id();
-        let id = order_id.to_string();
-        let metadata = caused_by(order_id, record);
-        let loaded = self.ctx.store.load_with::<OrderState>(tx, &id).await?;
-        let command = match respond(&loaded.state, &request) {
-            Response::Record(command) => command,
-            Response::Repeat(reply) => {
-                return self.ctx.reply(tx, Service::Orders, reply, &metadata).await;
-            }
-            Response::NotApplicable(reason) => return Err(ServiceError::NotApplicable(reason)),
-        };
         let (state, events) = loaded.state.execute(command)?;
         self.ctx
             .store
-            .append::<OrderState>(tx, &id, loaded.version, &events, &metadata)
+            .append::<OrderState>(tx, &order_id.to_string(), loaded.version, &events, metadata)
             .await?;
         let (status, reason) = match &state {
             OrderState::Cancelled { reason, .. } => ("cancelled", Some(reason.name())),
@@ -300,12 +321,5 @@ impl OrdersHandler {
         .execute(&mut *tx)
         .await?;
         Ok(())
-    }
-}
-
-impl Handler for OrdersHandler {
-    async fn handle(&self, tx: &mut PgConnection, record: &Incoming) -> Result<(), HandlerError> {
-        let request: OrderRequest = self.ctx.decode(record).await?;
-        self.apply(tx, request, record).await.map_err(Into::into)
     }
 }

@@ -17,10 +17,9 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use consumers::{Handler, HandlerError, Incoming};
 use domain::{
-    Aggregate as _, Currency, Message as _, Money, OrderId, PaymentCommand, PaymentEvent,
-    PaymentId, PaymentRequest, PaymentState, Service,
+    Aggregate as _, Currency, Money, OrderId, PaymentCommand, PaymentEvent, PaymentId,
+    PaymentRequest, PaymentState, Service,
 };
 use outbox::{Loaded, Metadata};
 use rand::rngs::StdRng;
@@ -28,7 +27,8 @@ use rand::{Rng as _, SeedableRng as _};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::{Context, ServiceError, caused_by, draw};
+use crate::shell::{Decision, Responder, Shell};
+use crate::{Context, ServiceError, draw};
 
 mod respond;
 
@@ -275,16 +275,32 @@ pub async fn get_payment(
     .await?)
 }
 
-/// Handles the four payment requests, replying on `payments.events` (see the crate's reply contract).
+/// Answers the four payment requests, replying on `payments.events` (see the crate's reply contract).
 #[derive(Debug)]
-pub struct PaymentsHandler {
+pub struct Payments {
     ctx: Context,
     provider: Provider,
     config: PaymentsConfig,
 }
 
-impl PaymentsHandler {
-    /// A handler writing with `ctx` and paying through `provider`.
+/// The payments service's handler on the consumer runtime.
+pub type PaymentsHandler = Shell<Payments>;
+
+/// What a payment decision asks to carry out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Act {
+    /// Call the provider, then record what it did.
+    Call(Forward),
+    /// Repeat `PaymentAuthorized` for a payment that has moved on since, with the authorization's provider
+    /// reference, which the state no longer holds (read from the `payments` projection).
+    RepeatAuthorized {
+        payment_id: PaymentId,
+        amount: Money,
+    },
+}
+
+impl Payments {
+    /// A service writing with `ctx` and paying through `provider`.
     pub fn new(ctx: Context, provider: Provider, config: PaymentsConfig) -> Self {
         Self {
             ctx,
@@ -292,50 +308,76 @@ impl PaymentsHandler {
             config,
         }
     }
+}
 
-    /// Applies `request` on `tx` and writes the reply.
-    ///
-    /// # Errors
-    /// [`ServiceError::ProviderTimeout`] (transient); [`ServiceError::NotApplicable`] for a capture without
-    /// an authorization or a refund past the captured amount; invalid amounts; database and outbox errors.
-    // No `err`: the consumer runtime logs a failure at the level its class calls for.
-    #[tracing::instrument(skip_all, fields(order_id = %request.order_id(), request = request.event_type()))]
-    pub async fn apply(
-        &self,
-        tx: &mut PgConnection,
-        request: PaymentRequest,
-        record: &Incoming,
-    ) -> Result<(), ServiceError> {
-        let order_id = request.order_id();
-        let metadata = caused_by(order_id, record);
-        let loaded = self
-            .ctx
-            .store
-            .load_with::<PaymentState>(tx, &order_id.to_string())
-            .await?;
-        let reply = match respond(&loaded.state, request, self.config.void_currency)? {
-            Response::Forward(forward) => {
-                return self
-                    .forward(tx, &loaded, order_id, forward, &metadata)
-                    .await;
-            }
-            Response::Repeat(reply) => reply,
-            Response::RepeatAuthorized { payment_id, amount } => PaymentEvent::Authorized {
-                payment_id,
-                order_id,
-                amount,
-                provider_ref: self.provider_ref(tx, order_id).await?,
-            },
-            Response::NotApplicable(reason) => return Err(ServiceError::NotApplicable(reason)),
-            Response::Invalid { field, reason } => {
-                return Err(ServiceError::invalid(field, reason));
-            }
-        };
-        self.ctx
-            .reply(tx, Service::Payments, reply, &metadata)
-            .await
+impl Responder for Payments {
+    const SERVICE: Service = Service::Payments;
+    type Request = PaymentRequest;
+    type State = Loaded<PaymentState>;
+    type Act = Act;
+    type Reply = PaymentEvent;
+
+    fn context(&self) -> &Context {
+        &self.ctx
     }
 
+    async fn load(
+        &self,
+        tx: &mut PgConnection,
+        order_id: OrderId,
+    ) -> Result<Loaded<PaymentState>, ServiceError> {
+        Ok(self.ctx.store.load_with(tx, &order_id.to_string()).await?)
+    }
+
+    /// # Errors
+    /// Invalid amounts (a zero authorization, a refund in another currency).
+    fn decide(
+        &self,
+        loaded: &Loaded<PaymentState>,
+        request: PaymentRequest,
+    ) -> Result<Decision<Act, PaymentEvent>, ServiceError> {
+        Ok(
+            match respond(&loaded.state, request, self.config.void_currency)? {
+                Response::Forward(forward) => Decision::Act(Act::Call(forward)),
+                Response::RepeatAuthorized { payment_id, amount } => {
+                    Decision::Act(Act::RepeatAuthorized { payment_id, amount })
+                }
+                Response::Repeat(reply) => Decision::Repeat(reply),
+                Response::NotApplicable(reason) => Decision::NotApplicable(reason),
+                Response::Invalid { field, reason } => {
+                    return Err(ServiceError::invalid(field, reason));
+                }
+            },
+        )
+    }
+
+    /// # Errors
+    /// [`ServiceError::ProviderTimeout`] (transient); [`ServiceError::NotApplicable`] for a refund past the
+    /// captured amount; [`ServiceError::Unrecorded`] when the provider acted and recording it failed.
+    async fn carry_out(
+        &self,
+        tx: &mut PgConnection,
+        order_id: OrderId,
+        loaded: Loaded<PaymentState>,
+        act: Act,
+        metadata: &Metadata,
+    ) -> Result<(), ServiceError> {
+        match act {
+            Act::Call(forward) => self.forward(tx, &loaded, order_id, forward, metadata).await,
+            Act::RepeatAuthorized { payment_id, amount } => {
+                let reply = PaymentEvent::Authorized {
+                    payment_id,
+                    order_id,
+                    amount,
+                    provider_ref: self.provider_ref(tx, order_id).await?,
+                };
+                self.ctx.reply(tx, Service::Payments, reply, metadata).await
+            }
+        }
+    }
+}
+
+impl Payments {
     /// Calls the provider as `forward` says and records what it did.
     async fn forward(
         &self,
@@ -606,11 +648,4 @@ fn projection(state: &PaymentState) -> Option<PaymentRow> {
             amount.minor(),
         ),
     })
-}
-
-impl Handler for PaymentsHandler {
-    async fn handle(&self, tx: &mut PgConnection, record: &Incoming) -> Result<(), HandlerError> {
-        let request: PaymentRequest = self.ctx.decode(record).await?;
-        self.apply(tx, request, record).await.map_err(Into::into)
-    }
 }
