@@ -1,8 +1,10 @@
 //! The four services: orders, payments, inventory and delivery.
 //!
-//! Each service is a [`consumers::Handler`] on the consumer runtime, reading its commands topic
-//! (`<service>.commands`, Avro in the Confluent wire format) and writing its replies through the outbox in the
-//! same transaction as its effect and the inbox row. Every reply is keyed by the order id. Run one with
+//! Each service is a [`Responder`]: it loads what a request applies to, decides from that alone (a pure
+//! `respond` function per service, table-tested for every state and request) and carries out what it
+//! decided. One [`Shell`] runs any of them as a [`consumers::Handler`] on the consumer runtime, reading the
+//! service's commands topic (`<service>.commands`, Avro in the Confluent wire format) and writing its
+//! replies through the outbox in the same transaction as its effect and the inbox row. Every reply is keyed by the order id. Run one with
 //! [`run_orders`], [`run_payments`], [`run_inventory`] or [`run_delivery`] until a cancellation token fires.
 //!
 //! # What each service promises

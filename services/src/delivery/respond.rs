@@ -1,8 +1,9 @@
 //! What a delivery request comes to, decided from the delivery's state alone: [`respond`]. Pure, so every
-//! (state, request) pair is tested below without Postgres; [`DeliveryHandler`] is the shell that locks the
-//! delivery's row, loads the stream, records and replies.
+//! (state, request) pair is tested below without Postgres; [`Delivery`] (run by the one
+//! [`Shell`]) locks the delivery's row, loads the stream, records and replies.
 //!
-//! [`DeliveryHandler`]: super::DeliveryHandler
+//! [`Delivery`]: super::Delivery
+//! [`Shell`]: crate::Shell
 
 use domain::{
     DeliveryCommand, DeliveryEvent, DeliveryId, DeliveryRequest, DeliveryState, DomainError,

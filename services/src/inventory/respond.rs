@@ -1,6 +1,8 @@
 //! What a stock request comes to, decided from where the order's stock request stands alone: [`respond`].
-//! Pure, so every (status, request) pair is tested below without Postgres; [`Inventory`] is the shell's
-//! half that locks the order's status, reserves or settles, and replies.
+//! Pure, so every (status, request) pair is tested below without Postgres; [`Inventory`] (run by the one
+//! [`Shell`]) locks the order's status, reserves or settles, and replies.
+//!
+//! [`Shell`]: crate::Shell
 //!
 //! [`Inventory`]: super::Inventory
 

@@ -1,8 +1,9 @@
 //! What the saga's last word about an order comes to, decided from the order's state alone: [`respond`].
-//! Pure, so every (state, request) pair is tested below without Postgres; [`OrdersHandler`] is the shell
-//! that loads the order, records, updates the read model and replies.
+//! Pure, so every (state, request) pair is tested below without Postgres; [`Orders`] (run by the one
+//! [`Shell`]) loads the order, records, updates the read model and replies.
 //!
-//! [`OrdersHandler`]: super::OrdersHandler
+//! [`Orders`]: super::Orders
+//! [`Shell`]: crate::Shell
 
 use domain::{OrderCommand, OrderEvent, OrderRequest, OrderState};
 

@@ -1,8 +1,9 @@
 //! What a payment request comes to, decided from the payment's state alone: [`respond`]. Pure, so every
-//! (state, request) pair is tested below without Postgres or the provider; [`PaymentsHandler`] is the shell
-//! that loads the payment, calls the provider when the response says so, records and replies.
+//! (state, request) pair is tested below without Postgres or the provider; [`Payments`] (run by the one
+//! [`Shell`]) loads the payment, calls the provider when the response says so, records and replies.
 //!
-//! [`PaymentsHandler`]: super::PaymentsHandler
+//! [`Payments`]: super::Payments
+//! [`Shell`]: crate::Shell
 
 use domain::{
     Aggregate as _, Currency, DomainError, Money, OrderId, PaymentCommand, PaymentEvent, PaymentId,
