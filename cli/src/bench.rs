@@ -9,10 +9,8 @@ use outbox::records::enqueue;
 use outbox::relay::Acked;
 use outbox::{OutboxRecord, Relay, RelayConfig};
 use producers::headers::{self, RecordHeaders};
-use producers::{KafkaConfig, ProducerConfig};
-use rdkafka::error::KafkaError;
+use producers::{KafkaConfig, ProducerConfig, send};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -275,26 +273,18 @@ async fn raw_producer_rate(
     let started = Instant::now();
     let mut deliveries = Vec::with_capacity(records.len());
     for r in records {
-        let mut record = FutureRecord::to(&r.topic)
+        let record = FutureRecord::to(&r.topic)
             .key(&r.key)
             .payload(&r.payload)
             .headers(headers::to_kafka(&r.headers));
-        loop {
-            match producer.send_result(record) {
-                Ok(delivery) => break deliveries.push(delivery),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                Err((e, _)) => return Err(e).context("raw producer refused a record"),
-            }
-        }
+        let delivery = send::enqueue(&producer, record)
+            .await
+            .context("raw producer refused a record")?;
+        deliveries.push(delivery);
     }
     for delivery in deliveries {
-        delivery
+        send::acknowledged(delivery)
             .await
-            .context("producer dropped a record")?
-            .map_err(|(e, _)| e)
             .context("raw producer delivery failed")?;
     }
     let elapsed = started.elapsed();
@@ -324,12 +314,11 @@ async fn raw_producer_latency(
             .payload(&r.payload)
             .headers(headers::to_kafka(&r.headers));
         let sent = Instant::now();
-        let delivery = producer
-            .send_result(record)
-            .map_err(|(e, _)| e)
+        let delivery = send::enqueue(&producer, record)
+            .await
             .context("raw producer refused a record")?;
         waiting.spawn(async move {
-            delivery.await.ok()?.ok()?;
+            send::acknowledged(delivery).await.ok()?;
             Some(sent.elapsed().as_secs_f64() * 1000.0)
         });
     }

@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use producers::backoff::Backoff;
 use producers::headers::{self, RecordHeaders};
+use producers::send::{self, Undelivered};
 use producers::{KafkaConfig, ProducerConfig, RebuildingProducer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
@@ -327,13 +328,13 @@ impl Relay {
                 }
             }
             for (row, key, delivery) in in_flight {
-                let outcome = match delivery.await {
-                    Ok(Ok(_)) => Outcome::Acked(row.id),
-                    Ok(Err((e, _))) => {
+                let outcome = match send::acknowledged(delivery).await {
+                    Ok(_) => Outcome::Acked(row.id),
+                    Err(Undelivered::Failed(e)) => {
                         blocked.insert(key.clone());
                         self.failed(row, key, &e)
                     }
-                    Err(_canceled) => {
+                    Err(Undelivered::Dropped) => {
                         blocked.insert(key);
                         Outcome::Transient {
                             id: row.id,
@@ -354,7 +355,7 @@ impl Relay {
     /// The outcome of `row` failing with `error`: refused for good, or transient (an error that may pass,
     /// or any error of a producer that failed fatally, which is no fault of the record).
     fn failed(&self, row: &Row, key: (String, String), error: &KafkaError) -> Outcome {
-        if is_permanent(error) && self.producer.fatal_error().is_none() {
+        if send::is_permanent(error) && self.producer.fatal_error().is_none() {
             Outcome::Refused {
                 id: row.id,
                 key,
@@ -524,20 +525,11 @@ impl Relay {
 
 /// Hands `row` to the producer, waiting while its queue is full.
 async fn send(producer: &FutureProducer, row: &Row) -> Result<DeliveryFuture, KafkaError> {
-    let mut record = FutureRecord::to(&row.topic)
+    let record = FutureRecord::to(&row.topic)
         .key(&row.key)
         .payload(&row.payload)
         .headers(headers::to_kafka(&row.headers));
-    loop {
-        match producer.send_result(record) {
-            Ok(delivery) => return Ok(delivery),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                record = back;
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            Err((e, _)) => return Err(e),
-        }
-    }
+    send::enqueue(producer, record).await
 }
 
 /// The oldest records that are not waiting behind a quarantined record of their key.
@@ -661,25 +653,6 @@ fn record_size(row: &Row) -> usize {
     FIXED + row.key.len() + row.payload.len() + headers
 }
 
-/// Errors after which the same record will never be accepted.
-fn is_permanent(error: &KafkaError) -> bool {
-    use RDKafkaErrorCode as Code;
-    matches!(
-        error.rdkafka_error_code(),
-        Some(
-            Code::MessageSizeTooLarge
-                | Code::InvalidMessageSize
-                | Code::MessageBatchTooLarge
-                | Code::UnknownTopicOrPartition
-                | Code::UnknownTopic
-                | Code::TopicAuthorizationFailed
-                | Code::InvalidRecord
-                | Code::PolicyViolation
-                | Code::InvalidMessage
-        )
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -697,20 +670,5 @@ mod tests {
         assert_eq!(backoff.after(3), Duration::from_millis(800));
         assert_eq!(backoff.after(4), config.max_backoff);
         assert_eq!(backoff.after(1000), config.max_backoff);
-    }
-
-    #[test]
-    fn size_and_topic_errors_are_permanent_timeouts_are_not() {
-        let refused = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
-        assert!(is_permanent(&refused));
-        assert!(is_permanent(&KafkaError::MessageProduction(
-            RDKafkaErrorCode::UnknownTopicOrPartition
-        )));
-        assert!(!is_permanent(&KafkaError::MessageProduction(
-            RDKafkaErrorCode::MessageTimedOut
-        )));
-        assert!(!is_permanent(&KafkaError::MessageProduction(
-            RDKafkaErrorCode::BrokerTransportFailure
-        )));
     }
 }

@@ -8,7 +8,9 @@
 //! [`ProducerConfig`] holds the producer knobs (idempotence, `acks=all`, compression, linger, batch size,
 //! delivery timeout) with defaults fit for the relay; [`headers`] names the headers every record carries and
 //! [`topics`] is the one place topic names are made. [`backoff`] is the one retry wait of the relay, the
-//! consumer runtime and the sagas.
+//! consumer runtime and the sagas. [`send`] hands records over and follows them to the broker's
+//! acknowledgement, and [`RebuildingProducer`] replaces a producer that failed fatally: the producing side
+//! the relay, the dead-letter forwarder and the benchmarks share.
 //!
 //! Guarantees come from librdkafka's idempotent producer: with `enable.idempotence=true` records of one
 //! partition are written once and in the order they were handed over, across retries. Nothing here uses Kafka
@@ -29,6 +31,7 @@
 pub mod backoff;
 pub mod headers;
 mod rebuilding;
+pub mod send;
 pub mod topics;
 
 pub use rebuilding::RebuildingProducer;
