@@ -1,7 +1,6 @@
 //! `orderflow demo`: the whole pipeline on the local environment, a realistic mix of orders through it,
 //! and a summary with consistency checks. Exits non-zero when a check fails.
 
-use producers::topics::Service;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -105,11 +104,7 @@ pub async fn run(
         args.orders,
         args.flash_sale_units,
         (args.orders as f64 * workload.flash_sale_share).round(),
-        config
-            .services
-            .topics
-            .events(Service::Orders)
-            .trim_end_matches("orders.events"),
+        config.services.topics.prefix(),
     );
     if let Some(log_file) = &args.log_file {
         println!("log: {}", log_file.display());

@@ -552,15 +552,20 @@ async fn fetch_batch(conn: &mut PgConnection, limit: i64) -> Result<Vec<Row>, Ou
 async fn configure_session(conn: &mut PgConnection, within: Duration) -> Result<(), OutboxError> {
     let seconds = within.as_secs().max(3);
     let probe_every = seconds / 3;
-    let settings = [
-        format!("SET tcp_keepalives_idle = {probe_every}"),
-        format!("SET tcp_keepalives_interval = {probe_every}"),
-        "SET tcp_keepalives_count = 3".to_owned(),
-        format!("SET statement_timeout = {}", within.as_millis()),
-    ];
-    for setting in &settings {
-        sqlx::query(setting).execute(&mut *conn).await?;
-    }
+    let probe_every = probe_every.to_string();
+    let (names, values): (Vec<&str>, Vec<String>) = [
+        ("tcp_keepalives_idle", probe_every.clone()),
+        ("tcp_keepalives_interval", probe_every),
+        ("tcp_keepalives_count", "3".to_owned()),
+        ("statement_timeout", within.as_millis().to_string()),
+    ]
+    .into_iter()
+    .unzip();
+    sqlx::query("SELECT set_config(name, value, false) FROM unnest($1::text[], $2::text[]) AS s(name, value)")
+        .bind(names)
+        .bind(values)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

@@ -20,6 +20,11 @@ impl Topics {
         }
     }
 
+    /// The prefix in front of every name (empty for production names).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The topic of `service`'s events (`orders.events`), keyed by aggregate id.
     pub fn events(&self, service: Service) -> String {
         format!("{}{service}.events", self.prefix)

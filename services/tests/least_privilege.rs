@@ -23,20 +23,20 @@ async fn connect_as(db: &testkit::TestDb, role: Role) -> PgConnection {
 }
 
 /// Runs `statement` in a transaction that is rolled back.
-async fn attempt(conn: &mut PgConnection, statement: &str) -> Result<(), sqlx::Error> {
+async fn attempt(conn: &mut PgConnection, statement: &'static str) -> Result<(), sqlx::Error> {
     let mut tx = conn.begin().await?;
     let outcome = sqlx::raw_sql(statement).execute(&mut *tx).await.map(drop);
     tx.rollback().await?;
     outcome
 }
 
-async fn assert_allowed(conn: &mut PgConnection, role: Role, statement: &str) {
+async fn assert_allowed(conn: &mut PgConnection, role: Role, statement: &'static str) {
     if let Err(e) = attempt(conn, statement).await {
         panic!("{role} must be allowed to run {statement:?}, got: {e}");
     }
 }
 
-async fn assert_refused(conn: &mut PgConnection, role: Role, statement: &str) {
+async fn assert_refused(conn: &mut PgConnection, role: Role, statement: &'static str) {
     match attempt(conn, statement).await {
         Ok(()) => panic!("{role} must be refused {statement:?}, and it ran"),
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(REFUSED) => {}
