@@ -4,8 +4,8 @@
 //! `respond` function per service, table-tested for every state and request) and carries out what it
 //! decided. One [`Shell`] runs any of them as a [`consumers::Handler`] on the consumer runtime, reading the
 //! service's commands topic (`<service>.commands`, Avro in the Confluent wire format) and writing its
-//! replies through the outbox in the same transaction as its effect and the inbox row. Every reply is keyed by the order id. Run one with
-//! [`run_orders`], [`run_payments`], [`run_inventory`] or [`run_delivery`] until a cancellation token fires.
+//! replies through the outbox in the same transaction as its effect and the inbox row. Every reply is keyed
+//! by the order id. Run one with [`run`] until a cancellation token fires.
 //!
 //! # What each service promises
 //! - **orders** ([`orders`]): [`orders::place_order`] validates the input with clear errors and is idempotent
@@ -61,10 +61,11 @@
 //!
 //! ```no_run
 //! # async fn run(pool: sqlx::PgPool, codec: std::sync::Arc<schemas::AvroCodec>) -> Result<(), services::ServiceError> {
-//! use services::{ServicesConfig, run_inventory};
+//! use domain::Service;
+//! use services::ServicesConfig;
 //! let cancel = tokio_util::sync::CancellationToken::new();
 //! let kafka = producers::KafkaConfig::new("127.0.0.1:9092");
-//! run_inventory(pool, &kafka, codec, &ServicesConfig::default(), cancel).await?;
+//! services::run(Service::Inventory, pool, &kafka, codec, &ServicesConfig::default(), cancel).await?;
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
@@ -79,7 +80,7 @@ pub mod shell;
 use std::sync::Arc;
 use std::time::Duration;
 
-use consumers::{ConsumerConfig, ConsumerRuntime, Handler, HandlerError, Incoming};
+use consumers::{ConsumerConfig, ConsumerRuntime, HandlerError, Incoming};
 use domain::{AboutOrder, Currency, Message, OrderId, Service};
 use outbox::{EventStore, Metadata};
 use producers::KafkaConfig;
@@ -221,26 +222,26 @@ fn default_currency() -> Currency {
     Currency::EUR
 }
 
-/// Runs `handler` on `service`'s commands topic until `cancel` fires.
-async fn run_consumer<H: Handler>(
+/// Runs `responder` in the [`Shell`] on its service's commands topic until `cancel` fires.
+async fn run_responder<R: Responder>(
     pool: PgPool,
     kafka: &KafkaConfig,
     config: &ServicesConfig,
-    service: Service,
-    handler: H,
+    responder: R,
     cancel: CancellationToken,
 ) -> Result<(), ServiceError> {
-    let settings = config.consumer_settings(service);
+    let settings = config.consumer_settings(R::SERVICE);
     for topic in &settings.topics {
         producers::ensure_topic(kafka, topic, config.command_partitions).await?;
     }
-    tracing::info!(%service, group = %settings.group_id, "service starting");
-    let runtime = ConsumerRuntime::new(pool, kafka, settings, handler)?;
+    tracing::info!(service = %R::SERVICE, group = %settings.group_id, "service starting");
+    let runtime = ConsumerRuntime::new(pool, kafka, settings, Shell::from(responder))?;
     runtime.run(cancel).await?;
     Ok(())
 }
 
-/// Runs `service` until `cancel` fires (see [`run_orders`] and the others).
+/// Runs `service` on its commands topic (`<service>.commands`) until `cancel` fires. Payments gets its
+/// simulated provider; delivery its carrier simulation, and returns when both stopped, with the first error.
 ///
 /// # Errors
 /// When the service cannot start, or its consumer fails.
@@ -252,95 +253,48 @@ pub async fn run(
     config: &ServicesConfig,
     cancel: CancellationToken,
 ) -> Result<(), ServiceError> {
+    let context = Context::from_config(pool.clone(), codec, config);
     match service {
-        Service::Orders => run_orders(pool, kafka, codec, config, cancel).await,
-        Service::Payments => run_payments(pool, kafka, codec, config, cancel).await,
-        Service::Inventory => run_inventory(pool, kafka, codec, config, cancel).await,
-        Service::Delivery => run_delivery(pool, kafka, codec, config, cancel).await,
+        Service::Orders => {
+            let orders = orders::Orders::new(context);
+            run_responder(pool, kafka, config, orders, cancel).await
+        }
+        Service::Payments => {
+            // The provider's ledger stands for an external system: it gets connections of its own (see
+            // `PaymentsConfig::provider_connections`), opened when first needed.
+            let provider_pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(config.payments.provider_connections.max(1))
+                .acquire_timeout(pool.options().get_acquire_timeout())
+                .connect_lazy_with((*pool.connect_options()).clone());
+            let provider = payments::Provider::new(provider_pool, config.payments.provider.clone());
+            let payments = payments::Payments::new(context, provider, config.payments.clone());
+            run_responder(pool, kafka, config, payments, cancel).await
+        }
+        Service::Inventory => {
+            let inventory = inventory::Inventory::new(context);
+            run_responder(pool, kafka, config, inventory, cancel).await
+        }
+        Service::Delivery => run_delivery(pool, kafka, context, config, cancel).await,
     }
 }
 
-/// Runs the orders service (`orders.commands`) until `cancel` fires.
-pub async fn run_orders(
+/// The delivery service and its carrier simulation, until `cancel` fires or either fails.
+async fn run_delivery(
     pool: PgPool,
     kafka: &KafkaConfig,
-    codec: Arc<AvroCodec>,
-    config: &ServicesConfig,
-    cancel: CancellationToken,
-) -> Result<(), ServiceError> {
-    let handler = Shell::from(orders::Orders::new(Context::from_config(
-        pool.clone(),
-        codec,
-        config,
-    )));
-    run_consumer(pool, kafka, config, Service::Orders, handler, cancel).await
-}
-
-/// Runs the payments service (`payments.commands`) with its simulated provider until `cancel` fires.
-pub async fn run_payments(
-    pool: PgPool,
-    kafka: &KafkaConfig,
-    codec: Arc<AvroCodec>,
-    config: &ServicesConfig,
-    cancel: CancellationToken,
-) -> Result<(), ServiceError> {
-    // The provider's ledger stands for an external system: it gets connections of its own (see
-    // `PaymentsConfig::provider_connections`), opened when first needed.
-    let provider_pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(config.payments.provider_connections.max(1))
-        .acquire_timeout(pool.options().get_acquire_timeout())
-        .connect_lazy_with((*pool.connect_options()).clone());
-    let handler = Shell::from(payments::Payments::new(
-        Context::from_config(pool.clone(), codec, config),
-        payments::Provider::new(provider_pool, config.payments.provider.clone()),
-        config.payments.clone(),
-    ));
-    run_consumer(pool, kafka, config, Service::Payments, handler, cancel).await
-}
-
-/// Runs the inventory service (`inventory.commands`) until `cancel` fires.
-pub async fn run_inventory(
-    pool: PgPool,
-    kafka: &KafkaConfig,
-    codec: Arc<AvroCodec>,
-    config: &ServicesConfig,
-    cancel: CancellationToken,
-) -> Result<(), ServiceError> {
-    let handler = Shell::from(inventory::Inventory::new(Context::from_config(
-        pool.clone(),
-        codec,
-        config,
-    )));
-    run_consumer(pool, kafka, config, Service::Inventory, handler, cancel).await
-}
-
-/// Runs the delivery service (`delivery.commands`) and its carrier simulation until `cancel` fires; returns
-/// when both stopped, with the first error.
-pub async fn run_delivery(
-    pool: PgPool,
-    kafka: &KafkaConfig,
-    codec: Arc<AvroCodec>,
+    context: Context,
     config: &ServicesConfig,
     cancel: CancellationToken,
 ) -> Result<(), ServiceError> {
     // A token of our own, so that a consumer that fails stops our carrier and not the caller's other parts.
     let cancel = cancel.child_token();
-    let context = Context::from_config(pool.clone(), codec, config);
     let carrier = tokio::spawn(delivery::run_carrier(
         context.clone(),
         config.carrier.clone(),
         cancel.clone(),
     ));
-    let handler = Shell::from(delivery::Delivery::new(context, config.carrier.clone()));
-    let consumed = run_consumer(
-        pool,
-        kafka,
-        config,
-        Service::Delivery,
-        handler,
-        cancel.clone(),
-    )
-    .await;
+    let delivery = delivery::Delivery::new(context, config.carrier.clone());
+    let consumed = run_responder(pool, kafka, config, delivery, cancel.clone()).await;
     // Whatever ended the consumer ends the carrier too.
     cancel.cancel();
     let carried = carrier

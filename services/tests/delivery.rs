@@ -164,7 +164,7 @@ async fn kafka_round_trip_schedule_to_delivered() {
     env.config.carrier = carrier(0.0, 0.0);
     let pipeline = env
         .start_pipeline(|pool, kafka, codec, config, stop| async move {
-            services::run_delivery(pool, &kafka, codec, &config, stop).await
+            services::run(Service::Delivery, pool, &kafka, codec, &config, stop).await
         })
         .await;
     let order_id = OrderId::new();

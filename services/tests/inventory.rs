@@ -227,7 +227,7 @@ async fn kafka_round_trip_reserve_and_release() {
         .unwrap();
     let pipeline = env
         .start_pipeline(|pool, kafka, codec, config, stop| async move {
-            services::run_inventory(pool, &kafka, codec, &config, stop).await
+            services::run(Service::Inventory, pool, &kafka, codec, &config, stop).await
         })
         .await;
     let commands = env.config.topics.commands(Service::Inventory);

@@ -233,7 +233,7 @@ async fn kafka_round_trip_cancel_order() {
         .order_id;
     let pipeline = env
         .start_pipeline(|pool, kafka, codec, config, stop| async move {
-            services::run_orders(pool, &kafka, codec, &config, stop).await
+            services::run(Service::Orders, pool, &kafka, codec, &config, stop).await
         })
         .await;
     let commands = env.config.topics.commands(Service::Orders);

@@ -250,7 +250,7 @@ async fn kafka_round_trip_authorize() {
     env.config.payments.provider = provider(0.0, 0.0, 0.0);
     let pipeline = env
         .start_pipeline(|pool, kafka, codec, config, stop| async move {
-            services::run_payments(pool, &kafka, codec, &config, stop).await
+            services::run(Service::Payments, pool, &kafka, codec, &config, stop).await
         })
         .await;
     let order_id = OrderId::new();
@@ -336,7 +336,7 @@ async fn payments_on_a_one_connection_pool_still_authorize() {
                 .connect_with((*pool.connect_options()).clone())
                 .await
                 .unwrap();
-            services::run_payments(single, &kafka, codec, &config, stop).await
+            services::run(Service::Payments, single, &kafka, codec, &config, stop).await
         })
         .await;
     let order_id = OrderId::new();
