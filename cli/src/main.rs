@@ -10,6 +10,7 @@
 // placeholder, not an HTML tag.
 #![allow(rustdoc::invalid_html_tags)]
 
+mod api_args;
 mod bench;
 mod bench_pipeline;
 mod config_file;

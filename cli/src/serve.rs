@@ -12,8 +12,9 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use pipeline::{Part, PipelineConfig, Shared};
+use pipeline::{ApiTask, Part, PipelineConfig, Shared};
 use producers::KafkaConfig;
+use producers::topics::Service;
 use tokio_util::sync::CancellationToken;
 
 /// The parts `serve` can run, each with its description in `--help`.
@@ -55,6 +56,9 @@ pub struct ServeArgs {
     /// The relay's settings (`serve relay` only).
     #[command(flatten, next_help_heading = "Relay (serve relay)")]
     relay: crate::relay::RelayConfigArgs,
+    /// The orders HTTP API (`serve orders` only).
+    #[command(flatten, next_help_heading = "Orders API (serve orders)")]
+    api: crate::api_args::ApiArgs,
 }
 
 /// Runs the part until SIGINT or SIGTERM.
@@ -95,12 +99,25 @@ pub async fn run(
         Duration::from_secs(args.stuck_after_secs),
         shutdown.clone(),
     ));
-    tracing::info!(%part, health = %args.health_addr, "serving");
+    let orders_api = if part == Part::Service(Service::Orders) {
+        Some(ApiTask::start(&shared, &args.api.config()).await?)
+    } else {
+        None
+    };
+    tracing::info!(%part, health = %args.health_addr, api = ?orders_api.as_ref().map(ApiTask::addr),
+        "serving");
     let result = pipeline::run_part(part, shared, shutdown.clone()).await;
     alive.store(false, Ordering::Relaxed);
     shutdown.cancel();
+    // The API stops taking orders before the process ends; those in flight finish.
+    let api_stopped = match orders_api {
+        Some(orders_api) => orders_api.stop().await,
+        None => Ok(()),
+    };
     endpoints.await.ok();
-    result.with_context(|| format!("the {part} part failed"))
+    result
+        .with_context(|| format!("the {part} part failed"))
+        .and(api_stopped)
 }
 
 /// 200 "ok" while the part runs and moves; 503 naming what is wrong otherwise.

@@ -27,6 +27,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -201,6 +202,16 @@ pub struct PipelineConfig {
     /// Each part connects as its own role with these settings (their pool limits are per part); `None`: every
     /// part uses the pool given to [`Pipeline::start`].
     pub roles: Option<db::RoleConfig>,
+    /// Serve the orders HTTP API ([`api`]) here, on the orders part's pool; `None`: no API.
+    pub http: Option<HttpConfig>,
+}
+
+/// Where and how the orders HTTP API is served.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// The address to listen on; port 0 picks a free one ([`Pipeline::http_addr`] says which).
+    pub listen: SocketAddr,
+    pub api: api::ApiConfig,
 }
 
 impl PipelineConfig {
@@ -221,6 +232,7 @@ impl PipelineConfig {
             services,
             saga: sagas::SagaConfig::default(),
             roles: None,
+            http: None,
         }
     }
 
@@ -299,6 +311,67 @@ pub struct Pipeline {
     parts: Vec<Running>,
     /// The registry this process serves, when [`RegistrySetting::InProcess`].
     registry: Option<LocalRegistry>,
+    /// The orders HTTP API, when [`PipelineConfig::http`] is set.
+    http: Option<ApiTask>,
+}
+
+/// The orders HTTP API ([`api`]) running in this process, on the orders part's pool.
+pub struct ApiTask {
+    addr: SocketAddr,
+    cancel: CancellationToken,
+    handle: JoinHandle<std::io::Result<()>>,
+}
+
+impl ApiTask {
+    /// Listens on `http.listen` and serves the API, placing orders as the orders part (its role's pool).
+    ///
+    /// # Errors
+    /// When the address cannot be listened on.
+    pub async fn start(shared: &Shared, http: &HttpConfig) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(http.listen)
+            .await
+            .with_context(|| format!("failed to listen on {} for the orders API", http.listen))?;
+        let addr = listener.local_addr()?;
+        let store = EventStore::new(
+            shared.pool_of(Part::Service(Service::Orders)).clone(),
+            shared.codec.clone(),
+            shared.config.services.topics.clone(),
+            shared.config.services.region.clone(),
+        );
+        let cancel = CancellationToken::new();
+        let api = api::Api::new(store, http.api.clone());
+        let handle = tokio::spawn(api::serve(listener, api, cancel.clone()));
+        tracing::info!(%addr, "orders API listening");
+        Ok(Self {
+            addr,
+            cancel,
+            handle,
+        })
+    }
+
+    /// Where it listens.
+    #[must_use]
+    pub const fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Whether it stopped.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// Closes the listener and waits for the requests in flight.
+    ///
+    /// # Errors
+    /// When serving failed or panicked.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.cancel.cancel();
+        match self.handle.await {
+            Ok(served) => served.context("the orders API failed"),
+            Err(e) => Err(anyhow::anyhow!("the orders API panicked: {e}")),
+        }
+    }
 }
 
 /// A part's task, stopped by its own token (a child of the pipeline's).
@@ -375,16 +448,27 @@ impl Pipeline {
             part_pools,
             ..Shared::new(pool, config, registry_url)?
         };
+        let http = match &shared.config.http {
+            Some(http) => Some(ApiTask::start(&shared, http).await?),
+            None => None,
+        };
         let mut pipeline = Self {
             shared,
             cancel: CancellationToken::new(),
             parts: Vec::new(),
             registry,
+            http,
         };
         for &part in parts {
             pipeline.spawn(part);
         }
         Ok(pipeline)
+    }
+
+    /// Where the orders HTTP API listens, when [`PipelineConfig::http`] is set.
+    #[must_use]
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(ApiTask::addr)
     }
 
     fn spawn(&mut self, part: Part) {
@@ -430,6 +514,13 @@ impl Pipeline {
         {
             anyhow::bail!("the registry stopped while the pipeline was running");
         }
+        if self
+            .http
+            .as_ref()
+            .is_some_and(|http| http.handle.is_finished())
+        {
+            anyhow::bail!("the orders API stopped while the pipeline was running");
+        }
         match self.parts.iter().find(|r| r.handle.is_finished()) {
             Some(r) => anyhow::bail!("the {} part stopped while the pipeline was running", r.part),
             None => Ok(()),
@@ -441,8 +532,12 @@ impl Pipeline {
     /// # Errors
     /// The first part that failed or panicked.
     pub async fn stop(self) -> anyhow::Result<()> {
-        self.cancel.cancel();
         let mut first = Ok(());
+        // First the API: no new order is accepted while the parts stop, and those in flight finish.
+        if let Some(http) = self.http {
+            first = http.stop().await;
+        }
+        self.cancel.cancel();
         for Running { part, handle, .. } in self.parts {
             let outcome = match handle.await {
                 Ok(result) => result.with_context(|| format!("the {part} part failed")),

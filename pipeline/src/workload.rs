@@ -192,6 +192,7 @@ impl Workload {
             idempotency_key: Some(format!("{}-{n}", self.run_id)),
             customer_id: CustomerId::new(),
             lines,
+            delivery_address: None,
         }
     }
 }

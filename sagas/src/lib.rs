@@ -172,7 +172,7 @@ pub use orchestrator::{
 };
 pub use state::{Attempt, AttemptPhase, Compensation, OrderSaga, SagaOrder, Shipment, replay};
 pub use step::{Step, Timer, TimerChange, TimerKey, TimerKind, UnknownTimerKind};
-pub use store::{LoadedSaga, SagaOutcome, SagaStore};
+pub use store::{LoadedSaga, SagaOutcome, SagaStore, load_saga};
 pub use timers::{FAILED_TIMER_DELAY, TimerConfig, run_timers};
 pub use wire::{Reply, WireCommand, reply_of};
 

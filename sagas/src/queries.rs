@@ -6,6 +6,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::SagaError;
+use crate::step::Step;
+use crate::store::load_saga;
 
 /// How many sagas are where.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -192,4 +194,64 @@ pub async fn needing_attention(pool: &PgPool) -> Result<Vec<(Uuid, DateTime<Utc>
     )
     .fetch_all(pool)
     .await?)
+}
+
+/// One saga as a status page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SagaView {
+    /// Its state's name, e.g. `AuthorizingPayment` or `Completed`.
+    pub state: String,
+    /// The step it is on and the attempt; `None` once ended.
+    pub step: Option<(Step, u32)>,
+    /// `completed`, `compensated` or `needs_attention` once ended.
+    pub outcome: Option<String>,
+    /// When its first transition committed.
+    pub started_at: DateTime<Utc>,
+    /// When its last transition committed.
+    pub updated_at: DateTime<Utc>,
+    /// When it ended.
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// A `sagas` row.
+#[derive(sqlx::FromRow)]
+struct SagaTimesRow {
+    state: String,
+    outcome: Option<String>,
+    started_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    ended_at: Option<DateTime<Utc>>,
+}
+
+/// The saga of `order_id`, or `None` before the orchestrator took the order up.
+///
+/// # Errors
+/// Database errors; [`SagaError::Corrupt`] for a stored event that does not read back.
+pub async fn saga_of(pool: &PgPool, order_id: OrderId) -> Result<Option<SagaView>, SagaError> {
+    let mut conn = pool.acquire().await?;
+    let row: Option<SagaTimesRow> = sqlx::query_as(
+        "SELECT state, outcome, started_at, updated_at, ended_at FROM sagas WHERE order_id = $1",
+    )
+    .bind(order_id.as_uuid())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(SagaTimesRow {
+        state,
+        outcome,
+        started_at,
+        updated_at,
+        ended_at,
+    }) = row
+    else {
+        return Ok(None);
+    };
+    let step = load_saga(&mut conn, order_id).await?.state.current_step();
+    Ok(Some(SagaView {
+        state,
+        step,
+        outcome,
+        started_at,
+        updated_at,
+        ended_at,
+    }))
 }

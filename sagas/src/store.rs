@@ -135,36 +135,13 @@ impl<C: Codec> SagaStore<C> {
     /// Loads the saga of `order_id` and replays its events (`NotStarted` at version 0 when it has none).
     ///
     /// # Errors
-    /// [`SagaError::Database`]; [`SagaError::Corrupt`] for a stored event that does not read back.
+    /// As [`load_saga`].
     pub async fn load(
         &self,
         conn: &mut PgConnection,
         order_id: OrderId,
     ) -> Result<LoadedSaga, SagaError> {
-        let rows: Vec<(i64, String, Value)> = sqlx::query_as(
-            "SELECT version, event_type, event FROM saga_events WHERE order_id = $1 ORDER BY version",
-        )
-        .bind(Uuid::from(order_id))
-        .fetch_all(conn)
-        .await?;
-        let mut state = OrderSaga::NotStarted;
-        let mut version = 0;
-        for (stored_version, event_type, event) in rows {
-            if stored_version != version + 1 {
-                return Err(SagaError::Corrupt {
-                    order_id,
-                    what: format!("version {stored_version} follows {version}"),
-                });
-            }
-            let event: SagaEvent =
-                serde_json::from_value(event).map_err(|e| SagaError::Corrupt {
-                    order_id,
-                    what: format!("event {stored_version} ({event_type}): {e}"),
-                })?;
-            state = state.evolve(&event);
-            version = stored_version;
-        }
-        Ok(LoadedSaga { state, version })
+        load_saga(conn, order_id).await
     }
 
     /// Loads the saga of `order_id`, decides `input` and, when it moved, persists the transition
@@ -403,4 +380,38 @@ pub(crate) fn timer_key(step: &str, attempt: i32, kind: &str) -> Option<TimerKey
         attempt,
         kind,
     })
+}
+
+/// Loads the saga of `order_id` and replays its events (`NotStarted` at version 0 when it has none): what the
+/// orchestrator decides on, and what status pages show.
+///
+/// # Errors
+/// [`SagaError::Database`]; [`SagaError::Corrupt`] for a stored event that does not read back.
+pub async fn load_saga(
+    conn: &mut PgConnection,
+    order_id: OrderId,
+) -> Result<LoadedSaga, SagaError> {
+    let rows: Vec<(i64, String, Value)> = sqlx::query_as(
+        "SELECT version, event_type, event FROM saga_events WHERE order_id = $1 ORDER BY version",
+    )
+    .bind(Uuid::from(order_id))
+    .fetch_all(conn)
+    .await?;
+    let mut state = OrderSaga::NotStarted;
+    let mut version = 0;
+    for (stored_version, event_type, event) in rows {
+        if stored_version != version + 1 {
+            return Err(SagaError::Corrupt {
+                order_id,
+                what: format!("version {stored_version} follows {version}"),
+            });
+        }
+        let event: SagaEvent = serde_json::from_value(event).map_err(|e| SagaError::Corrupt {
+            order_id,
+            what: format!("event {stored_version} ({event_type}): {e}"),
+        })?;
+        state = state.evolve(&event);
+        version = stored_version;
+    }
+    Ok(LoadedSaga { state, version })
 }

@@ -21,6 +21,7 @@ fn order(key: Option<&str>) -> PlaceOrder {
             LineInput::new("MUG-RED", 2, 1250, "EUR"),
             LineInput::new("TEA-1KG", 1, 1899, "EUR"),
         ],
+        delivery_address: None,
     }
 }
 

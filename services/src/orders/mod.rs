@@ -34,6 +34,48 @@ pub struct PlaceOrder {
     pub customer_id: CustomerId,
     /// What is ordered.
     pub lines: Vec<LineInput>,
+    /// Where it goes; kept with the order in `orders_view` (the HTTP API requires one).
+    pub delivery_address: Option<DeliveryAddress>,
+}
+
+/// Where an order is delivered, as submitted; [`validate_address`] checks it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeliveryAddress {
+    pub name: String,
+    pub street: String,
+    pub city: String,
+    pub postal_code: String,
+    /// ISO 3166-1 alpha-2, e.g. `"DE"`.
+    pub country: String,
+}
+
+/// Longest accepted address field (name, street, city), in characters; a postal code is at most
+/// [`MAX_POSTAL_CODE_LEN`].
+pub const MAX_ADDRESS_FIELD_LEN: usize = 200;
+
+/// Longest accepted postal code, in characters.
+pub const MAX_POSTAL_CODE_LEN: usize = 20;
+
+/// One field of a submission that is not valid: where (`lines[1].quantity`) and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl FieldError {
+    fn new(field: impl Into<String>, reason: impl ToString) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+impl From<FieldError> for ServiceError {
+    fn from(error: FieldError) -> Self {
+        ServiceError::invalid(error.field, error.reason)
+    }
 }
 
 /// One line as submitted: raw values, validated by [`place_order`].
@@ -86,11 +128,22 @@ pub async fn place_order<C: Codec>(
     store: &EventStore<C>,
     order: PlaceOrder,
 ) -> Result<Placed, ServiceError> {
-    let lines = validate_lines(&order.lines)?;
+    let lines = validate(&order).map_err(|errors| {
+        errors.into_iter().next().map_or_else(
+            || ServiceError::invalid("order", "not valid"),
+            ServiceError::from,
+        )
+    })?;
     let key = match order.idempotency_key {
         Some(key) => Some(validate_key(key)?),
         None => None,
     };
+    let address = order
+        .delivery_address
+        .as_ref()
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(|e| ServiceError::invalid("delivery_address", e))?;
     let order_id = OrderId::new();
     let mut tx = store.pool().begin().await?;
     if let Some(key) = &key {
@@ -140,13 +193,14 @@ pub async fn place_order<C: Codec>(
         }
     };
     sqlx::query(
-        "INSERT INTO orders_view (order_id, customer_id, status, total_minor, currency)
-         VALUES ($1, $2, 'placed', $3, $4)",
+        "INSERT INTO orders_view (order_id, customer_id, status, total_minor, currency, delivery_address)
+         VALUES ($1, $2, 'placed', $3, $4, $5)",
     )
     .bind(order_id.as_uuid())
     .bind(order.customer_id.as_uuid())
     .bind(total.minor())
     .bind(total.currency().code())
+    .bind(address)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -157,53 +211,159 @@ pub async fn place_order<C: Codec>(
     })
 }
 
-fn validate_key(key: String) -> Result<String, ServiceError> {
+/// The order id a submission with `idempotency_key` placed, if one did.
+///
+/// # Errors
+/// Database errors.
+pub async fn submitted_order(
+    pool: &PgPool,
+    idempotency_key: &str,
+) -> Result<Option<OrderId>, ServiceError> {
+    let found: Option<Uuid> =
+        sqlx::query_scalar("SELECT order_id FROM order_submissions WHERE idempotency_key = $1")
+            .bind(idempotency_key)
+            .fetch_optional(pool)
+            .await?;
+    found
+        .map(|id| OrderId::from_uuid(id).map_err(|e| ServiceError::invalid("stored order id", e)))
+        .transpose()
+}
+
+/// Checks a client's idempotency key: 1 to [`MAX_IDEMPOTENCY_KEY_LEN`] characters, not blank, no control
+/// characters.
+///
+/// # Errors
+/// The problem, as a [`FieldError`] of `idempotency_key`.
+pub fn validate_key(key: String) -> Result<String, FieldError> {
+    let field = "idempotency_key";
     if key.trim().is_empty() {
-        return Err(ServiceError::invalid(
-            "idempotency_key",
-            "must not be empty or blank",
-        ));
+        return Err(FieldError::new(field, "must not be empty or blank"));
     }
     let len = key.chars().count();
     if len > MAX_IDEMPOTENCY_KEY_LEN {
-        return Err(ServiceError::invalid(
-            "idempotency_key",
+        return Err(FieldError::new(
+            field,
             format!("{len} characters; at most {MAX_IDEMPOTENCY_KEY_LEN}"),
         ));
     }
     if key.chars().any(char::is_control) {
-        return Err(ServiceError::invalid(
-            "idempotency_key",
+        return Err(FieldError::new(
+            field,
             "must not contain control characters",
         ));
     }
     Ok(key)
 }
 
-fn validate_lines(lines: &[LineInput]) -> Result<OrderLines, ServiceError> {
-    let mut valid = Vec::with_capacity(lines.len());
-    for (n, line) in lines.iter().enumerate() {
-        let field = |name: &str| format!("lines[{n}].{name}");
-        let sku = Sku::new(line.sku.clone()).map_err(|e| ServiceError::invalid(field("sku"), e))?;
-        let quantity = Quantity::new(line.quantity)
-            .map_err(|e| ServiceError::invalid(field("quantity"), e))?;
-        let currency = domain::Currency::new(&line.currency)
-            .map_err(|e| ServiceError::invalid(field("currency"), e))?;
-        let unit_price = Money::new(line.unit_price_minor, currency)
-            .map_err(|e| ServiceError::invalid(field("unit_price_minor"), e))?;
-        if unit_price.is_zero() {
-            return Err(ServiceError::invalid(
-                field("unit_price_minor"),
-                "must be above zero",
-            ));
-        }
-        valid.push(OrderLine {
+/// Checks line `n` of an order: every field of it that is not valid, named `lines[n].<field>`.
+///
+/// # Errors
+/// Each bad field, in the order sku, quantity, currency, unit price.
+pub fn validate_line(n: usize, line: &LineInput) -> Result<OrderLine, Vec<FieldError>> {
+    let field = |name: &str| format!("lines[{n}].{name}");
+    let mut errors = Vec::new();
+    let sku = Sku::new(line.sku.clone())
+        .map_err(|e| errors.push(FieldError::new(field("sku"), e)))
+        .ok();
+    let quantity = Quantity::new(line.quantity)
+        .map_err(|e| errors.push(FieldError::new(field("quantity"), e)))
+        .ok();
+    let currency = domain::Currency::new(&line.currency)
+        .map_err(|e| errors.push(FieldError::new(field("currency"), e)))
+        .ok();
+    let unit_price =
+        currency.and_then(
+            |currency| match Money::new(line.unit_price_minor, currency) {
+                Ok(price) if price.is_zero() => {
+                    errors.push(FieldError::new(
+                        field("unit_price_minor"),
+                        "must be above zero",
+                    ));
+                    None
+                }
+                Ok(price) => Some(price),
+                Err(e) => {
+                    errors.push(FieldError::new(field("unit_price_minor"), e));
+                    None
+                }
+            },
+        );
+    match (sku, quantity, unit_price) {
+        (Some(sku), Some(quantity), Some(unit_price)) if errors.is_empty() => Ok(OrderLine {
             sku,
             quantity,
             unit_price,
-        });
+        }),
+        _ => Err(errors),
     }
-    OrderLines::new(valid).map_err(|e| ServiceError::invalid("lines", e))
+}
+
+/// Checks a delivery address: name, street and city 1 to [`MAX_ADDRESS_FIELD_LEN`] characters, a postal
+/// code 1 to [`MAX_POSTAL_CODE_LEN`], none blank or with control characters; the country two capital
+/// letters.
+///
+/// # Errors
+/// Each bad field, named `delivery_address.<field>`.
+pub fn validate_address(address: &DeliveryAddress) -> Result<(), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let fields = [
+        ("name", &address.name, MAX_ADDRESS_FIELD_LEN),
+        ("street", &address.street, MAX_ADDRESS_FIELD_LEN),
+        ("city", &address.city, MAX_ADDRESS_FIELD_LEN),
+        ("postal_code", &address.postal_code, MAX_POSTAL_CODE_LEN),
+    ];
+    for (name, value, max) in fields {
+        let field = format!("delivery_address.{name}");
+        let len = value.chars().count();
+        if value.trim().is_empty() {
+            errors.push(FieldError::new(field, "must not be empty or blank"));
+        } else if len > max {
+            errors.push(FieldError::new(
+                field,
+                format!("{len} characters; at most {max}"),
+            ));
+        } else if value.chars().any(char::is_control) {
+            errors.push(FieldError::new(
+                field,
+                "must not contain control characters",
+            ));
+        }
+    }
+    let country = &address.country;
+    if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
+        errors.push(FieldError::new(
+            "delivery_address.country",
+            format!("{country:?} is not a country code; two capital letters, e.g. DE"),
+        ));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// Checks a whole submission but its key ([`validate_key`]): every line, the address when there is one, and
+/// what only the lines together can say (how many, one currency).
+///
+/// # Errors
+/// Every field at fault.
+pub fn validate(order: &PlaceOrder) -> Result<OrderLines, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut valid = Vec::with_capacity(order.lines.len());
+    for (n, line) in order.lines.iter().enumerate() {
+        match validate_line(n, line) {
+            Ok(line) => valid.push(line),
+            Err(line_errors) => errors.extend(line_errors),
+        }
+    }
+    if let Some(Err(address_errors)) = order.delivery_address.as_ref().map(validate_address) {
+        errors.extend(address_errors);
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    OrderLines::new(valid).map_err(|e| vec![FieldError::new("lines", e)])
 }
 
 /// A row of the read model.
@@ -219,6 +379,8 @@ pub struct OrderView {
     pub currency: String,
     pub placed_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// The [`DeliveryAddress`] as JSON, when the order has one.
+    pub delivery_address: Option<serde_json::Value>,
 }
 
 /// The read model's row of `order_id`, if the order exists.
@@ -227,7 +389,8 @@ pub async fn get_order(
     order_id: OrderId,
 ) -> Result<Option<OrderView>, ServiceError> {
     Ok(sqlx::query_as(
-        "SELECT order_id, customer_id, status, cancel_reason, total_minor, currency, placed_at, ended_at
+        "SELECT order_id, customer_id, status, cancel_reason, total_minor, currency, placed_at, ended_at,
+                delivery_address
          FROM orders_view WHERE order_id = $1",
     )
     .bind(order_id.as_uuid())
