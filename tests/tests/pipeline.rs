@@ -308,3 +308,112 @@ async fn flash_sale_sells_exactly_the_stock() {
     assert_eq!(report.cancel_reasons, counts([("OutOfStock", 1900)]));
     assert_passed(&report);
 }
+
+/// The flash sale through the HTTP API: 5,000 buyers for 100 units of one SKU, sent at 2,000 requests/s.
+/// Every request is answered 202 or 429 (the backlog bound sheds the rest at once); every accepted order
+/// ends; exactly 100 complete and the rest are cancelled for lack of stock; nothing is oversold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn flash_sale_through_the_http_api_answers_every_buyer_and_sells_exactly_the_stock() {
+    const BUYERS: usize = 5_000;
+    const RATE: f64 = 2_000.0;
+    const UNITS: u32 = 100;
+    let Run {
+        db: _db,
+        pipeline,
+        _turn,
+    } = start(&Part::ALL, |c| {
+        c.http = Some(pipeline::HttpConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            api: api::ApiConfig {
+                max_backlog: 400,
+                ..api::ApiConfig::default()
+            },
+        });
+    })
+    .await;
+    let sku = domain::Sku::new(format!("FLASH-{}", uuid::Uuid::now_v7().simple()).to_uppercase())
+        .unwrap();
+    services::inventory::set_stock(&pipeline.shared().pool, &sku, UNITS, 8)
+        .await
+        .unwrap();
+    let url = format!("http://{}/orders", pipeline.http_addr().unwrap());
+    let client = reqwest::Client::new();
+    let connections = std::sync::Arc::new(tokio::sync::Semaphore::new(256));
+    let started = tokio::time::Instant::now();
+    let mut buyers = tokio::task::JoinSet::new();
+    for n in 0..BUYERS {
+        tokio::time::sleep_until(started + Duration::from_secs_f64(n as f64 / RATE)).await;
+        let (client, url, connections) = (client.clone(), url.clone(), connections.clone());
+        let body = serde_json::json!({
+            "customer_id": uuid::Uuid::now_v7().to_string(),
+            "lines": [{"sku": sku.as_str(), "quantity": 1, "unit_price_minor": 1999, "currency": "EUR"}],
+            "delivery_address": {"name": "Buyer", "street": "1 Main St", "city": "Berlin",
+                                 "postal_code": "10115", "country": "DE"},
+        });
+        buyers.spawn(async move {
+            let _connection = connections.acquire_owned().await.unwrap();
+            let response = client
+                .post(&url)
+                .header("Idempotency-Key", format!("buyer-{n}"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let answer: serde_json::Value = response.json().await.unwrap();
+            (status, answer["order_id"].as_str().map(str::to_owned))
+        });
+    }
+    let answers = buyers.join_all().await;
+    let mut by_status = BTreeMap::<u16, i64>::new();
+    let mut accepted = std::collections::BTreeSet::new();
+    for (status, order_id) in &answers {
+        *by_status.entry(*status).or_default() += 1;
+        if *status == 202 {
+            let id = uuid::Uuid::parse_str(order_id.as_deref().unwrap()).unwrap();
+            accepted.insert(domain::OrderId::from_uuid(id).unwrap());
+        }
+    }
+    eprintln!(
+        "flash sale over HTTP: {BUYERS} buyers in {:.1} s, answers {by_status:?}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        by_status.keys().all(|status| [202, 429].contains(status)),
+        "every buyer is answered 202 or 429: {by_status:?}"
+    );
+    let accepted_count = i64::try_from(accepted.len()).unwrap();
+    assert!(accepted_count >= i64::from(UNITS), "{by_status:?}");
+    let placed = Placed {
+        order_ids: accepted,
+        duplicates_suppressed: 0,
+    };
+    let pool = &pipeline.shared().pool;
+    let open = wait_until_ended(
+        pool,
+        &placed,
+        Duration::from_secs(600),
+        &ProgressBar::hidden(),
+        || pipeline.check(),
+    )
+    .await
+    .unwrap();
+    let report = Report::gather(pool, &placed, sku.as_str(), UNITS)
+        .await
+        .unwrap();
+    pipeline.stop().await.unwrap();
+    assert_eq!(open, 0, "orders still open:\n{}", report.render());
+    let completed = i64::from(UNITS);
+    assert_eq!(
+        report.orders_by_state,
+        counts([
+            ("cancelled", accepted_count - completed),
+            ("completed", completed)
+        ])
+    );
+    assert_eq!(
+        report.cancel_reasons,
+        counts([("OutOfStock", accepted_count - completed)])
+    );
+    assert_passed(&report);
+}
