@@ -44,6 +44,9 @@ pub struct DemoArgs {
     /// $ORDERFLOW_HOME/logs/demo-<time>.log, with ORDERFLOW_HOME defaulting to ~/.orderflow.
     #[arg(long, env = "DEMO_LOG_FILE", value_name = "FILE")]
     log_file: Option<PathBuf>,
+    /// The orders HTTP API the demo serves while it runs (try `curl` on it).
+    #[command(flatten, next_help_heading = "Orders API")]
+    api: crate::api_args::ApiArgs,
 }
 
 impl DemoArgs {
@@ -109,7 +112,11 @@ pub async fn run(
     if let Some(log_file) = &args.log_file {
         println!("log: {}", log_file.display());
     }
+    config.http = Some(args.api.config());
     let pipeline = Pipeline::start(pool.clone(), config).await?;
+    if let Some(addr) = pipeline.http_addr() {
+        println!("orders API: http://{addr}/orders (GET /orders/<id>, GET /openapi.json)");
+    }
     let outcome = drive(&pipeline, &workload, args).await;
     let stopped = pipeline.stop().await;
     let report = outcome?;

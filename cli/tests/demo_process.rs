@@ -22,6 +22,7 @@ async fn a_small_demo_passes_every_check() {
         .arg("--log-file")
         .arg(&logs)
         .env("DATABASE_URL", db.url())
+        .env("HTTP_ADDR", "127.0.0.1:0")
         .env("KAFKA_BOOTSTRAP", &testkit::kafka().bootstrap)
         .env("RUST_LOG", "info")
         .output()
