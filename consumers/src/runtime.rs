@@ -2,7 +2,12 @@
 //!
 //! # Ordering
 //! Each assigned partition has a worker of its own that applies the partition's records one after the
-//! other, in offset order; different partitions are applied in parallel. A record is done when it was
+//! other, in offset order; different partitions are applied in parallel. The records already buffered
+//! when the worker takes the next one, up to [`ConsumerConfig::max_batch`], are applied in one transaction
+//! (each claimed in the inbox and handled in order, then one commit); when any of them fails, or the commit
+//! does, that transaction rolls back and the batch's records are handled one at a time as below, so a bad
+//! record never blocks or loses the others. A handler's effects outside the transaction (a call to a
+//! payment provider) may then happen again, as on any retry. A record is done when it was
 //! applied (its transaction committed), skipped as a duplicate, sent to the retry topic or dead-lettered;
 //! only then does the worker take the next one. Records wait in a bounded buffer per partition
 //! ([`ConsumerConfig::partition_buffer`]); when it is full the partition is paused and its later records
@@ -12,7 +17,7 @@
 //!
 //! # Offsets
 //! Auto-commit is on and the automatic offset store off: a record's offset is stored only after the record
-//! is done, so a committed offset never covers a record whose effect did not commit. Stored offsets are
+//! is done (a batch's, after its commit), so a committed offset never covers a record whose effect did not commit. Stored offsets are
 //! committed every [`ConsumerConfig::commit_interval`], when partitions are revoked and once more on
 //! shutdown. On revocation the revoked partitions' workers are stopped between records and the rebalance
 //! waits (up to 30 s, on a multi-threaded Tokio runtime) for the records in hand before it commits, so the
@@ -45,7 +50,8 @@
 //!
 //! # Shutdown
 //! Cancelling the token passed to [`ConsumerRuntime::run`] stops every worker between records: a record
-//! being applied is finished and its offset stored; a record waiting to be retried in place or for its
+//! being applied is finished and its offset stored (a batch being applied is rolled back at its next record
+//! and comes again); a record waiting to be retried in place or for its
 //! retry time is left, with its offset not stored; buffered records are not applied. Then the runtime
 //! commits the stored offsets once more and returns, and what it left comes again to the next consumer.
 
@@ -145,6 +151,11 @@ pub struct Incoming {
 /// Applies records. The runtime opens the transaction, claims the event in the inbox, calls the handler and
 /// commits: the effect, the inbox row and any outbox records the handler writes commit together.
 pub trait Handler: Send + Sync + 'static {
+    /// Whether records of one partition may be applied together in one transaction
+    /// ([`ConsumerConfig::max_batch`]). Say `false` when the handler locks rows that the handlers of other
+    /// partitions lock too (stock shared by every order, say): held across a batch, such locks deadlock.
+    const BATCHES: bool = true;
+
     /// Applies `record` on `tx`. Return [`HandlerError`] to say how a failure is handled.
     fn handle(
         &self,
@@ -164,6 +175,9 @@ pub struct ConsumerConfig {
     pub commit_interval: Duration,
     /// Records buffered per partition before that partition is paused (bounds memory).
     pub partition_buffer: usize,
+    /// Most records of one partition applied in one transaction: those already buffered when the worker
+    /// takes the next record (it never waits to fill a batch). 1 applies each record in its own transaction.
+    pub max_batch: usize,
     /// First wait before retrying a transient failure; doubles, with jitter, up to `max_backoff`
     /// ([`Backoff::jittered`]).
     pub backoff: Duration,
@@ -193,6 +207,7 @@ impl ConsumerConfig {
             session_timeout: Duration::from_secs(6),
             commit_interval: Duration::from_secs(5),
             partition_buffer: 256,
+            max_batch: 16,
             backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
             producer: ProducerConfig::default(),
@@ -221,6 +236,8 @@ pub struct ConsumerStats {
     pub retries: AtomicU64,
     /// Retryable failures sent to the delayed retry topic.
     pub retried_later: AtomicU64,
+    /// Transactions that applied several records at once.
+    pub batches: AtomicU64,
 }
 
 /// How long a revocation waits for the revoked partitions' workers to finish the records in hand.
@@ -507,19 +524,32 @@ impl<H: Handler> ConsumerRuntime<H> {
     ) -> impl Future<Output = ()> + Send + 'static {
         let worker = Arc::clone(&self.worker);
         async move {
-            while let Some(message) = records.recv().await {
+            let max_batch = if H::BATCHES {
+                worker.settings.max_batch.max(1)
+            } else {
+                1
+            };
+            while let Some(first) = records.recv().await {
+                // What is buffered already joins the batch; nothing waits to fill it.
+                let mut batch = vec![first];
+                while batch.len() < max_batch {
+                    match records.try_recv() {
+                        Ok(message) => batch.push(message),
+                        Err(_) => break,
+                    }
+                }
                 if !worker.ownership.begin(&key) {
                     return;
                 }
-                let finished = worker.process(&message, &stop).await;
+                let finished = worker.process_batch(&batch, &stop).await;
                 crate::health::done(&worker.settings.group_id, &key.0, key.1);
-                if finished {
+                if let Some(last) = finished.checked_sub(1).map(|n| &batch[n]) {
                     let mut offsets = TopicPartitionList::new();
                     let stored = offsets
                         .add_partition_offset(
                             &key.0,
                             key.1,
-                            rdkafka::Offset::Offset(message.offset() + 1),
+                            rdkafka::Offset::Offset(last.offset() + 1),
                         )
                         .and_then(|()| worker.consumer.store_offsets(&offsets));
                     if let Err(e) = stored {
@@ -529,8 +559,9 @@ impl<H: Handler> ConsumerRuntime<H> {
                     }
                 }
                 worker.ownership.end(&key);
-                if !finished {
-                    // Stopped in the middle of a retry: the offset is not stored, the record comes back.
+                if finished < batch.len() {
+                    // Stopped in the middle of a retry: the offsets from there on are not stored, and those
+                    // records come back.
                     return;
                 }
             }
@@ -633,6 +664,75 @@ fn worker_stopped((topic, partition): &(String, i32)) -> ConsumerError {
 const WARN_AFTER_ATTEMPTS: u32 = 3;
 
 impl<H: Handler> Worker<H> {
+    /// Handles `batch` (records of one partition, in offset order) to its end and returns how many records,
+    /// from the first, are done: all of them, unless shutdown came first. Several records are first tried in
+    /// one transaction; when any of them fails (or the commit does), that transaction rolls back and each
+    /// record is handled on its own, so a bad record neither blocks nor loses the others.
+    async fn process_batch(&self, batch: &[OwnedMessage], shutdown: &CancellationToken) -> usize {
+        if batch.len() > 1 {
+            match self.apply_batch(batch, shutdown).await {
+                Ok(()) => return batch.len(),
+                // Rolled back: the whole batch comes again.
+                Err(_) if shutdown.is_cancelled() => return 0,
+                Err(reason) => {
+                    metrics::counter!("consumer_batch_fallbacks_total").increment(1);
+                    tracing::debug!(records = batch.len(), %reason,
+                        "batch rolled back; handling its records one by one");
+                }
+            }
+        }
+        for (done, message) in batch.iter().enumerate() {
+            if !self.process(message, shutdown).await {
+                return done;
+            }
+        }
+        batch.len()
+    }
+
+    /// Applies every record of `batch` in one transaction: each claimed in the inbox (a duplicate, also of an
+    /// earlier record of the batch, is skipped), then handled. Err, with nothing committed, when a record is
+    /// not a plain one (a delayed retry, no event id), a handler fails, the commit does, or shutdown comes
+    /// before the last record.
+    async fn apply_batch(
+        &self,
+        batch: &[OwnedMessage],
+        shutdown: &CancellationToken,
+    ) -> Result<(), String> {
+        let mut records = Vec::with_capacity(batch.len());
+        for message in batch {
+            let record_headers = message
+                .headers()
+                .map(headers::from_kafka)
+                .unwrap_or_default();
+            let origin = Origin::of(message, &record_headers);
+            if origin.attempt > 0 || origin.unreadable.is_some() {
+                return Err("a retried record is handled on its own".into());
+            }
+            records.push(incoming(message, &origin, &record_headers)?);
+        }
+        let mut tx = self.pool.begin().await.map_err(|e| e.to_string())?;
+        let (mut applied, mut duplicates) = (0, 0);
+        for record in &records {
+            if shutdown.is_cancelled() {
+                return Err("shutting down".into());
+            }
+            match self.apply_on(&mut tx, record).await {
+                Ok(Applied::Done) => applied += 1,
+                Ok(Applied::Duplicate) => duplicates += 1,
+                Err(failure) => return Err(failure.to_string()),
+            }
+        }
+        tx.commit().await.map_err(|e| e.to_string())?;
+        self.stats.applied.fetch_add(applied, Ordering::Relaxed);
+        self.stats
+            .duplicates
+            .fetch_add(duplicates, Ordering::Relaxed);
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("consumer_applied_total").increment(applied);
+        metrics::counter!("consumer_duplicates_total").increment(duplicates);
+        Ok(())
+    }
+
     /// Handles one record to its end (applied, duplicate, sent to retry or dead-lettered); false on shutdown
     /// before that.
     async fn process(&self, message: &OwnedMessage, shutdown: &CancellationToken) -> bool {
@@ -733,22 +833,30 @@ impl<H: Handler> Worker<H> {
     /// The effect, the inbox row and the handler's outbox records, in one transaction.
     async fn apply(&self, record: &Incoming) -> Result<Applied, HandlerError> {
         let mut tx = self.pool.begin().await.map_err(transient)?;
+        let applied = self.apply_on(&mut tx, record).await?;
+        if let Applied::Done = applied {
+            tx.commit().await.map_err(transient)?;
+        }
+        Ok(applied)
+    }
+
+    /// Claims `record` in the inbox on `tx` and, unless it is a duplicate, hands it to the handler.
+    async fn apply_on(
+        &self,
+        tx: &mut PgConnection,
+        record: &Incoming,
+    ) -> Result<Applied, HandlerError> {
         if self.settings.inbox {
-            let fresh = inbox::claim(
-                &mut tx,
-                &self.settings.group_id,
-                record.event_id,
-                &record.topic,
-            )
-            .await
-            .map_err(transient)?;
+            let fresh = inbox::claim(tx, &self.settings.group_id, record.event_id, &record.topic)
+                .await
+                .map_err(transient)?;
             if !fresh {
                 return Ok(Applied::Duplicate);
             }
         }
         // A panic is a bug that this record sets off: it would end the partition's worker and stall the
         // partition silently, so it is treated as a poison record (the transaction rolls back when dropped).
-        AssertUnwindSafe(self.handler.handle(&mut tx, record))
+        AssertUnwindSafe(self.handler.handle(tx, record))
             .catch_unwind()
             .await
             .map_err(|panic| {
@@ -759,7 +867,6 @@ impl<H: Handler> Worker<H> {
                     .unwrap_or("a panic without a message");
                 HandlerError::Poison(format!("the handler panicked: {what}").into())
             })??;
-        tx.commit().await.map_err(transient)?;
         Ok(Applied::Done)
     }
 

@@ -206,7 +206,15 @@ async fn shutdown_stops_between_records_and_leaves_the_buffered_ones_for_later()
         .map(|_| (Some(uuid::Uuid::now_v7()), "slow"))
         .collect();
     produce(&kafka, &topic, &slow).await;
-    let consumer = Running::start(&db, &kafka, &topic, handler());
+    // Batches of two: the first commits, the one in hand at shutdown is rolled back.
+    let consumer = Running::start_with(
+        &testkit::unique_name("group"),
+        &db,
+        &kafka,
+        &topic,
+        handler(),
+        |s| consumers::ConsumerConfig { max_batch: 2, ..s },
+    );
     consumer.wait_until_handled(1).await;
     consumer.stop().await;
     let applied = effects(&db).await.len();
@@ -231,7 +239,9 @@ async fn a_transient_failure_is_retried_in_place_and_keeps_partition_order() {
     )
     .await;
 
-    let consumer = Running::start(
+    // One record per transaction: the attempts counted are the handler's own.
+    let consumer = Running::start_with(
+        &testkit::unique_name("group"),
         &db,
         &kafka,
         &topic,
@@ -240,6 +250,7 @@ async fn a_transient_failure_is_retried_in_place_and_keeps_partition_order() {
             fail_first: 3,
             ..handler()
         },
+        |s| consumers::ConsumerConfig { max_batch: 1, ..s },
     );
     consumer.wait_until_handled(3).await;
     assert_eq!(consumer.stats.retries.load(Ordering::Relaxed), 3);
@@ -366,7 +377,9 @@ async fn a_retryable_failure_is_retried_later_then_dead_lettered_and_the_partiti
         ],
     )
     .await;
-    let consumer = Running::start(
+    // One record per transaction: the attempts counted are the handler's own.
+    let consumer = Running::start_with(
+        &testkit::unique_name("group"),
         &db,
         &kafka,
         &topic,
@@ -374,6 +387,7 @@ async fn a_retryable_failure_is_retried_later_then_dead_lettered_and_the_partiti
             busy_fail_first: 2,
             ..handler()
         },
+        |s| consumers::ConsumerConfig { max_batch: 1, ..s },
     );
     // "after" is applied while the others wait on the retry topic; "busy" succeeds on its second retry;
     // "always busy" is dead-lettered after two retries.

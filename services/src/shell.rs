@@ -32,6 +32,8 @@ pub enum Decision<Act, Reply> {
 pub trait Responder: Send + Sync + 'static {
     /// The service whose commands it reads and on whose events topic it replies.
     const SERVICE: Service;
+    /// Whether its requests may be answered several in one transaction ([`Handler::BATCHES`]).
+    const BATCHES: bool = true;
     /// The requests on its commands topic.
     type Request: DeserializeOwned + Message + AboutOrder + Send;
     /// What a decision is taken on, loaded and locked for the transaction.
@@ -131,6 +133,8 @@ impl<R: Responder> Shell<R> {
 }
 
 impl<R: Responder> Handler for Shell<R> {
+    const BATCHES: bool = R::BATCHES;
+
     async fn handle(&self, tx: &mut PgConnection, record: &Incoming) -> Result<(), HandlerError> {
         let request: R::Request = self.0.context().decode(record).await?;
         self.apply(tx, request, record).await.map_err(Into::into)

@@ -123,12 +123,17 @@ const PARTS: &[Part] = &[
              VALUES (gen_random_uuid(), gen_random_uuid(), 'placed', 100, 'EUR')",
             "UPDATE orders_view SET status = 'cancelled', ended_at = now() WHERE status = 'placed'",
             "SELECT status, count(*) FROM orders_view GROUP BY status",
+            // GET /orders/{id} shows the saga's state and step; reading is all the orders part may do.
+            READ_SAGAS,
+            "SELECT event FROM saga_events",
         ],
         refused: &[
             READ_STOCK,
             READ_PAYMENTS,
             READ_DELIVERIES,
-            READ_SAGAS,
+            "UPDATE sagas SET ended_at = now() WHERE ended_at IS NULL",
+            "INSERT INTO saga_events (order_id, version, event_type, event)
+             VALUES (gen_random_uuid(), 1, 'x', '{}')",
             READ_SCHEMAS,
         ],
     },

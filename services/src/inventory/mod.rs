@@ -436,6 +436,9 @@ impl Inventory {
 
 impl Responder for Inventory {
     const SERVICE: Service = Service::Inventory;
+    // A reservation locks buckets of SKUs that orders of every partition share, in SKU order: a batch of
+    // orders would hold some while it waits for others, and deadlock with a batch of another partition.
+    const BATCHES: bool = false;
     type Request = InventoryRequest;
     type State = Option<StockRequest>;
     type Act = Act;
