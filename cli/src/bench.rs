@@ -446,7 +446,7 @@ async fn relay_drain_and_latency(
 }
 
 /// The `q` quantile (0 to 1) of sorted `values`, by nearest rank; 0 for none.
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

@@ -12,6 +12,7 @@
 
 mod api_args;
 mod bench;
+mod bench_open_loop;
 mod bench_pipeline;
 mod config_file;
 mod demo;
