@@ -65,6 +65,15 @@ impl Server {
             .unwrap()
     }
 
+    /// `POST /orders` with exactly these headers and body.
+    async fn post(&self, headers: &[(&str, &str)], body: String) -> reqwest::Response {
+        let mut request = self.client.post(self.url("/orders")).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap()
+    }
+
     async fn count(&self, table: &str) -> i64 {
         let sql = match table {
             "orders_view" => "SELECT count(*) FROM orders_view",
@@ -228,29 +237,18 @@ async fn bad_input_is_a_problem_naming_each_field_and_nothing_is_written() {
     assert_eq!(body["errors"][1]["field"], "lines[0].quantity");
 
     // 400: not JSON; no Idempotency-Key; a blank one.
-    let response = server
-        .client
-        .post(server.url("/orders"))
-        .header("Idempotency-Key", "k")
-        .header("Content-Type", "application/json")
-        .body("{\"lines\": [")
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = problem(response).await;
+    let json = ("Content-Type", "application/json");
+    let not_json = server
+        .post(&[("Idempotency-Key", "k"), json], "{\"lines\": [".into())
+        .await;
+    let (status, body) = problem(not_json).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
         body["detail"].as_str().unwrap().contains("not JSON"),
         "{body}"
     );
-    let response = server
-        .client
-        .post(server.url("/orders"))
-        .json(&order())
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = problem(response).await;
+    let no_key = server.post(&[json], order().to_string()).await;
+    let (status, body) = problem(no_key).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
         body["detail"].as_str().unwrap().contains("Idempotency-Key"),
@@ -260,16 +258,13 @@ async fn bad_input_is_a_problem_naming_each_field_and_nothing_is_written() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // 415: not JSON by its Content-Type.
-    let response = server
-        .client
-        .post(server.url("/orders"))
-        .header("Idempotency-Key", "text")
-        .header("Content-Type", "text/plain")
-        .body(order().to_string())
-        .send()
-        .await
-        .unwrap();
-    let (status, _) = problem(response).await;
+    let text = server
+        .post(
+            &[("Idempotency-Key", "text"), ("Content-Type", "text/plain")],
+            order().to_string(),
+        )
+        .await;
+    let (status, _) = problem(text).await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
     // 413: over the limit by its Content-Length, and chunked with no length.

@@ -24,6 +24,10 @@ pub struct PipelineBenchArgs {
     /// Single-row insert transactions of the commit-ceiling phase.
     #[arg(long, default_value_t = 20_000)]
     ceiling_commits: usize,
+    /// Most records of one partition a consumer applies in one transaction (1: each on its own, as before
+    /// batching).
+    #[arg(long, default_value_t = consumers::ConsumerConfig::new("", Vec::new()).max_batch)]
+    consumer_batch: usize,
     /// Postgres connections of the pipeline's pool.
     #[arg(long, default_value_t = 60)]
     connections: u32,
@@ -82,6 +86,7 @@ pub async fn run(
         let mut workload = Workload::happy(args.orders);
         workload.concurrency = args.concurrency;
         let mut config = bench_config(kafka, &workload.run_id);
+        config.services.consumer.max_batch = args.consumer_batch.max(1);
         if args.rate.is_some() {
             config.http = Some(pipeline::HttpConfig {
                 listen: "127.0.0.1:0".parse()?,
@@ -173,8 +178,13 @@ async fn open_loop(
 ) -> anyhow::Result<()> {
     let skus = crate::bench_open_loop::stock(pipeline, run_id).await?;
     // Warm up: consumer groups join and every path runs once before anything is measured.
-    let warm_up = crate::bench_open_loop::step(pipeline, &skus, 10.0, Duration::from_secs(2)).await?;
-    ensure!(warm_up.open == 0, "the warm-up orders did not end: {}", warm_up.render());
+    let warm_up =
+        crate::bench_open_loop::step(pipeline, &skus, 10.0, Duration::from_secs(2)).await?;
+    ensure!(
+        warm_up.open == 0,
+        "the warm-up orders did not end: {}",
+        warm_up.render()
+    );
     let duration = Duration::from_secs(args.duration_secs);
     let mut rate = rate;
     let mut best: Option<crate::bench_open_loop::Step> = None;

@@ -128,12 +128,7 @@ pub async fn place_order<C: Codec>(
     store: &EventStore<C>,
     order: PlaceOrder,
 ) -> Result<Placed, ServiceError> {
-    let lines = validate(&order).map_err(|errors| {
-        errors.into_iter().next().map_or_else(
-            || ServiceError::invalid("order", "not valid"),
-            ServiceError::from,
-        )
-    })?;
+    let lines = validate(&order).map_err(invalid_fields)?;
     let key = match order.idempotency_key {
         Some(key) => Some(validate_key(key)?),
         None => None,
@@ -209,6 +204,19 @@ pub async fn place_order<C: Codec>(
         order_id,
         duplicate: false,
     })
+}
+
+/// [`ServiceError::Invalid`] naming the first field at fault, its reason followed by the others'.
+fn invalid_fields(errors: Vec<FieldError>) -> ServiceError {
+    let mut errors = errors.into_iter();
+    let Some(first) = errors.next() else {
+        return ServiceError::invalid("lines", "not valid");
+    };
+    let mut reason = first.reason;
+    for other in errors {
+        reason.push_str(&format!("; also {}: {}", other.field, other.reason));
+    }
+    ServiceError::invalid(first.field, reason)
 }
 
 /// The order id a submission with `idempotency_key` placed, if one did.
