@@ -319,22 +319,17 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Vec<
     }
     match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => Ok(bytes.to_vec()),
-        Err(e) if is_length_limit(&e) => Err(Problem::too_large(limit)),
-        Err(e) => Err(Problem::bad_request(format!(
-            "the body could not be read: {e}"
-        ))),
-    }
-}
-
-fn is_length_limit(error: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if e.to_string().contains("length limit exceeded") {
-            return true;
+        Err(e) => {
+            let e = e.into_inner();
+            if e.is::<http_body_util::LengthLimitError>() {
+                Err(Problem::too_large(limit))
+            } else {
+                Err(Problem::bad_request(format!(
+                    "the body could not be read: {e}"
+                )))
+            }
         }
-        source = e.source();
     }
-    false
 }
 
 /// What `GET /orders/{id}` answers.
