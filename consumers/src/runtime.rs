@@ -17,11 +17,12 @@
 //!
 //! # Offsets
 //! Auto-commit is on and the automatic offset store off: a record's offset is stored only after the record
-//! is done (a batch's, after its commit), so a committed offset never covers a record whose effect did not commit. Stored offsets are
-//! committed every [`ConsumerConfig::commit_interval`], when partitions are revoked and once more on
-//! shutdown. On revocation the revoked partitions' workers are stopped between records and the rebalance
-//! waits (up to 30 s, on a multi-threaded Tokio runtime) for the records in hand before it commits, so the
-//! next owner starts after everything this member did and no partition is applied by two members at once.
+//! is done (a batch's, after its commit), so a committed offset never covers a record whose effect did not
+//! commit. Stored offsets are committed every [`ConsumerConfig::commit_interval`], when partitions are
+//! revoked and once more on shutdown. On revocation the revoked partitions' workers are stopped between
+//! records (a batch in hand rolls back) and the rebalance waits (up to 30 s, on a multi-threaded Tokio
+//! runtime) for the records in hand before it commits, so the next owner starts after everything this
+//! member did and no partition is applied by two members at once.
 //! A partition assigned again gets a new worker, which starts from the committed offset. A crash after an
 //! effect committed and before its offset was committed delivers the record again: delivery is at least
 //! once.
@@ -51,8 +52,8 @@
 //! # Shutdown
 //! Cancelling the token passed to [`ConsumerRuntime::run`] stops every worker between records: a record
 //! being applied is finished and its offset stored (a batch being applied is rolled back at its next record
-//! and comes again); a record waiting to be retried in place or for its
-//! retry time is left, with its offset not stored; buffered records are not applied. Then the runtime
+//! and comes again); a record waiting to be retried in place or for its retry time is left, with its offset
+//! not stored; buffered records are not applied. Then the runtime
 //! commits the stored offsets once more and returns, and what it left comes again to the next consumer.
 
 use std::collections::{HashMap, VecDeque};
