@@ -1,7 +1,8 @@
 //! Admission control: new orders are refused at once (429) while too many are in flight, rather than
 //! accepted into a queue whose wait grows without end.
 //!
-//! The backlog is the number of orders placed and not yet completed or cancelled (`orders_view`), counted
+//! The backlog is the number of orders placed and not yet completed or cancelled (`orders_view`), less those
+//! whose saga ended without ending them (escalated to an operator), counted
 //! every [`ApiConfig::backlog_refresh`](crate::ApiConfig::backlog_refresh), plus the orders this process
 //! placed since that count began and those it is placing now. Several API processes each add their own to
 //! the shared count, so together they overshoot the bound by at most what they admit in one refresh.
@@ -98,10 +99,15 @@ impl Admission {
         // Orders placed before the count began are in it; those placed while it runs may or may not be, and
         // stay counted here too (counted twice at worst, until the next count).
         let before = self.placed_since.load(Ordering::Relaxed);
-        let counted: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM orders_view WHERE status = 'placed'")
-                .fetch_one(pool)
-                .await?;
+        // An order whose saga ended without ending it (escalated, `needs_attention`) waits for an operator,
+        // not for the pipeline.
+        let counted: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM orders_view o
+             WHERE o.status = 'placed'
+               AND NOT EXISTS (SELECT 1 FROM sagas s WHERE s.order_id = o.order_id AND s.ended_at IS NOT NULL)",
+        )
+        .fetch_one(pool)
+        .await?;
         self.counted.store(counted, Ordering::Relaxed);
         self.placed_since.fetch_sub(before, Ordering::Relaxed);
         metrics::gauge!("api_backlog_orders").set(counted as f64);

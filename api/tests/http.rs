@@ -465,3 +465,42 @@ async fn shutdown_closes_the_listener_first_and_finishes_the_request_in_flight()
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn an_order_whose_saga_ended_needing_attention_no_longer_counts_against_the_bound() {
+    let server = Server::start(ApiConfig {
+        max_backlog: 1,
+        ..ApiConfig::default()
+    })
+    .await;
+    let stuck = server.place("stuck", &order()).await;
+    assert_eq!(stuck.status(), StatusCode::ACCEPTED);
+    let stuck: Value = stuck.json().await.unwrap();
+    assert_eq!(
+        server.place("next", &order()).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // The saga gave up and escalated: the order stays placed until an operator acts, but nothing is in
+    // flight any more.
+    sqlx::query(
+        "INSERT INTO sagas (order_id, version, state, outcome, ended_at)
+         VALUES ($1, 9, 'NeedsAttention', 'needs_attention', now())",
+    )
+    .bind(Uuid::parse_str(stuck["order_id"].as_str().unwrap()).unwrap())
+    .execute(server.db.pool())
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = server.place("next", &order()).await.status();
+        if status == StatusCode::ACCEPTED {
+            break;
+        }
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "an escalated order still counts as in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

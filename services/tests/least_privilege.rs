@@ -123,9 +123,12 @@ const PARTS: &[Part] = &[
              VALUES (gen_random_uuid(), gen_random_uuid(), 'placed', 100, 'EUR')",
             "UPDATE orders_view SET status = 'cancelled', ended_at = now() WHERE status = 'placed'",
             "SELECT status, count(*) FROM orders_view GROUP BY status",
-            // GET /orders/{id} shows the saga's state and step; reading is all the orders part may do.
+            // GET /orders/{id} shows the saga's state and step, and the API's admission count leaves out
+            // orders whose saga ended; reading is all the orders part may do.
             READ_SAGAS,
             "SELECT event FROM saga_events",
+            "SELECT count(*) FROM orders_view o WHERE o.status = 'placed'
+               AND NOT EXISTS (SELECT 1 FROM sagas s WHERE s.order_id = o.order_id AND s.ended_at IS NOT NULL)",
         ],
         refused: &[
             READ_STOCK,
