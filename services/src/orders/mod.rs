@@ -153,15 +153,11 @@ pub async fn place_order<C: Codec>(
         .rows_affected()
             == 1;
         if !claimed {
-            let existing: Uuid = sqlx::query_scalar(
-                "SELECT order_id FROM order_submissions WHERE idempotency_key = $1",
-            )
-            .bind(key)
-            .fetch_one(&mut *tx)
-            .await?;
+            // The conflicting submission committed, so its row is there to read.
+            let order_id = submitted_order(&mut *tx, key)
+                .await?
+                .ok_or(ServiceError::Database(sqlx::Error::RowNotFound))?;
             metrics::counter!("orders_duplicate_submissions_total").increment(1);
-            let order_id = OrderId::from_uuid(existing)
-                .map_err(|e| ServiceError::invalid("stored order id", e))?;
             tracing::info!(%order_id, "duplicate submission; returning the first order");
             return Ok(Placed {
                 order_id,
@@ -223,14 +219,14 @@ fn invalid_fields(errors: Vec<FieldError>) -> ServiceError {
 ///
 /// # Errors
 /// Database errors.
-pub async fn submitted_order(
-    pool: &PgPool,
+pub async fn submitted_order<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
     idempotency_key: &str,
 ) -> Result<Option<OrderId>, ServiceError> {
     let found: Option<Uuid> =
         sqlx::query_scalar("SELECT order_id FROM order_submissions WHERE idempotency_key = $1")
             .bind(idempotency_key)
-            .fetch_optional(pool)
+            .fetch_optional(executor)
             .await?;
     found
         .map(|id| OrderId::from_uuid(id).map_err(|e| ServiceError::invalid("stored order id", e)))
