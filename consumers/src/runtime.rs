@@ -101,6 +101,16 @@ struct Origin {
 }
 
 impl Origin {
+    /// `message`'s headers and where it first came from.
+    fn read(message: &OwnedMessage) -> (RecordHeaders, Self) {
+        let record_headers = message
+            .headers()
+            .map(headers::from_kafka)
+            .unwrap_or_default();
+        let origin = Self::of(message, &record_headers);
+        (record_headers, origin)
+    }
+
     fn of(message: &OwnedMessage, record_headers: &RecordHeaders) -> Self {
         let itself = |topic: &str| Self {
             topic: topic.to_owned(),
@@ -701,11 +711,7 @@ impl<H: Handler> Worker<H> {
     ) -> Result<(), String> {
         let mut records = Vec::with_capacity(batch.len());
         for message in batch {
-            let record_headers = message
-                .headers()
-                .map(headers::from_kafka)
-                .unwrap_or_default();
-            let origin = Origin::of(message, &record_headers);
+            let (record_headers, origin) = Origin::read(message);
             if origin.attempt > 0 || origin.unreadable.is_some() {
                 return Err("a retried record is handled on its own".into());
             }
@@ -737,11 +743,7 @@ impl<H: Handler> Worker<H> {
     /// Handles one record to its end (applied, duplicate, sent to retry or dead-lettered); false on shutdown
     /// before that.
     async fn process(&self, message: &OwnedMessage, shutdown: &CancellationToken) -> bool {
-        let record_headers = message
-            .headers()
-            .map(headers::from_kafka)
-            .unwrap_or_default();
-        let origin = Origin::of(message, &record_headers);
+        let (record_headers, origin) = Origin::read(message);
         // A delayed retry waits for its time, holding its retry partition (retries are in time order).
         let wait = origin.not_before.saturating_sub(now_ms());
         if wait > 0 {
