@@ -303,6 +303,15 @@ async fn raw_producer_latency(
         args.rate, args.latency_seconds
     );
     let producer: FutureProducer = kafka.producer_config(&ProducerConfig::default()).create()?;
+    // The relay's producer is warm when its latency is measured: this one gets its producer id and the
+    // topic's metadata first too, or the first half second of records waits for them.
+    let first = &records[0];
+    let warm_up = FutureRecord::to(&first.topic)
+        .key(&first.key)
+        .payload(&first.payload);
+    send::acknowledged(send::enqueue(&producer, warm_up).await?)
+        .await
+        .context("raw producer warm-up failed")?;
     let mut every = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(args.rate)));
     let total = args.latency_seconds * u64::from(args.rate);
     let mut waiting = tokio::task::JoinSet::new();
@@ -366,7 +375,7 @@ async fn relay_drain_and_latency(
             .with_context(|| format!("relay stalled after {drained} of {} records", records.len()))?
             .context("relay stopped")?;
         let _: Acked = ack;
-        drained += 1;
+        drained += ack.ids.len();
     }
     let drain = started.elapsed();
 
@@ -411,7 +420,7 @@ async fn relay_drain_and_latency(
     let deadline = Instant::now() + Duration::from_secs(args.latency_seconds + 60);
     while acked_at.len() < expected && Instant::now() < deadline {
         if let Ok(Some(ack)) = tokio::time::timeout(Duration::from_millis(500), acks.recv()).await {
-            acked_at.insert(ack.id, ack.at);
+            acked_at.extend(ack.ids.into_iter().map(|id| (id, ack.at)));
         }
     }
     for task in tasks {

@@ -12,10 +12,15 @@ use tokio_util::sync::CancellationToken;
 /// [`RelayConfig::default`]'s.
 #[derive(Debug, clap::Args)]
 pub struct RelayConfigArgs {
-    /// Records read, published and deleted per round, from 1 to 100,000.
+    /// Records read from the outbox at once, from 1 to 100,000.
     #[arg(long, env = "RELAY_BATCH_SIZE", default_value_t = defaults().batch_size as u32,
         value_parser = clap::value_parser!(u32).range(1..=100_000))]
     batch_size: u32,
+    /// Records the relay holds at most, read and not yet deleted (in flight to the broker, or waiting
+    /// behind their key's record in flight), from 1 to 1,000,000.
+    #[arg(long, env = "RELAY_MAX_PENDING", default_value_t = defaults().max_pending as u32,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_pending: u32,
     /// Poll the outbox this often when no notification arrives, in milliseconds, from 10 to 3,600,000.
     #[arg(long, env = "RELAY_POLL_INTERVAL_MS",
         default_value_t = defaults().poll_interval.as_millis() as u64,
@@ -50,6 +55,7 @@ impl RelayConfigArgs {
         let defaults = defaults();
         RelayConfig {
             batch_size: self.batch_size as usize,
+            max_pending: self.max_pending as usize,
             poll_interval: Duration::from_millis(self.poll_interval_ms),
             max_attempts: self.max_attempts,
             producer: ProducerConfig {

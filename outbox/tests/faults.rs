@@ -171,3 +171,51 @@ async fn a_producer_that_failed_fatally_is_replaced_and_nothing_is_quarantined()
         "a fatal error of the producer is no record's fault"
     );
 }
+
+/// Pipelined rounds: a record whose partition leader is unreachable stays in flight, and records of other
+/// keys read with it or after it are published and deleted meanwhile, instead of waiting for its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_go_out_while_an_earlier_one_waits_for_its_acknowledgement() {
+    let mock = MockCluster::new(2).expect("mock cluster");
+    let (stuck, flowing) = (
+        testkit::unique_name("relay-stuck"),
+        testkit::unique_name("relay-flowing"),
+    );
+    for (topic, leader) in [(&stuck, 1), (&flowing, 2)] {
+        mock.create_topic(topic, 1, 1).unwrap();
+        mock.partition_leader(topic, 0, Some(leader)).unwrap();
+    }
+    mock.broker_down(1).unwrap();
+    let kafka = KafkaConfig::new(mock.bootstrap_servers());
+    let db = testkit::TestDb::new().await;
+    let mut conn = db.pool().acquire().await.unwrap();
+    let first = enqueue(&mut conn, &[common::record(&stuck, "stuck", vec![b's'], 0)])
+        .await
+        .unwrap()[0];
+    let relay = RunningRelay::start(db.pool(), &kafka, impatient(Duration::from_secs(300)));
+    let same_read = common::record(&flowing, "a", vec![b'a'], 1);
+    let later = common::record(&flowing, "b", vec![b'b'], 2);
+    enqueue(&mut conn, &[same_read]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    enqueue(&mut conn, &[later]).await.unwrap();
+
+    let mut left = Vec::new();
+    for _ in 0..300 {
+        left = sqlx::query_scalar::<_, i64>("SELECT id FROM outbox ORDER BY id")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+        if left == [first] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        left,
+        [first],
+        "the records of the other topic are published while the first waits for its leader"
+    );
+    mock.broker_up(1).unwrap();
+    common::wait_until_drained(db.pool(), 60).await;
+    relay.stop().await;
+}

@@ -47,6 +47,46 @@ async fn every_record_reaches_the_topic_in_key_order_and_leaves_the_outbox() {
     ));
 }
 
+/// Reads walk the primary key from its lowest entry, dead ones included: the relay vacuums the outbox once
+/// it deleted `vacuum_after` records, instead of leaving them to autovacuum (a minute away, or more).
+#[tokio::test]
+async fn the_relay_vacuums_the_outbox_after_deleting_a_backlog() {
+    let db = testkit::TestDb::new().await;
+    let kafka = testkit::kafka();
+    let (_, topic) = common::topics(&kafka, 1).await;
+    let records: Vec<_> = (0..300)
+        .map(|n| common::record(&topic, &format!("key-{}", n % 7), vec![b'v'], n))
+        .collect();
+    enqueue(&mut db.pool().acquire().await.unwrap(), &records)
+        .await
+        .unwrap();
+    let vacuums = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'outbox'",
+        )
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+    };
+    assert_eq!(vacuums().await, 0);
+    let config = RelayConfig {
+        vacuum_after: 100,
+        ..fast_config()
+    };
+    let relay = RunningRelay::start(db.pool(), &kafka, config);
+    common::wait_until_drained(db.pool(), 60).await;
+    let mut count = 0;
+    for _ in 0..100 {
+        count = vacuums().await;
+        if count > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    relay.stop().await;
+    assert!(count >= 1, "no vacuum after 300 records were deleted");
+}
+
 /// 50 writers commit after random delays, so ids commit out of order, and one transaction stays open for
 /// 30 s while the relay publishes everything around it. Nothing may be skipped.
 #[tokio::test]

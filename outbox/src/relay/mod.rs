@@ -7,18 +7,21 @@
 //!   check it, and two transactions writing one key at once may commit in the other order than their ids.
 //!   The event store's version check serializes an aggregate's writers, a saga store's its commands; other
 //!   writers (of [`crate::EventStore::publish`] or [`crate::records::enqueue`]) must do it themselves (a
-//!   row lock, a version check). With that, ids of one key grow in commit order; the relay hands records
-//!   to an idempotent producer in id order, and a batch is acknowledged and deleted before the next is read.
-//!   Within a batch a key has at most one record in flight: the broker may refuse a record and still append
-//!   the requests sent after it, so a key's next record is sent only once the one before was acknowledged
-//!   (keys are sent in waves; most keys have one record per batch).
+//!   row lock, a version check). With that, ids of one key grow in commit order, and the relay hands a key's
+//!   records to an idempotent producer in id order, one at a time: the broker may refuse a record and still
+//!   append the requests sent after it, so a key's next record is sent only once the one before was
+//!   acknowledged. Other keys do not wait: most keys have one record in flight and none behind it.
+//! - **Pipelined.** The relay reads and sends while earlier records wait for their acknowledgement, and
+//!   deletes records as their acknowledgements arrive: a record committed now goes out now, not after the
+//!   batch in flight. What it holds (read, not yet deleted) is bounded by `max_pending`, and every read
+//!   leaves out the ids it holds; it never reads from a position, so nothing committed late is passed over.
 //! - **A producer that failed fatally is replaced.** An idempotent producer out of step with the broker
-//!   fails every record from then on; the relay counts that round as a transient failure and builds a new
-//!   producer.
+//!   fails every record from then on; the relay lands what is in flight, counts it as a transient failure
+//!   and builds a new producer.
 //! - **One relay publishes at a time.** Relays elect a leader with a session advisory lock held on the
 //!   connection that also reads and deletes the records; the others wait as hot standbys and take over when the
 //!   leader's session ends (a `kill -9` included). If the leader's connection drops, its next query fails and
-//!   it stops publishing; at most the batch in flight is published twice.
+//!   it stops publishing; at most the records in flight are published twice.
 //! - **At least once.** A record is deleted only after the broker acknowledged it, so a crash between the
 //!   acknowledgement and the delete publishes it again. Consumers deduplicate on the `event_id` header.
 //! - **Poison records do not block the rest.** A record the broker refuses for good (too large, topic
@@ -31,13 +34,16 @@
 //! - **Wakes on commit.** A trigger notifies `orderflow_outbox` at commit; the relay listens, and polls every
 //!   `poll_interval` in case a notification is missed.
 
+mod flight;
+mod sql;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use producers::backoff::Backoff;
-use producers::headers::{self, RecordHeaders};
+use producers::headers;
 use producers::send::{self, Undelivered};
 use producers::{KafkaConfig, ProducerConfig, RebuildingProducer};
 use rdkafka::error::KafkaError;
@@ -46,9 +52,11 @@ use rdkafka::types::RDKafkaErrorCode;
 use sqlx::postgres::PgListener;
 use sqlx::{Connection as _, PgConnection, PgPool};
 use tokio::sync::mpsc;
-use tokio::time::timeout;
+use tokio::time::{MissedTickBehavior, timeout};
 use tokio_util::sync::CancellationToken;
 
+use self::flight::{Delivered, Flight, Key, Sent};
+use self::sql::Row;
 use crate::OutboxError;
 
 /// The channel the outbox trigger notifies on commit.
@@ -60,18 +68,28 @@ pub const DEFAULT_LEADER_LOCK: i64 = 0x6f72_6465_7266_6c77; // "orderflw"
 /// Relay settings.
 #[derive(Clone, Debug)]
 pub struct RelayConfig {
-    /// Records read, published and deleted per round.
+    /// Records read from the outbox at once.
     pub batch_size: usize,
+    /// Records held at most: read and not yet deleted (in flight, or waiting behind their key's record in
+    /// flight). Past it the relay reads no more until acknowledgements arrive.
+    pub max_pending: usize,
     /// Fallback poll when no notification arrives.
     pub poll_interval: Duration,
     /// Tries of a record the broker refuses for good, before it is quarantined. A transient failure (no
     /// acknowledgement within the delivery timeout) does not use one up.
     pub max_attempts: i32,
-    /// First wait before retrying a refused record or after a failed round; doubles up to `max_backoff`
+    /// First wait before retrying a refused record or after a transient failure; doubles up to `max_backoff`
     /// ([`RelayConfig::retry_backoff`]; without jitter, as the relays of an outbox are a handful, not a crowd).
     pub backoff: Duration,
     /// Upper bound of the backoff.
     pub max_backoff: Duration,
+    /// Records deleted after which the relay vacuums the outbox (in the background, on a connection of the
+    /// pool). Every read walks the primary key from its lowest entry, dead ones included until a vacuum
+    /// removes them: after a backlog of 200,000 records is drained, each read walks hundreds of pages, and
+    /// autovacuum may not come for a minute. Only the table's owner may vacuum it: under the relay's own
+    /// role, autovacuum does it alone, with the outbox's thresholds (10,000 dead rows). 0 leaves it to
+    /// autovacuum.
+    pub vacuum_after: u64,
     /// The advisory lock relays elect their leader with; relays of one outbox must share it.
     pub leader_lock: i64,
     /// How long a query on the leader's session may take. Past it the relay takes the session for dead (a
@@ -83,7 +101,7 @@ pub struct RelayConfig {
 }
 
 impl RelayConfig {
-    /// The wait before retrying a refused record or after a failed round.
+    /// The wait before retrying a refused record or after a transient failure.
     #[must_use]
     pub fn retry_backoff(&self) -> Backoff {
         Backoff::new(self.backoff, self.max_backoff)
@@ -94,6 +112,8 @@ impl Default for RelayConfig {
     fn default() -> Self {
         Self {
             batch_size: 2000,
+            max_pending: 10_000,
+            vacuum_after: 50_000,
             poll_interval: Duration::from_millis(500),
             max_attempts: 5,
             backoff: Duration::from_millis(200),
@@ -111,14 +131,16 @@ pub struct RelayStats {
     pub published: AtomicU64,
     pub failed: AtomicU64,
     pub quarantined: AtomicU64,
+    /// Reads of the outbox.
     pub batches: AtomicU64,
     pub leader: AtomicBool,
 }
 
-/// A record the broker acknowledged, reported to an observer (benchmarks, tests).
+/// Records the broker acknowledged, reported to an observer (benchmarks, tests) as the relay takes their
+/// acknowledgements.
 #[derive(Clone, Debug)]
 pub struct Acked {
-    pub id: i64,
+    pub ids: Vec<i64>,
     pub at: Instant,
 }
 
@@ -131,28 +153,17 @@ pub struct Relay {
     stats: Arc<RelayStats>,
     observer: Option<mpsc::UnboundedSender<Acked>>,
     known_topics: HashMap<String, Instant>,
-    held_back: HashMap<(String, String), Instant>,
+    /// Keys whose refused record waits out its backoff; their records are not read until then.
+    held_back: HashMap<Key, Instant>,
+    vacuum: Vacuum,
 }
 
-/// One row of the outbox, as the relay reads it.
-#[derive(sqlx::FromRow)]
-struct Row {
-    id: i64,
-    topic: String,
-    key: String,
-    payload: Vec<u8>,
-    headers: sqlx::types::Json<RecordHeaders>,
-    attempts: i32,
-}
-
-/// What became of a row in a round.
+/// What became of a record.
 enum Outcome {
     Acked(i64),
     /// Refused for good by the broker or before sending; counts as an attempt.
     Refused {
-        id: i64,
-        key: (String, String),
-        attempts: i32,
+        sent: Sent,
         reason: String,
     },
     /// Failed for a reason that may pass (broker unavailable past the delivery timeout).
@@ -178,6 +189,7 @@ impl Relay {
             observer: None,
             known_topics: HashMap::new(),
             held_back: HashMap::new(),
+            vacuum: Vacuum::default(),
         })
     }
 
@@ -186,7 +198,7 @@ impl Relay {
         Arc::clone(&self.stats)
     }
 
-    /// Reports every acknowledged record's id and time on the returned channel.
+    /// Reports the acknowledged records' ids and the time on the returned channel.
     pub fn observe_acks(&mut self) -> mpsc::UnboundedReceiver<Acked> {
         let (tx, rx) = mpsc::unbounded_channel();
         self.observer = Some(tx);
@@ -194,7 +206,7 @@ impl Relay {
     }
 
     /// Runs until `shutdown` is cancelled: waits for leadership, then publishes. Database and broker failures
-    /// are retried with backoff; the relay only returns on shutdown, after finishing the round in flight.
+    /// are retried with backoff; the relay only returns on shutdown, after the records in flight landed.
     #[tracing::instrument(name = "relay", skip_all)]
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), OutboxError> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
@@ -207,7 +219,7 @@ impl Relay {
                     self.stats.leader.store(false, Ordering::Relaxed);
                     failures = failures.saturating_add(1);
                     let backoff = self.config.retry_backoff().after(failures);
-                    tracing::warn!(error = %producers::error_chain(&e), ?backoff, "relay round failed; retrying");
+                    tracing::warn!(error = %producers::error_chain(&e), ?backoff, "relay failed; retrying");
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
                         () = shutdown.cancelled() => {}
@@ -228,10 +240,10 @@ impl Relay {
     ) -> Result<(), OutboxError> {
         let mut conn = self.pool.acquire().await?.detach();
         let within = self.config.session_timeout;
-        timeout(within, configure_session(&mut conn, within))
+        timeout(within, sql::configure_session(&mut conn, within))
             .await
             .map_err(unresponsive(within))??;
-        while !timeout(within, try_lock(&mut conn, self.config.leader_lock))
+        while !timeout(within, sql::try_lock(&mut conn, self.config.leader_lock))
             .await
             .map_err(unresponsive(within))??
         {
@@ -250,6 +262,9 @@ impl Relay {
         result
     }
 
+    /// Reads records and hands them to the producer while earlier ones wait for their acknowledgement,
+    /// deleting each batch of acknowledged ones as it arrives, until shutdown or a transient failure; then
+    /// lands what is in flight.
     async fn publish_until_shutdown(
         &mut self,
         conn: &mut PgConnection,
@@ -257,114 +272,179 @@ impl Relay {
         shutdown: &CancellationToken,
     ) -> Result<(), OutboxError> {
         let within = self.config.session_timeout;
-        while !shutdown.is_cancelled() {
-            let rows = timeout(within, fetch_batch(conn, self.config.batch_size as i64))
+        let mut flight = Flight::new(self.producer.current());
+        let mut poll = tokio::time::interval(self.config.poll_interval);
+        poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Whether records may be waiting in the outbox: after a full read, a notification or a poll tick.
+        let mut unread = true;
+        let mut listening = true;
+        let mut failed = false;
+        loop {
+            let room = self.config.max_pending.saturating_sub(flight.held());
+            if unread && room > 0 && !flight.is_stopped() {
+                let limit = room.min(self.config.batch_size);
+                let held_back = self.held_back_keys();
+                let rows = timeout(
+                    within,
+                    sql::fetch(conn, &flight.held_ids(), &held_back, limit),
+                )
                 .await
                 .map_err(unresponsive(within))??;
-            let progressed = if rows.is_empty() {
-                false
-            } else {
-                let outcomes = self.publish(&rows).await;
-                timeout(within, self.settle(conn, outcomes))
+                self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                unread = rows.len() == limit;
+                let outcomes = self.take_in(&mut flight, rows).await;
+                failed |= timeout(within, self.settle(conn, &mut flight, outcomes))
                     .await
-                    .map_err(unresponsive(within))??
-            };
-            // Nothing to do, or every record waits behind a held-back key: wait instead of spinning.
-            if !progressed && !wait_for_work(listener, self.config.poll_interval, shutdown).await {
+                    .map_err(unresponsive(within))??;
+                continue;
+            }
+            if flight.is_stopped() && flight.in_flight() == 0 {
                 break;
             }
+            tokio::select! {
+                Some(first) = flight.delivered(), if flight.in_flight() > 0 => {
+                    let outcomes = self.on_delivered(&mut flight, first).await;
+                    failed |= timeout(within, self.settle(conn, &mut flight, outcomes))
+                        .await
+                        .map_err(unresponsive(within))??;
+                }
+                notified = listener.recv(), if listening && !flight.is_stopped() => {
+                    if let Err(e) = notified {
+                        // It reconnects on the next call; until the next poll tick the relay polls only.
+                        tracing::debug!(error = %e, "outbox listener lost its connection");
+                        listening = false;
+                    }
+                    // One read takes everything that committed; the notifications buffered add nothing.
+                    while listener.next_buffered().is_some() {}
+                    unread = true;
+                }
+                _ = poll.tick(), if !flight.is_stopped() => {
+                    unread = true;
+                    listening = true;
+                }
+                () = shutdown.cancelled(), if !flight.is_stopped() => flight.stop(),
+            }
+        }
+        if failed {
+            self.rebuild_after_fatal_error();
+            // The broker was unreachable past the delivery timeout: the leader starts again from the
+            // lowest id, after a backoff.
+            return Err(OutboxError::Kafka(KafkaError::MessageProduction(
+                RDKafkaErrorCode::MessageTimedOut,
+            )));
         }
         Ok(())
     }
 
-    /// Hands `rows` to the producer in id order and waits for every acknowledgement, in waves that hold at
-    /// most one record of each key: a record's successor is sent only once the broker acknowledged it, so
-    /// a record refused by the broker (or failed) is never overtaken by a later one of its key, and its key
-    /// waits for the rest of the round. Keys with one record in the round (the usual case) go in one wave.
-    async fn publish(&mut self, rows: &[Row]) -> Vec<Outcome> {
-        let now = Instant::now();
-        self.held_back.retain(|_, until| *until > now);
-        let mut outcomes = Vec::with_capacity(rows.len());
-        // Keys with a refused, failed or held-back record in this round: their later records wait.
-        let mut blocked: HashSet<(String, String)> = self.held_back.keys().cloned().collect();
-        // Topics whose metadata could not be read in this round: not asked again (each try can take 10 s).
+    /// Takes in the records just read, in id order: sends each one whose key has no record in flight.
+    async fn take_in(&mut self, flight: &mut Flight, rows: Vec<Row>) -> Vec<Outcome> {
+        let mut outcomes = Vec::new();
         let mut unreadable_topics = HashSet::new();
-        let mut wave: Vec<&Row> = rows.iter().collect();
-        while !wave.is_empty() {
-            let mut in_wave = HashSet::new();
-            let mut next_wave = Vec::new();
-            let mut in_flight = Vec::new();
-            // The producer of this wave: it is only replaced between waves.
-            let producer = self.producer.current();
-            for row in wave {
-                let key = (row.topic.clone(), row.key.clone());
-                if blocked.contains(&key) {
-                    continue;
-                }
-                if in_wave.contains(&key) {
-                    next_wave.push(row);
-                    continue;
-                }
-                in_wave.insert(key.clone());
-                if let Some(reason) = self
-                    .refusal_before_sending(row, &mut unreadable_topics)
-                    .await
-                {
-                    blocked.insert(key.clone());
-                    outcomes.push(Outcome::Refused {
-                        id: row.id,
-                        key,
-                        attempts: row.attempts,
-                        reason,
-                    });
-                    continue;
-                }
-                match send(&producer, row).await {
-                    Ok(delivery) => in_flight.push((row, key, delivery)),
-                    Err(e) => {
-                        blocked.insert(key.clone());
-                        outcomes.push(self.failed(row, key, &e));
-                    }
-                }
+        for row in rows {
+            if !self.held_back.is_empty() && self.held_back.contains_key(&row.key()) {
+                // Its key's record was refused earlier in this batch.
+                continue;
             }
-            for (row, key, delivery) in in_flight {
-                let outcome = match send::acknowledged(delivery).await {
-                    Ok(_) => Outcome::Acked(row.id),
-                    Err(Undelivered::Failed(e)) => {
-                        blocked.insert(key.clone());
-                        self.failed(row, key, &e)
-                    }
-                    Err(Undelivered::Dropped) => {
-                        blocked.insert(key);
-                        Outcome::Transient {
-                            id: row.id,
-                            reason: "producer dropped the record".into(),
-                        }
-                    }
-                };
-                outcomes.push(outcome);
+            if let Some(row) = flight.admit(row) {
+                self.launch(flight, row, &mut unreadable_topics, &mut outcomes)
+                    .await;
             }
-            if self.rebuild_after_fatal_error() {
-                break;
-            }
-            wave = next_wave;
         }
         outcomes
     }
 
-    /// The outcome of `row` failing with `error`: refused for good, or transient (an error that may pass,
+    /// Takes the broker's answers that have arrived, `first` and those after it, and sends the next record
+    /// of each acknowledged key.
+    async fn on_delivered(&mut self, flight: &mut Flight, first: Delivered) -> Vec<Outcome> {
+        let mut outcomes = Vec::new();
+        let mut unreadable_topics = HashSet::new();
+        for (sent, answer) in std::iter::once(first).chain(flight.ready()) {
+            match answer {
+                Ok(_) => {
+                    if let Some(next) = flight.next_of(&sent.key) {
+                        self.launch(flight, next, &mut unreadable_topics, &mut outcomes)
+                            .await;
+                    }
+                    outcomes.push(Outcome::Acked(sent.id));
+                }
+                Err(Undelivered::Failed(e)) => {
+                    let outcome = self.failed(sent, &e);
+                    self.note_failure(flight, outcome, &mut outcomes);
+                }
+                Err(Undelivered::Dropped) => {
+                    let outcome = Outcome::Transient {
+                        id: sent.id,
+                        reason: "producer dropped the record".into(),
+                    };
+                    self.note_failure(flight, outcome, &mut outcomes);
+                }
+            }
+        }
+        outcomes
+    }
+
+    /// Hands `row` to the producer, unless it is refused before it is sent.
+    async fn launch(
+        &mut self,
+        flight: &mut Flight,
+        row: Row,
+        unreadable_topics: &mut HashSet<String>,
+        outcomes: &mut Vec<Outcome>,
+    ) {
+        if let Some(reason) = self.refusal_before_sending(&row, unreadable_topics).await {
+            let refused = Outcome::Refused {
+                sent: row.into(),
+                reason,
+            };
+            self.note_failure(flight, refused, outcomes);
+            return;
+        }
+        match send(flight.producer(), &row).await {
+            Ok(delivery) => flight.sent(row, delivery),
+            Err(e) => {
+                let outcome = self.failed(row.into(), &e);
+                self.note_failure(flight, outcome, outcomes);
+            }
+        }
+    }
+
+    /// What a failure means at once, before it is written: a refused record's key is held back and lets go
+    /// of its waiting records (read again after the backoff, behind it); a transient failure stops the flight.
+    fn note_failure(&mut self, flight: &mut Flight, outcome: Outcome, outcomes: &mut Vec<Outcome>) {
+        match &outcome {
+            Outcome::Refused { sent, .. } => {
+                let wait = self
+                    .config
+                    .retry_backoff()
+                    .after(u32::try_from(sent.attempts + 1).unwrap_or(0));
+                self.held_back
+                    .insert(sent.key.clone(), Instant::now() + wait);
+                flight.release(&sent.key);
+            }
+            Outcome::Transient { .. } => flight.stop(),
+            Outcome::Acked(_) => {}
+        }
+        outcomes.push(outcome);
+    }
+
+    /// The keys whose refused record waits out its backoff.
+    fn held_back_keys(&mut self) -> Vec<Key> {
+        let now = Instant::now();
+        self.held_back.retain(|_, until| *until > now);
+        self.held_back.keys().cloned().collect()
+    }
+
+    /// The outcome of `sent` failing with `error`: refused for good, or transient (an error that may pass,
     /// or any error of a producer that failed fatally, which is no fault of the record).
-    fn failed(&self, row: &Row, key: (String, String), error: &KafkaError) -> Outcome {
+    fn failed(&self, sent: Sent, error: &KafkaError) -> Outcome {
         if send::is_permanent(error) && self.producer.fatal_error().is_none() {
             Outcome::Refused {
-                id: row.id,
-                key,
-                attempts: row.attempts,
+                sent,
                 reason: error.to_string(),
             }
         } else {
             Outcome::Transient {
-                id: row.id,
+                id: sent.id,
                 reason: error.to_string(),
             }
         }
@@ -444,82 +524,101 @@ impl Relay {
         Ok(exists)
     }
 
-    /// Deletes acknowledged rows, counts attempts of refused ones and quarantines those out of tries.
-    /// Returns whether any row was acknowledged or quarantined.
+    /// Writes what became of records: deletes the acknowledged ones, counts refusals and quarantines the
+    /// records out of tries, notes transient failures. Returns whether there was a transient failure.
     async fn settle(
         &mut self,
         conn: &mut PgConnection,
+        flight: &mut Flight,
         outcomes: Vec<Outcome>,
     ) -> Result<bool, OutboxError> {
+        let at = Instant::now();
         let mut acked = Vec::with_capacity(outcomes.len());
-        let mut quarantined = 0;
         let mut transient = false;
         for outcome in outcomes {
             match outcome {
                 Outcome::Acked(id) => acked.push(id),
-                Outcome::Refused {
-                    id,
-                    key,
-                    attempts,
-                    reason,
-                } => {
-                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("outbox_relay_errors_total", "class" => "refused")
-                        .increment(1);
-                    let attempts = attempts + 1;
-                    if attempts >= self.config.max_attempts {
-                        quarantine(conn, id, attempts, &reason).await?;
-                        quarantined += 1;
-                        tracing::error!(id, topic = %key.0, key = %key.1, %reason, attempts,
-                            "record quarantined; later records of its key wait for an operator");
-                    } else {
-                        record_failure(conn, id, &reason).await?;
-                        let wait = self
-                            .config
-                            .retry_backoff()
-                            .after(u32::try_from(attempts).unwrap_or(0));
-                        tracing::warn!(id, topic = %key.0, key = %key.1, %reason, attempts, ?wait,
-                            "broker refused record; retrying later");
-                        self.held_back.insert(key, Instant::now() + wait);
-                    }
+                Outcome::Refused { sent, reason } => {
+                    self.refused(conn, &sent, &reason).await?;
+                    flight.settled([sent.id]);
                 }
                 Outcome::Transient { id, reason } => {
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("outbox_relay_errors_total", "class" => "transient")
                         .increment(1);
                     // Not a refusal: the record keeps its attempts, which only refusals use up.
-                    note_transient_failure(conn, id, &reason).await?;
+                    sql::note_transient_failure(conn, id, &reason).await?;
+                    flight.settled([id]);
                     transient = true;
                 }
             }
         }
         if !acked.is_empty() {
-            sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
-                .bind(&acked)
-                .execute(&mut *conn)
-                .await?;
+            sql::delete(conn, &acked).await?;
+            flight.settled(acked.iter().copied());
+            self.vacuum
+                .after_deleting(acked.len() as u64, self.config.vacuum_after, &self.pool);
+            self.stats
+                .published
+                .fetch_add(acked.len() as u64, Ordering::Relaxed);
+            metrics::counter!("outbox_relay_published_total").increment(acked.len() as u64);
             if let Some(observer) = &self.observer {
-                let at = Instant::now();
-                for &id in &acked {
-                    observer.send(Acked { id, at }).ok();
-                }
+                observer.send(Acked { ids: acked, at }).ok();
             }
         }
-        self.stats
-            .published
-            .fetch_add(acked.len() as u64, Ordering::Relaxed);
-        self.stats
-            .quarantined
-            .fetch_add(quarantined, Ordering::Relaxed);
-        self.stats.batches.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("outbox_relay_published_total").increment(acked.len() as u64);
-        if transient {
-            // The broker is unreachable past the delivery timeout: the round is retried from the lowest id.
-            return Err(OutboxError::Kafka(KafkaError::MessageProduction(
-                RDKafkaErrorCode::MessageTimedOut,
-            )));
+        Ok(transient)
+    }
+
+    /// Counts a refusal of `sent`, and quarantines it when it is out of tries.
+    async fn refused(
+        &mut self,
+        conn: &mut PgConnection,
+        sent: &Sent,
+        reason: &str,
+    ) -> Result<(), OutboxError> {
+        let (id, (topic, key)) = (sent.id, &sent.key);
+        self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("outbox_relay_errors_total", "class" => "refused").increment(1);
+        let attempts = sent.attempts + 1;
+        if attempts >= self.config.max_attempts {
+            sql::quarantine(conn, id, attempts, reason).await?;
+            self.stats.quarantined.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(id, %topic, %key, %reason, attempts,
+                "record quarantined; later records of its key wait for an operator");
+        } else {
+            sql::record_failure(conn, id, reason).await?;
+            tracing::warn!(id, %topic, %key, %reason, attempts,
+                "broker refused record; retrying after a backoff");
         }
-        Ok(!acked.is_empty() || quarantined > 0)
+        Ok(())
+    }
+}
+
+/// Vacuums the outbox in the background once enough records were deleted since the last time.
+#[derive(Default)]
+struct Vacuum {
+    deleted: u64,
+    running: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Vacuum {
+    fn after_deleting(&mut self, count: u64, threshold: u64, pool: &PgPool) {
+        self.deleted += count;
+        let idle = self
+            .running
+            .as_ref()
+            .is_none_or(tokio::task::JoinHandle::is_finished);
+        if threshold == 0 || self.deleted < threshold || !idle {
+            return;
+        }
+        self.deleted = 0;
+        let pool = pool.clone();
+        self.running = Some(tokio::spawn(async move {
+            // Only the table's owner may vacuum it; another role gets a warning and nothing is done.
+            if let Err(e) = sqlx::query("VACUUM outbox").execute(&pool).await {
+                tracing::warn!(error = %e, "could not vacuum the outbox; autovacuum will");
+            }
+        }));
     }
 }
 
@@ -532,94 +631,9 @@ async fn send(producer: &FutureProducer, row: &Row) -> Result<DeliveryFuture, Ka
     send::enqueue(producer, record).await
 }
 
-/// The oldest records that are not waiting behind a quarantined record of their key.
-async fn fetch_batch(conn: &mut PgConnection, limit: i64) -> Result<Vec<Row>, OutboxError> {
-    let rows = sqlx::query_as::<_, Row>(
-        "SELECT o.id, o.topic, o.key, o.payload, o.headers, o.attempts
-         FROM outbox o
-         WHERE NOT EXISTS (SELECT 1 FROM outbox_quarantine q WHERE q.topic = o.topic AND q.key = o.key)
-         ORDER BY o.id
-         LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows)
-}
-
-/// Has the server end the leader's session if the relay's host stops answering (TCP keepalives; the
-/// defaults wait two hours), and bounds its statements.
-async fn configure_session(conn: &mut PgConnection, within: Duration) -> Result<(), OutboxError> {
-    let seconds = within.as_secs().max(3);
-    let probe_every = seconds / 3;
-    let probe_every = probe_every.to_string();
-    let (names, values): (Vec<&str>, Vec<String>) = [
-        ("tcp_keepalives_idle", probe_every.clone()),
-        ("tcp_keepalives_interval", probe_every),
-        ("tcp_keepalives_count", "3".to_owned()),
-        ("statement_timeout", within.as_millis().to_string()),
-    ]
-    .into_iter()
-    .unzip();
-    sqlx::query("SELECT set_config(name, value, false) FROM unnest($1::text[], $2::text[]) AS s(name, value)")
-        .bind(names)
-        .bind(values)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
 /// The error of a query on the leader's session that took longer than `within`.
 fn unresponsive(within: Duration) -> impl FnOnce(tokio::time::error::Elapsed) -> OutboxError {
     move |_| OutboxError::SessionUnresponsive(within)
-}
-
-async fn try_lock(conn: &mut PgConnection, key: i64) -> Result<bool, OutboxError> {
-    Ok(sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(key)
-        .fetch_one(conn)
-        .await?)
-}
-
-async fn note_transient_failure(
-    conn: &mut PgConnection,
-    id: i64,
-    reason: &str,
-) -> Result<(), OutboxError> {
-    sqlx::query("UPDATE outbox SET last_error = $2 WHERE id = $1")
-        .bind(id)
-        .bind(reason)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-async fn record_failure(conn: &mut PgConnection, id: i64, reason: &str) -> Result<(), OutboxError> {
-    sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1")
-        .bind(id)
-        .bind(reason)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-async fn quarantine(
-    conn: &mut PgConnection,
-    id: i64,
-    attempts: i32,
-    reason: &str,
-) -> Result<(), OutboxError> {
-    sqlx::query(
-        "WITH moved AS (DELETE FROM outbox WHERE id = $1 RETURNING *)
-         INSERT INTO outbox_quarantine (id, topic, key, payload, headers, created_at, attempts, reason)
-         SELECT id, topic, key, payload, headers, created_at, $2, $3 FROM moved",
-    )
-    .bind(id)
-    .bind(attempts)
-    .bind(reason)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// Waits for a notification, the poll interval or shutdown; false on shutdown.
@@ -634,7 +648,7 @@ async fn wait_for_work(
                 tracing::debug!(error = %e, "outbox listener lost its connection; it reconnects");
                 tokio::time::sleep(poll).await;
             }
-            // One round reads everything that committed; earlier notifications add nothing.
+            // One read takes everything that committed; earlier notifications add nothing.
             while listener.next_buffered().is_some() {}
             true
         }
