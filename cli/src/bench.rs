@@ -62,6 +62,23 @@ pub struct OutboxBenchArgs {
     /// Length of the latency phase, in seconds.
     #[arg(long, default_value_t = 10)]
     latency_seconds: u64,
+    /// Producer linger of both the relay and the raw producer, in milliseconds (the relay's default when
+    /// not given).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    linger_ms: Option<u64>,
+}
+
+impl OutboxBenchArgs {
+    /// The producer settings of both sides.
+    fn producer(&self) -> ProducerConfig {
+        let defaults = ProducerConfig::default();
+        ProducerConfig {
+            linger: self
+                .linger_ms
+                .map_or(defaults.linger, Duration::from_millis),
+            ..defaults
+        }
+    }
 }
 
 pub async fn run(
@@ -97,7 +114,7 @@ async fn outbox_bench(
             args.records, args.payload_bytes, args.keys, args.partitions);
 
         let records = make_records(&topic, args.records, args.payload_bytes, args.keys);
-        let raw = raw_producer_rate(kafka, &records).await?;
+        let raw = raw_producer_rate(kafka, &args.producer(), &records).await?;
         println!("raw producer:  {} records in {:.2} s = {:.0} records/s", records.len(), raw.0.as_secs_f64(), raw.1);
 
         let floor = raw_producer_latency(kafka, &records, args).await?;
@@ -168,7 +185,7 @@ async fn consumers_bench(
             args.records, args.payload_bytes, args.partitions
         );
         let records = make_records(&topic, args.records, args.payload_bytes, 1000);
-        raw_producer_rate(kafka, &records).await?;
+        raw_producer_rate(kafka, &ProducerConfig::default(), &records).await?;
 
         // Two runs each, alternating, keeping the faster of each: the first run on a topic also pays for
         // cold caches, and this machine is shared.
@@ -266,9 +283,10 @@ fn make_records(topic: &str, count: usize, payload_bytes: usize, keys: usize) ->
 /// Sends every record with a producer configured like the relay's and waits for every acknowledgement.
 async fn raw_producer_rate(
     kafka: &KafkaConfig,
+    producer: &ProducerConfig,
     records: &[OutboxRecord],
 ) -> anyhow::Result<(Duration, f64)> {
-    let producer: FutureProducer = kafka.producer_config(&ProducerConfig::default()).create()?;
+    let producer: FutureProducer = kafka.producer_config(producer).create()?;
     eprintln!("bench: raw producer sending {} records", records.len());
     let started = Instant::now();
     let mut deliveries = Vec::with_capacity(records.len());
@@ -302,7 +320,7 @@ async fn raw_producer_latency(
         "bench outbox: raw producer latency at {} records/s for {} s",
         args.rate, args.latency_seconds
     );
-    let producer: FutureProducer = kafka.producer_config(&ProducerConfig::default()).create()?;
+    let producer: FutureProducer = kafka.producer_config(&args.producer()).create()?;
     // The relay's producer is warm when its latency is measured: this one gets its producer id and the
     // topic's metadata first too, or the first half second of records waits for them.
     let first = &records[0];
@@ -362,7 +380,11 @@ async fn relay_drain_and_latency(
         enqueue(&mut tx, chunk).await?;
         tx.commit().await?;
     }
-    let mut relay = Relay::new(pool.clone(), kafka, RelayConfig::default())?;
+    let config = RelayConfig {
+        producer: args.producer(),
+        ..RelayConfig::default()
+    };
+    let mut relay = Relay::new(pool.clone(), kafka, config)?;
     let mut acks = relay.observe_acks();
     let shutdown = CancellationToken::new();
     eprintln!("bench outbox: relay draining the backlog");
