@@ -17,6 +17,7 @@ mod bench_pipeline;
 mod config_file;
 mod demo;
 mod dlq;
+mod notify;
 mod registry;
 mod relay;
 mod serve;
@@ -209,6 +210,11 @@ enum Command {
         #[command(subcommand)]
         command: dlq::DlqCommand,
     },
+    /// Max-effort notifications: subscribers, what was sent to them, retries, and the worker that sends.
+    Notify {
+        #[command(subcommand)]
+        command: notify::NotifyCommand,
+    },
     /// The whole pipeline on the local environment: a realistic mix of orders (declines, out of stock,
     /// delivery failures, double submits, a flash sale), a progress bar, and a summary with consistency
     /// checks; exits non-zero when a check fails.
@@ -303,6 +309,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Outbox { command } => relay::outbox_command(&db_settings, &command).await,
         Command::Status(args) => status::run(&db_settings, &kafka, &args).await,
         Command::Dlq { command } => dlq::run(&kafka, &command).await,
+        Command::Notify { command } => notify::run(&db_settings, command).await,
         Command::Demo(args) => {
             demo::run(&roles, &kafka, &cli.connections.schema_registry_url, &args).await
         }
