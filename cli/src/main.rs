@@ -145,6 +145,14 @@ struct PartUrls {
         hide_env_values = true
     )]
     registry_database_url: Option<String>,
+    /// Postgres URL of the notification worker. Default: DATABASE_URL as orderflow_notifier, no password.
+    #[arg(
+        long,
+        env = "ORDERFLOW_NOTIFIER_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    notifier_database_url: Option<String>,
 }
 
 impl PartUrls {
@@ -158,6 +166,7 @@ impl PartUrls {
             (db::Role::Orchestrator, &self.orchestrator_database_url),
             (db::Role::Relay, &self.relay_database_url),
             (db::Role::Registry, &self.registry_database_url),
+            (db::Role::Notifier, &self.notifier_database_url),
         ];
         given
             .into_iter()
@@ -309,7 +318,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Outbox { command } => relay::outbox_command(&db_settings, &command).await,
         Command::Status(args) => status::run(&db_settings, &kafka, &args).await,
         Command::Dlq { command } => dlq::run(&kafka, &command).await,
-        Command::Notify { command } => notify::run(&db_settings, command).await,
+        Command::Notify { command } => notify::run(&roles, command).await,
         Command::Demo(args) => {
             demo::run(&roles, &kafka, &cli.connections.schema_registry_url, &args).await
         }

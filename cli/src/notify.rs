@@ -61,8 +61,9 @@ pub struct RunArgs {
     metrics_addr: Option<SocketAddr>,
 }
 
-pub async fn run(db_settings: &db::DbConfig, command: NotifyCommand) -> anyhow::Result<()> {
-    let pool = db::connect(db_settings).await?;
+/// Migrates as the migrating user; operators' commands then run as it, the worker as its own role.
+pub async fn run(roles: &db::RoleConfig, command: NotifyCommand) -> anyhow::Result<()> {
+    let pool = db::connect(roles.admin()).await?;
     db::migrate(&pool).await?;
     match command {
         NotifyCommand::Subscribe {
@@ -111,7 +112,13 @@ pub async fn run(db_settings: &db::DbConfig, command: NotifyCommand) -> anyhow::
             notify::retry(&pool, id).await?;
             println!("{id} will be sent again now");
         }
-        NotifyCommand::Run(args) => work(pool, args).await?,
+        NotifyCommand::Run(args) => {
+            pool.close().await;
+            let worker = db::connect_as(roles, db::Role::Notifier)
+                .await
+                .context("failed to connect the notifier as its role")?;
+            work(worker, args).await?;
+        }
     }
     Ok(())
 }

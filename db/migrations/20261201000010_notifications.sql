@@ -27,3 +27,26 @@ CREATE TABLE notifications (
 );
 CREATE INDEX notifications_due ON notifications (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX notifications_by_status ON notifications (status, created_at);
+
+-- The orders part writes order-status webhooks in the transaction that ends an order; it sees who
+-- subscribes to which kind, never their secrets.
+GRANT SELECT (name, kinds) ON notify_subscribers TO orderflow_orders;
+GRANT INSERT ON notifications TO orderflow_orders;
+
+-- The notification worker: reads whom to send to (secrets included, to sign), and settles attempts.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'orderflow_notifier') THEN
+        BEGIN
+            CREATE ROLE orderflow_notifier LOGIN;
+        EXCEPTION
+            -- Created meanwhile by a migration of another database on this server.
+            WHEN duplicate_object OR unique_violation THEN NULL;
+        END;
+    END IF;
+    EXECUTE format('GRANT CONNECT ON DATABASE %I TO orderflow_notifier', current_database());
+END
+$$;
+GRANT USAGE ON SCHEMA public TO orderflow_notifier;
+GRANT SELECT ON notify_subscribers TO orderflow_notifier;
+GRANT SELECT, UPDATE ON notifications TO orderflow_notifier;

@@ -38,11 +38,13 @@ pub enum Role {
     Relay,
     /// The schema registry (`orderflow registry`, or the demo's own).
     Registry,
+    /// The worker that sends notifications (`orderflow notify run`, or the demo's own).
+    Notifier,
 }
 
 impl Role {
     /// Every role the migrations create.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Orders,
         Self::Payments,
         Self::Inventory,
@@ -50,6 +52,7 @@ impl Role {
         Self::Orchestrator,
         Self::Relay,
         Self::Registry,
+        Self::Notifier,
     ];
 
     /// The role's name in Postgres.
@@ -63,6 +66,7 @@ impl Role {
             Self::Orchestrator => "orderflow_orchestrator",
             Self::Relay => "orderflow_relay",
             Self::Registry => "orderflow_registry",
+            Self::Notifier => "orderflow_notifier",
         }
     }
 
@@ -77,6 +81,7 @@ impl Role {
             Self::Orchestrator => "ORDERFLOW_ORCHESTRATOR_DATABASE_URL",
             Self::Relay => "ORDERFLOW_RELAY_DATABASE_URL",
             Self::Registry => "ORDERFLOW_REGISTRY_DATABASE_URL",
+            Self::Notifier => "ORDERFLOW_NOTIFIER_DATABASE_URL",
         }
     }
 }

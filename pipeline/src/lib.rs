@@ -55,17 +55,20 @@ pub enum Part {
     Service(Service),
     /// Drives each order's saga.
     Orchestrator,
+    /// Sends notifications (order-status webhooks) until their receivers acknowledge them.
+    Notifier,
 }
 
 impl Part {
     /// Every part, in start order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Relay,
         Self::Service(Service::Orders),
         Self::Service(Service::Payments),
         Self::Service(Service::Inventory),
         Self::Service(Service::Delivery),
         Self::Orchestrator,
+        Self::Notifier,
     ];
 
     /// The part's name on the command line: `relay`, a service's name, or `orchestrator`.
@@ -75,6 +78,7 @@ impl Part {
             Self::Relay => "relay",
             Self::Service(service) => service.name(),
             Self::Orchestrator => "orchestrator",
+            Self::Notifier => "notifier",
         }
     }
 
@@ -88,6 +92,9 @@ impl Part {
             Self::Service(Service::Inventory) => "The inventory service: stock per SKU in buckets",
             Self::Service(Service::Delivery) => "The delivery service and its carrier simulation",
             Self::Orchestrator => "The order saga orchestrator, with durable timers",
+            Self::Notifier => {
+                "Sends notifications until acknowledged (also `orderflow notify run`)"
+            }
         }
     }
 
@@ -101,6 +108,7 @@ impl Part {
             Self::Service(Service::Inventory) => db::Role::Inventory,
             Self::Service(Service::Delivery) => db::Role::Delivery,
             Self::Orchestrator => db::Role::Orchestrator,
+            Self::Notifier => db::Role::Notifier,
         }
     }
 
@@ -108,8 +116,8 @@ impl Part {
     #[must_use]
     pub fn consumes(self, topics: &Topics) -> Vec<String> {
         match self {
-            // The outbox table, not a topic.
-            Self::Relay => Vec::new(),
+            // The outbox table, not a topic; the notifications table.
+            Self::Relay | Self::Notifier => Vec::new(),
             Self::Service(service) => vec![topics.commands(service)],
             Self::Orchestrator => Service::ALL.map(|s| topics.events(s)).to_vec(),
         }
@@ -123,6 +131,7 @@ impl Part {
             Self::Relay => topics.all(),
             Self::Service(service) => vec![topics.events(service)],
             Self::Orchestrator => Service::ALL.map(|s| topics.commands(s)).to_vec(),
+            Self::Notifier => Vec::new(),
         }
     }
 }
@@ -166,14 +175,18 @@ pub fn topology(topics: &Topics) -> String {
                     .join(", ")
             }
         };
-        let writes = match part {
-            Part::Relay => format!("publishes {}", list(part.produces(topics))),
-            _ => list(part.produces(topics)),
+        let (reads, writes) = match part {
+            Part::Relay => (
+                list(part.consumes(topics)),
+                format!("publishes {}", list(part.produces(topics))),
+            ),
+            Part::Notifier => (
+                "the notifications table".to_owned(),
+                "POSTs to subscribers".to_owned(),
+            ),
+            _ => (list(part.consumes(topics)), list(part.produces(topics))),
         };
-        table.push_str(&format!(
-            "| {part} | {} | {writes} |\n",
-            list(part.consumes(topics))
-        ));
+        table.push_str(&format!("| {part} | {reads} | {writes} |\n"));
     }
     table
 }
@@ -199,6 +212,7 @@ pub struct PipelineConfig {
     /// another on a shared broker), the region written on every record, consumer group names and settings.
     pub services: services::ServicesConfig,
     pub saga: sagas::SagaConfig,
+    pub notifier: notify::NotifierConfig,
     /// Each part connects as its own role with these settings (their pool limits are per part); `None`: every
     /// part uses the pool given to [`Pipeline::start`].
     pub roles: Option<db::RoleConfig>,
@@ -231,6 +245,7 @@ impl PipelineConfig {
             },
             services,
             saga: sagas::SagaConfig::default(),
+            notifier: notify::NotifierConfig::default(),
             roles: None,
             http: None,
         }
@@ -576,6 +591,12 @@ pub async fn run_part(part: Part, shared: Shared, cancel: CancellationToken) -> 
         }
         Part::Service(service) => {
             Ok(services::run(service, pool, kafka, codec, services, cancel).await?)
+        }
+        Part::Notifier => {
+            let notifier = notify::Notifier::new(pool, config.notifier.clone())
+                .context("failed to create the notifier")?;
+            notifier.run(cancel).await;
+            Ok(())
         }
         Part::Orchestrator => {
             let mut settings = sagas::OrchestratorConfig::new(&services.topics);

@@ -47,6 +47,9 @@ pub enum ServiceError {
     /// The database failed or is unavailable. Transient.
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// A notification could not be written (order-status webhooks); transient when the database failed.
+    #[error("notification")]
+    Notify(#[from] notify::NotifyError),
     /// The consumer runtime could not start or stopped with an error.
     #[error("consumer")]
     Consumer(#[from] consumers::ConsumerError),
@@ -72,6 +75,7 @@ impl ServiceError {
             Self::ProviderTimeout { .. } | Self::Unrecorded { .. } | Self::Database(_) => true,
             Self::Outbox(e) => schemas::outbox_is_transient(e),
             Self::Schema(e) => e.is_transient(),
+            Self::Notify(e) => matches!(e, notify::NotifyError::Database(_)),
             Self::Invalid { .. }
             | Self::NotApplicable(_)
             | Self::StockInUse { .. }

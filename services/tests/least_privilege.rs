@@ -99,6 +99,40 @@ async fn the_registry_role_cannot_read_orders() {
     .await;
 }
 
+/// The orders part writes order-status webhooks and sees who subscribes, never a secret; the notifier reads
+/// secrets to sign and settles attempts, and nothing of the orders.
+#[tokio::test]
+async fn webhook_secrets_are_for_the_notifier_alone() {
+    let db = testkit::TestDb::new().await;
+    let mut orders = connect_as(&db, Role::Orders).await;
+    let write_webhook = "INSERT INTO notifications (id, subscriber, kind, body)
+         SELECT gen_random_uuid(), name, 'order.completed', '{}' FROM notify_subscribers
+         WHERE 'order.completed' = ANY (kinds)";
+    assert_allowed(&mut orders, Role::Orders, write_webhook).await;
+    assert_refused(
+        &mut orders,
+        Role::Orders,
+        "SELECT secret FROM notify_subscribers",
+    )
+    .await;
+    assert_refused(
+        &mut orders,
+        Role::Orders,
+        "UPDATE notifications SET status = 'delivered'",
+    )
+    .await;
+
+    let mut notifier = connect_as(&db, Role::Notifier).await;
+    for allowed in [
+        "SELECT n.id, s.url, s.secret FROM notifications n JOIN notify_subscribers s ON s.name = n.subscriber",
+        "UPDATE notifications SET status = 'delivered' WHERE status = 'pending'",
+    ] {
+        assert_allowed(&mut notifier, Role::Notifier, allowed).await;
+    }
+    assert_refused(&mut notifier, Role::Notifier, READ_ORDERS).await;
+    assert_refused(&mut notifier, Role::Notifier, "DELETE FROM notifications").await;
+}
+
 /// One part's role: what its part runs, and a sample of what belongs to others.
 struct Part {
     role: Role,

@@ -4,6 +4,8 @@
 //! as its own database role, as `orderflow demo` runs them.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::ProgressBar;
@@ -146,13 +148,67 @@ async fn failed_deliveries_void_the_payment_release_the_stock_and_cancel() {
     assert_passed(&report);
 }
 
+/// Signed order-status webhooks a receiver verified, by order id: (status, cancel reason, times received).
+type Webhooks = Arc<Mutex<BTreeMap<String, (String, Option<String>, usize)>>>;
+
+const WEBHOOK_SECRET: &str = "merchant-secret";
+
+/// A merchant's endpoint: verifies each webhook's signature (401 otherwise, counted in `refused`) and
+/// records it.
+async fn webhook_receiver() -> (String, Webhooks, Arc<AtomicUsize>) {
+    let received = Webhooks::default();
+    let refused = Arc::new(AtomicUsize::new(0));
+    let (into, refusals) = (Arc::clone(&received), Arc::clone(&refused));
+    let hook = move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+        let signature = headers
+            .get(notify::signature::SIGNATURE_HEADER)
+            .and_then(|v| v.to_str().ok());
+        let now = chrono::Utc::now().timestamp();
+        let tolerance = notify::signature::DEFAULT_TOLERANCE;
+        if notify::signature::verify(WEBHOOK_SECRET.as_bytes(), signature, &body, now, tolerance)
+            .is_err()
+        {
+            refusals.fetch_add(1, Ordering::SeqCst);
+            return axum::http::StatusCode::UNAUTHORIZED;
+        }
+        let webhook: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let text = |field: &str| webhook[field].as_str().map(str::to_owned);
+        let mut received = into.lock().unwrap();
+        let entry = received.entry(text("order_id").unwrap()).or_insert((
+            text("status").unwrap(),
+            text("cancel_reason"),
+            0,
+        ));
+        entry.2 += 1;
+        axum::http::StatusCode::NO_CONTENT
+    };
+    let app = axum::Router::new().route("/hooks", axum::routing::post(hook));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, received, refused)
+}
+
+/// Also: a merchant subscribed to order.completed and order.cancelled gets one signed webhook per order,
+/// written in the transaction that ended it.
 #[tokio::test]
 async fn orders_beyond_the_stock_are_cancelled_out_of_stock() {
     let Run {
-        db: _db,
+        db,
         pipeline,
         _turn,
-    } = start(&Part::ALL, |_| {}).await;
+    } = start(&Part::ALL, |c| {
+        c.notifier.poll_interval = Duration::from_millis(50)
+    })
+    .await;
+    let (url, webhooks, refused) = webhook_receiver().await;
+    let merchant = notify::Subscriber {
+        name: "merchant".into(),
+        url,
+        secret: WEBHOOK_SECRET.into(),
+        kinds: vec!["order.completed".into(), "order.cancelled".into()],
+    };
+    notify::subscribe(db.pool(), &merchant).await.unwrap();
     let workload = Workload {
         flash_sale_share: 1.0,
         flash_sale_units: 4,
@@ -160,6 +216,12 @@ async fn orders_beyond_the_stock_are_cancelled_out_of_stock() {
         ..Workload::happy(12)
     };
     let report = run(&pipeline, &workload, Duration::from_secs(180)).await;
+    for _ in 0..200 {
+        if webhooks.lock().unwrap().len() == 12 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     pipeline.stop().await.unwrap();
     assert_eq!(
         report.orders_by_state,
@@ -167,6 +229,20 @@ async fn orders_beyond_the_stock_are_cancelled_out_of_stock() {
     );
     assert_eq!(report.cancel_reasons, counts([("OutOfStock", 8)]));
     assert_passed(&report);
+
+    let webhooks = webhooks.lock().unwrap().clone();
+    let mut by_status = BTreeMap::new();
+    for (status, reason, times) in webhooks.values() {
+        *by_status
+            .entry((status.as_str(), reason.as_deref()))
+            .or_insert(0) += times;
+    }
+    let expected = BTreeMap::from([
+        (("cancelled", Some("OutOfStock")), 8),
+        (("completed", None), 4),
+    ]);
+    assert_eq!(by_status, expected, "one webhook per order: {webhooks:?}");
+    assert_eq!(refused.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test]
@@ -338,7 +414,7 @@ async fn flash_sale_through_the_http_api_answers_every_buyer_and_sells_exactly_t
         .unwrap();
     let url = format!("http://{}/orders", pipeline.http_addr().unwrap());
     let client = reqwest::Client::new();
-    let connections = std::sync::Arc::new(tokio::sync::Semaphore::new(256));
+    let connections = Arc::new(tokio::sync::Semaphore::new(256));
     let started = tokio::time::Instant::now();
     let mut buyers = tokio::task::JoinSet::new();
     for n in 0..BUYERS {

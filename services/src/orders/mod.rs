@@ -487,6 +487,15 @@ impl Responder for Orders {
         .bind(reason)
         .execute(&mut *tx)
         .await?;
+        if status != "placed" {
+            let webhook = serde_json::json!({
+                "order_id": order_id,
+                "status": status,
+                "cancel_reason": reason,
+                "at": Utc::now(),
+            });
+            notify::notify_kind(tx, &format!("order.{status}"), &webhook).await?;
+        }
         Ok(())
     }
 }
