@@ -18,6 +18,7 @@ mod config_file;
 mod demo;
 mod dlq;
 mod notify;
+mod reconcile;
 mod registry;
 mod relay;
 mod serve;
@@ -224,6 +225,10 @@ enum Command {
         #[command(subcommand)]
         command: notify::NotifyCommand,
     },
+    /// Finance's reconciliation of a window (default: yesterday, UTC): the provider's statement against our
+    /// payments, orders and notifications; a table per class of difference with counts and amounts. Every
+    /// run is recorded (`reconcile history`). Exit 0 when clean, 1 when differences remain.
+    Reconcile(reconcile::ReconcileArgs),
     /// The whole pipeline on the local environment: a realistic mix of orders (declines, out of stock,
     /// delivery failures, double submits, a flash sale), a progress bar, and a summary with consistency
     /// checks; exits non-zero when a check fails.
@@ -319,6 +324,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => status::run(&db_settings, &kafka, &args).await,
         Command::Dlq { command } => dlq::run(&kafka, &command).await,
         Command::Notify { command } => notify::run(&roles, command).await,
+        Command::Reconcile(args) => reconcile::run(&db_settings, args).await,
         Command::Demo(args) => {
             demo::run(&roles, &kafka, &cli.connections.schema_registry_url, &args).await
         }

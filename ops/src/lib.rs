@@ -1,7 +1,9 @@
-//! Operator and finance jobs: empty until the reconciliation work lands.
+//! Operator and finance jobs.
 //!
-//! Nothing here can be used yet. Reconciliation (finding and repairing mismatches between orders, payments
-//! and the provider's ledger), topic replay and region failover are planned for this crate and do not exist
-//! in any form. What operators have today is in the `orderflow` binary: `status`, `outbox` (backlog and
-//! quarantine) and `dlq` (list, show, redrive); payments keeps every provider operation with its reference
-//! (`payment_operations`) for the reconciliation to come.
+//! - [`reconcile`]: finance's reconciliation of the provider's statement against our payments, orders and
+//!   notifications, for a window; differences classified with the money at stake, every run recorded.
+//!   It finds and reports; repairs (`--apply`) are not built yet.
+//!
+//! Topic replay and region failover are planned for this crate and do not exist in any form yet.
+
+pub mod reconcile;

@@ -1,0 +1,113 @@
+//! `orderflow reconcile`: finance's reconciliation of a window, and the history of runs.
+
+use anyhow::Context as _;
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use ops::reconcile::{self, Window};
+
+/// `orderflow reconcile ...`
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ReconcileArgs {
+    #[command(subcommand)]
+    command: Option<ReconcileCommand>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ReconcileCommand {
+    /// The latest runs: who, when, window, mode, what each found.
+    History {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Start of the window, RFC 3339 (2026-11-30T00:00:00Z) or a UTC date (2026-11-30). Default: yesterday.
+    #[arg(long, value_parser = parse_time)]
+    from: Option<DateTime<Utc>>,
+    /// End of the window, excluded. Default: a day after --from.
+    #[arg(long, value_parser = parse_time, requires = "from")]
+    to: Option<DateTime<Utc>>,
+    /// How to print the report: a table per class, JSON (summary and differences) or CSV (differences).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Repair what can be repaired safely. Not built yet: refused.
+    #[arg(long)]
+    apply: bool,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(time.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map(|date| date.and_time(chrono::NaiveTime::MIN).and_utc())
+        .map_err(|_| {
+            format!("`{text}` is neither RFC 3339 (2026-11-30T00:00:00Z) nor a date (2026-11-30)")
+        })
+}
+
+/// Runs a reconciliation and prints its report; fails (exit 1) when differences remain, for cron and
+/// alerting.
+pub async fn run(db_settings: &db::DbConfig, args: ReconcileArgs) -> anyhow::Result<()> {
+    let pool = db::connect(db_settings).await?;
+    db::migrate(&pool).await?;
+    if let Some(ReconcileCommand::History { limit }) = args.command {
+        for run in reconcile::history(&pool, limit).await? {
+            println!(
+                "{}\t{}\t{}\t{} to {}\t{}\t{}\t{}",
+                run.id,
+                run.started_at,
+                run.run_by,
+                run.window_from,
+                run.window_to,
+                run.mode,
+                run.outcome.unwrap_or_else(|| "running".into()),
+                run.found.map(|f| f.to_string()).unwrap_or_default()
+            );
+        }
+        return Ok(());
+    }
+    let args = args.run;
+    anyhow::ensure!(
+        !args.apply,
+        "--apply is not built yet: repairs must go through the provider and the payments service's \
+         command path, which this release does not do; run without it to see the differences"
+    );
+    let window = match args.from {
+        None => Window::yesterday(Utc::now()),
+        Some(from) => {
+            let to = args
+                .to
+                .unwrap_or_else(|| from.checked_add_days(Days::new(1)).unwrap_or(from));
+            Window::new(from, to).map_err(anyhow::Error::msg)?
+        }
+    };
+    let run_by = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    eprintln!("reconcile: {} to {}", window.from, window.to);
+    let report = reconcile::reconcile(&pool, window, &run_by)
+        .await
+        .context("reconciliation failed")?;
+    match args.format {
+        Format::Table => print!("{}", reconcile::render_table(&report)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Csv => print!("{}", reconcile::render_csv(&report)),
+    }
+    let remaining = report.summary.total();
+    anyhow::ensure!(
+        remaining == 0,
+        "{remaining} differences remain (run {})",
+        report.run_id
+    );
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! `orderflow reconcile` as finance's cron runs it: exit 0 when clean, 1 when differences remain, every run
+//! in the history, and bad input named.
+
+use std::process::{Command, Output};
+
+fn orderflow(db: &testkit::TestDb, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_orderflow"))
+        .env("DATABASE_URL", db.url())
+        .env_remove("ORDERFLOW_CONFIG")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn clean_is_exit_0_differences_exit_1_and_both_are_in_the_history() {
+    let db = testkit::TestDb::new().await;
+    let now = chrono::Utc::now();
+    let from = (now - chrono::Duration::hours(1)).to_rfc3339();
+    let to = (now + chrono::Duration::hours(1)).to_rfc3339();
+    let window = ["reconcile", "--from", from.as_str(), "--to", to.as_str()];
+    let clean = orderflow(&db, &window);
+    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean.stderr));
+    assert!(
+        text(&clean.stdout).ends_with("\n0 differences\n"),
+        "{}",
+        text(&clean.stdout)
+    );
+
+    sqlx::query("INSERT INTO notify_subscribers (name, url, secret) VALUES ('shop', 'http://127.0.0.1:9', 's')")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO notifications (id, subscriber, kind, body, status) VALUES
+         (gen_random_uuid(), 'shop', 'order.completed', '{}', 'given_up')",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let found = orderflow(&db, &[&window[..], &["--format", "csv"]].concat());
+    assert_eq!(found.status.code(), Some(1));
+    let csv = text(&found.stdout);
+    assert!(
+        csv.starts_with(
+            "class,order_id,provider_ref,amount_minor,currency,detail\nnotification_given_up,"
+        ),
+        "{csv}"
+    );
+    assert!(
+        text(&found.stderr).contains("1 differences remain"),
+        "{}",
+        text(&found.stderr)
+    );
+
+    let history = text(&orderflow(&db, &["reconcile", "history"]).stdout);
+    assert_eq!(history.lines().count(), 2, "{history}");
+    assert!(
+        history
+            .lines()
+            .next()
+            .unwrap()
+            .contains("\tdry_run\tdifferences\t"),
+        "{history}"
+    );
+}
+
+#[tokio::test]
+async fn bad_windows_and_apply_are_refused_with_a_reason() {
+    let db = testkit::TestDb::new().await;
+    let backwards = orderflow(
+        &db,
+        &["reconcile", "--from", "2026-12-02", "--to", "2026-12-01"],
+    );
+    assert_eq!(backwards.status.code(), Some(1));
+    assert!(
+        text(&backwards.stderr).contains("is not before its end"),
+        "{}",
+        text(&backwards.stderr)
+    );
+
+    let bad_date = orderflow(&db, &["reconcile", "--from", "yesterday"]);
+    assert_eq!(bad_date.status.code(), Some(2));
+    assert!(
+        text(&bad_date.stderr).contains("`yesterday` is neither RFC 3339"),
+        "{}",
+        text(&bad_date.stderr)
+    );
+
+    let to_alone = orderflow(&db, &["reconcile", "--to", "2026-12-01"]);
+    assert_eq!(to_alone.status.code(), Some(2));
+
+    let apply = orderflow(&db, &["reconcile", "--apply"]);
+    assert_eq!(apply.status.code(), Some(1));
+    assert!(
+        text(&apply.stderr).contains("--apply is not built yet"),
+        "{}",
+        text(&apply.stderr)
+    );
+    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM reconcile_runs")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(runs, 0, "a refused run records nothing");
+}

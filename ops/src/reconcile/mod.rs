@@ -1,0 +1,233 @@
+//! Finance's reconciliation: the provider's statement against our payments, orders and notifications for a
+//! window, each difference classified ([`Class`]) with the money at stake, and every run recorded for audit.
+//!
+//! This is the safety net behind the outbox and the notifier: whatever they missed (a provider that
+//! charged and then timed out, a notification given up) shows here. Matching is by provider reference;
+//! a line in the window is matched with the other side's line of any time, so movements either side of
+//! midnight do not show as differences. Repairs (`--apply`) are not built yet: a run finds and reports.
+
+mod classify;
+mod load;
+
+use chrono::{DateTime, Days, NaiveTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub use classify::{
+    Books, Class, ClassSummary, Difference, EndedOrder, GivenUp, Line, Summary, classify,
+};
+pub use load::load;
+
+/// The time range a run covers, `[from, to)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Window {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl Window {
+    /// `[from, to)`, refused when it is empty or backwards.
+    ///
+    /// # Errors
+    /// A message naming both ends.
+    pub fn new(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Self, String> {
+        if from >= to {
+            return Err(format!(
+                "the window's start {from} is not before its end {to}"
+            ));
+        }
+        Ok(Self { from, to })
+    }
+
+    /// Yesterday in UTC, midnight to midnight: finance's daily run.
+    #[must_use]
+    pub fn yesterday(now: DateTime<Utc>) -> Self {
+        let today = now.date_naive().and_time(NaiveTime::MIN).and_utc();
+        let yesterday = today.checked_sub_days(Days::new(1)).unwrap_or(today);
+        Self {
+            from: yesterday,
+            to: today,
+        }
+    }
+}
+
+/// What a run found.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub run_id: Uuid,
+    pub window: Window,
+    pub summary: Summary,
+    pub differences: Vec<Difference>,
+}
+
+/// Finds the differences of `window` and records the run, as `run_by`, in `reconcile_runs`.
+///
+/// # Errors
+/// A database error; the run is then recorded as failed when the database still answers.
+pub async fn reconcile(pool: &PgPool, window: Window, run_by: &str) -> Result<Report, sqlx::Error> {
+    let run_id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO reconcile_runs (id, run_by, window_from, window_to, mode)
+         VALUES ($1, $2, $3, $4, 'dry_run')",
+    )
+    .bind(run_id)
+    .bind(run_by)
+    .bind(window.from)
+    .bind(window.to)
+    .execute(pool)
+    .await?;
+    let books = match load(pool, &window).await {
+        Ok(books) => books,
+        Err(e) => {
+            finish(pool, run_id, None, "failed").await.ok();
+            return Err(e);
+        }
+    };
+    let differences = classify(&books);
+    let summary = Summary::of(&differences);
+    let outcome = if differences.is_empty() {
+        "clean"
+    } else {
+        "differences"
+    };
+    finish(pool, run_id, Some(&summary), outcome).await?;
+    Ok(Report {
+        run_id,
+        window,
+        summary,
+        differences,
+    })
+}
+
+async fn finish(
+    pool: &PgPool,
+    run_id: Uuid,
+    summary: Option<&Summary>,
+    outcome: &str,
+) -> Result<(), sqlx::Error> {
+    let found = summary.map(|s| sqlx::types::Json(&s.classes));
+    sqlx::query(
+        "UPDATE reconcile_runs SET finished_at = clock_timestamp(), found = $2, outcome = $3 WHERE id = $1",
+    )
+    .bind(run_id)
+    .bind(found)
+    .bind(outcome)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// A recorded run.
+#[derive(Clone, Debug, sqlx::FromRow, Serialize)]
+pub struct Run {
+    pub id: Uuid,
+    pub run_by: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub window_from: DateTime<Utc>,
+    pub window_to: DateTime<Utc>,
+    pub mode: String,
+    pub found: Option<serde_json::Value>,
+    pub outcome: Option<String>,
+}
+
+/// The latest runs, newest first.
+///
+/// # Errors
+/// A database error.
+pub async fn history(pool: &PgPool, limit: i64) -> Result<Vec<Run>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, run_by, started_at, finished_at, window_from, window_to, mode, found, outcome
+         FROM reconcile_runs ORDER BY started_at DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// The report as a table per class (counts and amounts), then every difference.
+#[must_use]
+pub fn render_table(report: &Report) -> String {
+    let mut out = format!(
+        "reconciliation {} of {} to {}\n\n{:<30} {:>7}  amounts\n",
+        report.run_id, report.window.from, report.window.to, "class", "count"
+    );
+    for (class, summary) in &report.summary.classes {
+        let amounts: Vec<String> = summary
+            .amounts
+            .iter()
+            .map(|(currency, minor)| format!("{minor} {currency}"))
+            .collect();
+        out.push_str(&format!(
+            "{class:<30} {:>7}  {}\n",
+            summary.count,
+            amounts.join(", ")
+        ));
+    }
+    if !report.differences.is_empty() {
+        out.push('\n');
+    }
+    for d in &report.differences {
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{} {}\t{}\n",
+            d.class.name(),
+            d.order_id.map(|o| o.to_string()).unwrap_or_default(),
+            d.provider_ref.as_deref().unwrap_or(""),
+            d.amount_minor,
+            d.currency,
+            d.detail
+        ));
+    }
+    out.push_str(&format!("\n{} differences\n", report.summary.total()));
+    out
+}
+
+/// The differences as CSV with a header line, quoted where a field needs it.
+#[must_use]
+pub fn render_csv(report: &Report) -> String {
+    let mut out = String::from("class,order_id,provider_ref,amount_minor,currency,detail\n");
+    for d in &report.differences {
+        let fields = [
+            d.class.name().to_owned(),
+            d.order_id.map(|o| o.to_string()).unwrap_or_default(),
+            d.provider_ref.clone().unwrap_or_default(),
+            d.amount_minor.to_string(),
+            d.currency.clone(),
+            d.detail.clone(),
+        ];
+        let quoted: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        out.push_str(&quoted.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+fn csv_field(field: &str) -> String {
+    if field.contains([',', '"', '\n']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yesterday_is_midnight_to_midnight_in_utc() {
+        let now = "2026-12-01T22:13:46Z".parse().unwrap();
+        let window = Window::yesterday(now);
+        assert_eq!(window.from.to_rfc3339(), "2026-11-30T00:00:00+00:00");
+        assert_eq!(window.to.to_rfc3339(), "2026-12-01T00:00:00+00:00");
+        assert!(Window::new(window.to, window.from).is_err());
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_when_they_must_be() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a, b"), "\"a, b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+}
