@@ -27,6 +27,9 @@ pub enum BenchCommand {
     /// Postgres commit ceiling measured on the same pool in the same run; the last line is the ratio of the
     /// pipeline's commits per second to that ceiling.
     Pipeline(crate::bench_pipeline::PipelineBenchArgs),
+    /// Statement lines matched per second by `orderflow reconcile`, beside one SQL full outer join of the
+    /// same tables in the same run, on a database of its own; the last line printed is the ratio.
+    Reconcile(crate::bench_reconcile::ReconcileBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -90,6 +93,7 @@ pub async fn run(
         BenchCommand::Outbox(args) => outbox_bench(db_settings, kafka, args).await,
         BenchCommand::Consumers(args) => consumers_bench(db_settings, kafka, args).await,
         BenchCommand::Pipeline(args) => crate::bench_pipeline::run(db_settings, kafka, args).await,
+        BenchCommand::Reconcile(args) => crate::bench_reconcile::run(db_settings, args).await,
     }
 }
 

@@ -14,6 +14,7 @@ mod api_args;
 mod bench;
 mod bench_open_loop;
 mod bench_pipeline;
+mod bench_reconcile;
 mod config_file;
 mod demo;
 mod dlq;

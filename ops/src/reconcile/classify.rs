@@ -36,19 +36,28 @@ pub struct GivenUp {
     pub kind: String,
 }
 
-/// Both books for one window. Lines *in* the window are what is checked; the `*_by_ref` maps hold the other
-/// side's line of each reference whatever its time, so that a movement recorded a second after midnight
-/// still matches one the provider made a second before.
+/// Both books for one window. Lines *in* the window are what is checked; the `*_elsewhere` lines are the
+/// other halves, outside the window, of references in it, so that a movement recorded a second after
+/// midnight still matches one the provider made a second before.
 #[derive(Clone, Debug, Default)]
 pub struct Books {
     pub statement: Vec<Line>,
     pub ours: Vec<Line>,
-    pub statement_by_ref: HashMap<String, Line>,
-    pub ours_by_ref: HashMap<String, Line>,
+    pub statement_elsewhere: Vec<Line>,
+    pub ours_elsewhere: Vec<Line>,
     pub ended_orders: Vec<EndedOrder>,
     /// Every statement line of the ended orders, whatever its time.
     pub ended_orders_lines: Vec<Line>,
     pub given_up: Vec<GivenUp>,
+}
+
+/// One side's lines by reference.
+fn index<'a>(in_window: &'a [Line], elsewhere: &'a [Line]) -> HashMap<&'a str, &'a Line> {
+    in_window
+        .iter()
+        .chain(elsewhere)
+        .map(|l| (l.provider_ref.as_str(), l))
+        .collect()
 }
 
 /// The kinds of difference, in the order they are reported.
@@ -141,8 +150,10 @@ pub fn classify(books: &Books) -> Vec<Difference> {
 
 /// Each reference on one side in the window, against the other side.
 fn references(books: &Books, found: &mut Vec<Difference>) {
+    let statement = index(&books.statement, &books.statement_elsewhere);
+    let ours = index(&books.ours, &books.ours_elsewhere);
     for line in &books.statement {
-        match books.ours_by_ref.get(&line.provider_ref) {
+        match ours.get(line.provider_ref.as_str()) {
             None if line.operation == "capture" => {
                 found.push(difference(
                     Class::CapturedNotRecorded,
@@ -164,7 +175,7 @@ fn references(books: &Books, found: &mut Vec<Difference>) {
         }
     }
     for line in &books.ours {
-        if !books.statement_by_ref.contains_key(&line.provider_ref) {
+        if !statement.contains_key(line.provider_ref.as_str()) {
             let detail = format!("{} recorded, absent from the statement", line.operation);
             found.push(difference(Class::RecordedNotAtProvider, line, detail));
         }
@@ -326,18 +337,12 @@ mod tests {
 
     /// Books where both sides agree on `lines` and the orders ended as given.
     fn agreeing(lines: &[Line], orders: &[EndedOrder]) -> Books {
-        let by_ref: HashMap<String, Line> = lines
-            .iter()
-            .map(|l| (l.provider_ref.clone(), l.clone()))
-            .collect();
         Books {
             statement: lines.to_vec(),
             ours: lines.to_vec(),
-            statement_by_ref: by_ref.clone(),
-            ours_by_ref: by_ref,
             ended_orders: orders.to_vec(),
             ended_orders_lines: lines.to_vec(),
-            given_up: Vec::new(),
+            ..Books::default()
         }
     }
 
@@ -373,7 +378,6 @@ mod tests {
         let (lines, orders) = healthy();
         let mut books = agreeing(&lines, &orders);
         books.ours.retain(|l| l.provider_ref != "c1");
-        books.ours_by_ref.remove("c1");
         assert_eq!(found(&books), [(Class::CapturedNotRecorded, 500)]);
     }
 
@@ -382,7 +386,6 @@ mod tests {
         let (lines, orders) = healthy();
         let mut books = agreeing(&lines, &orders);
         books.statement.retain(|l| l.provider_ref != "v2");
-        books.statement_by_ref.remove("v2");
         books.ended_orders_lines.retain(|l| l.provider_ref != "v2");
         // Without its void, the cancelled order's authorization dangles too: both are found.
         assert_eq!(
@@ -395,11 +398,20 @@ mod tests {
     }
 
     #[test]
+    fn a_movement_matches_its_other_half_outside_the_window() {
+        let (lines, orders) = healthy();
+        let mut books = agreeing(&lines, &orders);
+        let recorded_late = books.ours.remove(1);
+        books.ours_elsewhere.push(recorded_late);
+        assert_eq!(found(&books), []);
+    }
+
+    #[test]
     fn another_amount_or_currency_is_a_mismatch() {
         let (lines, orders) = healthy();
         let mut books = agreeing(&lines, &orders);
-        books.ours_by_ref.get_mut("c1").unwrap().amount_minor = 499;
-        books.ours_by_ref.get_mut("a2").unwrap().currency = "USD".into();
+        books.ours[1].amount_minor = 499;
+        books.ours[2].currency = "USD".into();
         let differences = classify(&books);
         let classes: Vec<_> = differences.iter().map(|d| (d.class, d.order_id)).collect();
         assert_eq!(
@@ -457,7 +469,6 @@ mod tests {
             kind: "payment.result".into(),
         });
         books.ours.retain(|l| l.provider_ref != "c1");
-        books.ours_by_ref.remove("c1");
         let summary = Summary::of(&classify(&books));
         assert_eq!(summary.total(), 2);
         assert_eq!(summary.classes.len(), Class::ALL.len());

@@ -1,6 +1,6 @@
 //! Reading both books for a window.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use sqlx::{AssertSqlSafe, PgPool};
 use uuid::Uuid;
@@ -43,22 +43,28 @@ impl Book {
             .await
     }
 
-    /// This side's lines with the references of `lines` (the other side's), whatever their time.
-    async fn matching(
+    /// This side's lines outside the window with the references of `lines` (the other side's) that `mine`
+    /// (this side's lines in the window) does not have.
+    async fn elsewhere(
         &self,
         pool: &PgPool,
+        mine: &[Line],
         lines: &[Line],
-    ) -> Result<HashMap<String, Line>, sqlx::Error> {
-        let refs: Vec<&str> = lines.iter().map(|l| l.provider_ref.as_str()).collect();
+    ) -> Result<Vec<Line>, sqlx::Error> {
+        let have: HashSet<&str> = mine.iter().map(|l| l.provider_ref.as_str()).collect();
+        let missing: Vec<&str> = lines
+            .iter()
+            .map(|l| l.provider_ref.as_str())
+            .filter(|r| !have.contains(r))
+            .collect();
+        if missing.is_empty() {
+            return Ok(Vec::new());
+        }
         let query = format!("{} WHERE provider_ref = ANY($1)", self.select);
-        let found: Vec<Line> = sqlx::query_as(AssertSqlSafe(query))
-            .bind(refs)
+        sqlx::query_as(AssertSqlSafe(query))
+            .bind(missing)
             .fetch_all(pool)
-            .await?;
-        Ok(found
-            .into_iter()
-            .map(|l| (l.provider_ref.clone(), l))
-            .collect())
+            .await
     }
 
     async fn of_orders(&self, pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Line>, sqlx::Error> {
@@ -75,10 +81,13 @@ impl Book {
 /// # Errors
 /// A database error.
 pub async fn load(pool: &PgPool, window: &Window) -> Result<Books, sqlx::Error> {
-    let statement = STATEMENT.in_window(pool, window).await?;
-    let ours = OURS.in_window(pool, window).await?;
-    let statement_by_ref = STATEMENT.matching(pool, &ours).await?;
-    let ours_by_ref = OURS.matching(pool, &statement).await?;
+    // Both sides at once, on two connections: Postgres reads one while this process decodes the other.
+    let (statement, ours) = tokio::try_join!(
+        STATEMENT.in_window(pool, window),
+        OURS.in_window(pool, window)
+    )?;
+    let statement_elsewhere = STATEMENT.elsewhere(pool, &statement, &ours).await?;
+    let ours_elsewhere = OURS.elsewhere(pool, &ours, &statement).await?;
     let ended_orders: Vec<EndedOrder> = sqlx::query_as(
         "SELECT order_id, status, total_minor, currency FROM orders_view
          WHERE status IN ('completed', 'cancelled') AND ended_at >= $1 AND ended_at < $2",
@@ -100,8 +109,8 @@ pub async fn load(pool: &PgPool, window: &Window) -> Result<Books, sqlx::Error> 
     Ok(Books {
         statement,
         ours,
-        statement_by_ref,
-        ours_by_ref,
+        statement_elsewhere,
+        ours_elsewhere,
         ended_orders,
         ended_orders_lines,
         given_up,
