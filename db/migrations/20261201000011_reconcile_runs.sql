@@ -14,3 +14,8 @@ CREATE TABLE reconcile_runs (
     outcome     text        CHECK (outcome IN ('clean', 'differences', 'failed'))
 );
 CREATE INDEX reconcile_runs_started ON reconcile_runs (started_at DESC);
+
+-- Reconciliation reads each side's movements of a window and matches them by reference.
+CREATE INDEX provider_ledger_created_at ON provider_ledger (created_at);
+CREATE INDEX provider_ledger_provider_ref ON provider_ledger (provider_ref);
+CREATE INDEX payment_operations_recorded_at ON payment_operations (recorded_at);

@@ -36,28 +36,25 @@ pub struct GivenUp {
     pub kind: String,
 }
 
-/// Both books for one window. Lines *in* the window are what is checked; the `*_elsewhere` lines are the
-/// other halves, outside the window, of references in it, so that a movement recorded a second after
-/// midnight still matches one the provider made a second before.
+/// A reference whose two halves differ: on one side only, or with another amount or currency.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pair {
+    pub theirs: Option<Line>,
+    pub ours: Option<Line>,
+}
+
+/// What the checks of one window need, as [`super::load`] reads it: the matching of references is done by
+/// the database (a join), which hands over only the references that differ.
 #[derive(Clone, Debug, Default)]
 pub struct Books {
-    pub statement: Vec<Line>,
-    pub ours: Vec<Line>,
-    pub statement_elsewhere: Vec<Line>,
-    pub ours_elsewhere: Vec<Line>,
+    /// References with a half in the window whose halves differ (the other half may lie outside it).
+    pub unmatched: Vec<Pair>,
+    /// Every capture of the orders captured more than once, one of them in the window.
+    pub repeated_captures: Vec<Line>,
     pub ended_orders: Vec<EndedOrder>,
     /// Every statement line of the ended orders, whatever its time.
     pub ended_orders_lines: Vec<Line>,
     pub given_up: Vec<GivenUp>,
-}
-
-/// One side's lines by reference.
-fn index<'a>(in_window: &'a [Line], elsewhere: &'a [Line]) -> HashMap<&'a str, &'a Line> {
-    in_window
-        .iter()
-        .chain(elsewhere)
-        .map(|l| (l.provider_ref.as_str(), l))
-        .collect()
 }
 
 /// The kinds of difference, in the order they are reported.
@@ -148,61 +145,52 @@ pub fn classify(books: &Books) -> Vec<Difference> {
     found
 }
 
-/// Each reference on one side in the window, against the other side.
+/// Each reference whose halves differ.
 fn references(books: &Books, found: &mut Vec<Difference>) {
-    let statement = index(&books.statement, &books.statement_elsewhere);
-    let ours = index(&books.ours, &books.ours_elsewhere);
-    for line in &books.statement {
-        match ours.get(line.provider_ref.as_str()) {
-            None if line.operation == "capture" => {
-                found.push(difference(
-                    Class::CapturedNotRecorded,
-                    line,
-                    "no payment operation has this reference".into(),
-                ));
+    for pair in &books.unmatched {
+        match (&pair.theirs, &pair.ours) {
+            (Some(theirs), None) if theirs.operation == "capture" => found.push(difference(
+                Class::CapturedNotRecorded,
+                theirs,
+                "no payment operation has this reference".into(),
+            )),
+            (None, Some(ours)) => {
+                let detail = format!("{} recorded, absent from the statement", ours.operation);
+                found.push(difference(Class::RecordedNotAtProvider, ours, detail));
             }
-            None => {}
-            Some(ours)
-                if (ours.amount_minor, &ours.currency) != (line.amount_minor, &line.currency) =>
+            (Some(theirs), Some(ours))
+                if (ours.amount_minor, &ours.currency)
+                    != (theirs.amount_minor, &theirs.currency) =>
             {
                 let detail = format!(
                     "{} {} at the provider, {} {} recorded",
-                    line.amount_minor, line.currency, ours.amount_minor, ours.currency
+                    theirs.amount_minor, theirs.currency, ours.amount_minor, ours.currency
                 );
-                found.push(difference(Class::AmountMismatch, line, detail));
+                found.push(difference(Class::AmountMismatch, theirs, detail));
             }
-            Some(_) => {}
-        }
-    }
-    for line in &books.ours {
-        if !statement.contains_key(line.provider_ref.as_str()) {
-            let detail = format!("{} recorded, absent from the statement", line.operation);
-            found.push(difference(Class::RecordedNotAtProvider, line, detail));
+            // An authorization, void or refund only the provider has is an order's matter: the checks of
+            // ended orders weigh it.
+            _ => {}
         }
     }
 }
 
-/// Orders with a capture in the window and more than one capture in all.
+/// Orders captured more than once: the money of every capture after the first.
 fn double_captures(books: &Books, found: &mut Vec<Difference>) {
     let mut captures: BTreeMap<Uuid, Vec<&Line>> = BTreeMap::new();
-    for line in books.statement.iter().chain(&books.ended_orders_lines) {
-        if line.operation == "capture" {
-            let of_order = captures.entry(line.order_id).or_default();
-            if !of_order.iter().any(|l| l.provider_ref == line.provider_ref) {
-                of_order.push(line);
-            }
-        }
+    for line in &books.repeated_captures {
+        captures.entry(line.order_id).or_default().push(line);
     }
-    for (order_id, lines) in captures {
+    for (order_id, mut lines) in captures {
+        lines.sort_by_key(|l| (l.at, &l.provider_ref));
         if let [first, extra @ ..] = lines.as_slice()
             && !extra.is_empty()
         {
-            let amount: i64 = extra.iter().map(|l| l.amount_minor).sum();
             found.push(Difference {
                 class: Class::ChargedTwice,
                 order_id: Some(order_id),
                 provider_ref: Some(first.provider_ref.clone()),
-                amount_minor: amount,
+                amount_minor: extra.iter().map(|l| l.amount_minor).sum(),
                 currency: first.currency.clone(),
                 detail: format!("{} captures", lines.len()),
             });
@@ -335,14 +323,19 @@ mod tests {
         }
     }
 
-    /// Books where both sides agree on `lines` and the orders ended as given.
+    /// Books of orders that ended as given, with `lines` at the provider and both sides agreeing.
     fn agreeing(lines: &[Line], orders: &[EndedOrder]) -> Books {
         Books {
-            statement: lines.to_vec(),
-            ours: lines.to_vec(),
             ended_orders: orders.to_vec(),
             ended_orders_lines: lines.to_vec(),
             ..Books::default()
+        }
+    }
+
+    fn pair(theirs: Option<&Line>, ours: Option<&Line>) -> Pair {
+        Pair {
+            theirs: theirs.cloned(),
+            ours: ours.cloned(),
         }
     }
 
@@ -377,16 +370,24 @@ mod tests {
     fn a_capture_we_did_not_record_is_found_with_its_amount() {
         let (lines, orders) = healthy();
         let mut books = agreeing(&lines, &orders);
-        books.ours.retain(|l| l.provider_ref != "c1");
+        books.unmatched.push(pair(Some(&lines[1]), None));
         assert_eq!(found(&books), [(Class::CapturedNotRecorded, 500)]);
     }
 
     #[test]
-    fn a_movement_absent_from_the_statement_is_found() {
+    fn other_movements_only_the_provider_has_are_left_to_the_order_checks() {
         let (lines, orders) = healthy();
         let mut books = agreeing(&lines, &orders);
-        books.statement.retain(|l| l.provider_ref != "v2");
-        books.ended_orders_lines.retain(|l| l.provider_ref != "v2");
+        books.unmatched.push(pair(Some(&lines[3]), None));
+        assert_eq!(found(&books), []);
+    }
+
+    #[test]
+    fn a_movement_absent_from_the_statement_is_found() {
+        let (mut lines, orders) = healthy();
+        let void = lines.remove(3);
+        let mut books = agreeing(&lines, &orders);
+        books.unmatched.push(pair(None, Some(&void)));
         // Without its void, the cancelled order's authorization dangles too: both are found.
         assert_eq!(
             found(&books),
@@ -398,20 +399,18 @@ mod tests {
     }
 
     #[test]
-    fn a_movement_matches_its_other_half_outside_the_window() {
+    fn another_amount_or_currency_is_a_mismatch_and_equal_halves_are_not() {
         let (lines, orders) = healthy();
         let mut books = agreeing(&lines, &orders);
-        let recorded_late = books.ours.remove(1);
-        books.ours_elsewhere.push(recorded_late);
-        assert_eq!(found(&books), []);
-    }
-
-    #[test]
-    fn another_amount_or_currency_is_a_mismatch() {
-        let (lines, orders) = healthy();
-        let mut books = agreeing(&lines, &orders);
-        books.ours[1].amount_minor = 499;
-        books.ours[2].currency = "USD".into();
+        let mut short = lines[1].clone();
+        short.amount_minor = 499;
+        let mut dollars = lines[2].clone();
+        dollars.currency = "USD".into();
+        books.unmatched = vec![
+            pair(Some(&lines[1]), Some(&short)),
+            pair(Some(&lines[2]), Some(&dollars)),
+            pair(Some(&lines[0]), Some(&lines[0])),
+        ];
         let differences = classify(&books);
         let classes: Vec<_> = differences.iter().map(|d| (d.class, d.order_id)).collect();
         assert_eq!(
@@ -428,12 +427,18 @@ mod tests {
     }
 
     #[test]
-    fn a_second_capture_is_charged_twice() {
-        let (mut lines, orders) = healthy();
-        lines.push(line(1, "capture", "c1-again", 500));
+    fn every_capture_after_the_first_is_charged_twice() {
+        let (lines, orders) = healthy();
+        let mut books = agreeing(&lines, &orders);
+        let mut again = line(1, "capture", "c1-again", 500);
+        again.at = lines[1].at + chrono::Duration::seconds(1);
+        books.repeated_captures = vec![again, lines[1].clone()];
+        let differences = classify(&books);
+        assert_eq!(found(&books), [(Class::ChargedTwice, 500)]);
         assert_eq!(
-            found(&agreeing(&lines, &orders)),
-            [(Class::ChargedTwice, 500)]
+            differences[0].provider_ref.as_deref(),
+            Some("c1"),
+            "the first capture"
         );
     }
 
@@ -468,7 +473,7 @@ mod tests {
             subscriber: "payments".into(),
             kind: "payment.result".into(),
         });
-        books.ours.retain(|l| l.provider_ref != "c1");
+        books.unmatched.push(pair(Some(&lines[1]), None));
         let summary = Summary::of(&classify(&books));
         assert_eq!(summary.total(), 2);
         assert_eq!(summary.classes.len(), Class::ALL.len());

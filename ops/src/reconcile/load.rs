@@ -1,93 +1,109 @@
-//! Reading both books for a window.
+//! Reading what the checks of a window need. The database matches the references (a join on each side's
+//! reference index) and hands over only those that differ; this process weighs orders and classifies.
 
-use std::collections::HashSet;
-
-use sqlx::{AssertSqlSafe, PgPool};
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::Window;
-use super::classify::{Books, EndedOrder, GivenUp, Line};
+use super::classify::{Books, EndedOrder, GivenUp, Line, Pair};
 
-/// One side's money movements: a query of [`Line`]s and the column that dates them.
-struct Book {
-    select: &'static str,
-    dated_by: &'static str,
+/// The references with a half in the window whose halves differ; the other half may lie outside the
+/// window. The provider's statement is its `provider_ledger` table, until the provider is a party of its own
+/// with a statement API.
+const UNMATCHED: &str = "
+    SELECT t.provider_ref AS t_ref, t.order_id AS t_order, t.operation AS t_operation,
+           t.amount_minor AS t_amount, t.currency AS t_currency, t.created_at AS t_at,
+           o.provider_ref AS o_ref, o.order_id AS o_order, o.operation AS o_operation,
+           o.amount_minor AS o_amount, o.currency AS o_currency, o.recorded_at AS o_at
+    FROM provider_ledger t
+    LEFT JOIN payment_operations o ON o.provider_ref = t.provider_ref
+    WHERE t.created_at >= $1 AND t.created_at < $2
+      AND (o.provider_ref IS NULL
+           OR (o.amount_minor, o.currency) IS DISTINCT FROM (t.amount_minor, t.currency))
+    UNION ALL
+    SELECT NULL, NULL, NULL, NULL, NULL, NULL,
+           o.provider_ref, o.order_id, o.operation, o.amount_minor, o.currency, o.recorded_at
+    FROM payment_operations o
+    WHERE o.recorded_at >= $1 AND o.recorded_at < $2
+      AND NOT EXISTS (SELECT 1 FROM provider_ledger t WHERE t.provider_ref = o.provider_ref)";
+
+/// Every capture of the orders captured more than once, one of them in the window.
+const REPEATED_CAPTURES: &str = "
+    SELECT provider_ref, order_id, operation, amount_minor, currency, created_at AS at
+    FROM provider_ledger
+    WHERE operation = 'capture' AND order_id IN (
+        SELECT order_id FROM provider_ledger
+        WHERE operation = 'capture' AND order_id IN (
+            SELECT order_id FROM provider_ledger
+            WHERE operation = 'capture' AND created_at >= $1 AND created_at < $2)
+        GROUP BY order_id HAVING count(*) > 1)";
+
+/// Both halves of an unmatched reference, as one row.
+#[derive(sqlx::FromRow)]
+struct PairRow {
+    t_ref: Option<String>,
+    t_order: Option<Uuid>,
+    t_operation: Option<String>,
+    t_amount: Option<i64>,
+    t_currency: Option<String>,
+    t_at: Option<DateTime<Utc>>,
+    o_ref: Option<String>,
+    o_order: Option<Uuid>,
+    o_operation: Option<String>,
+    o_amount: Option<i64>,
+    o_currency: Option<String>,
+    o_at: Option<DateTime<Utc>>,
 }
 
-/// The provider's statement. Until the provider is a party of its own with a statement API, its books are
-/// the `provider_ledger` table it writes on its own connection.
-const STATEMENT: Book = Book {
-    select: "SELECT provider_ref, order_id, operation, amount_minor, currency, created_at AS at
-             FROM provider_ledger",
-    dated_by: "created_at",
-};
-
-/// Our record of every provider operation.
-const OURS: Book = Book {
-    select: "SELECT provider_ref, order_id, operation, amount_minor, currency, recorded_at AS at
-             FROM payment_operations",
-    dated_by: "recorded_at",
-};
-
-impl Book {
-    async fn in_window(&self, pool: &PgPool, window: &Window) -> Result<Vec<Line>, sqlx::Error> {
-        let query = format!(
-            "{} WHERE {column} >= $1 AND {column} < $2 ORDER BY {column}",
-            self.select,
-            column = self.dated_by
-        );
-        sqlx::query_as(AssertSqlSafe(query))
-            .bind(window.from)
-            .bind(window.to)
-            .fetch_all(pool)
-            .await
-    }
-
-    /// This side's lines outside the window with the references of `lines` (the other side's) that `mine`
-    /// (this side's lines in the window) does not have.
-    async fn elsewhere(
-        &self,
-        pool: &PgPool,
-        mine: &[Line],
-        lines: &[Line],
-    ) -> Result<Vec<Line>, sqlx::Error> {
-        let have: HashSet<&str> = mine.iter().map(|l| l.provider_ref.as_str()).collect();
-        let missing: Vec<&str> = lines
-            .iter()
-            .map(|l| l.provider_ref.as_str())
-            .filter(|r| !have.contains(r))
-            .collect();
-        if missing.is_empty() {
-            return Ok(Vec::new());
+impl From<PairRow> for Pair {
+    fn from(row: PairRow) -> Self {
+        let line = |provider_ref, order_id, operation, amount_minor, currency, at| {
+            Some(Line {
+                provider_ref: provider_ref?,
+                order_id: order_id?,
+                operation: operation?,
+                amount_minor: amount_minor?,
+                currency: currency?,
+                at: at?,
+            })
+        };
+        Self {
+            theirs: line(
+                row.t_ref,
+                row.t_order,
+                row.t_operation,
+                row.t_amount,
+                row.t_currency,
+                row.t_at,
+            ),
+            ours: line(
+                row.o_ref,
+                row.o_order,
+                row.o_operation,
+                row.o_amount,
+                row.o_currency,
+                row.o_at,
+            ),
         }
-        let query = format!("{} WHERE provider_ref = ANY($1)", self.select);
-        sqlx::query_as(AssertSqlSafe(query))
-            .bind(missing)
-            .fetch_all(pool)
-            .await
-    }
-
-    async fn of_orders(&self, pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Line>, sqlx::Error> {
-        let query = format!("{} WHERE order_id = ANY($1)", self.select);
-        sqlx::query_as(AssertSqlSafe(query))
-            .bind(ids)
-            .fetch_all(pool)
-            .await
     }
 }
 
-/// Both books of `window`, and what the checks need beyond it.
+/// What the checks of `window` need.
 ///
 /// # Errors
 /// A database error.
 pub async fn load(pool: &PgPool, window: &Window) -> Result<Books, sqlx::Error> {
-    // Both sides at once, on two connections: Postgres reads one while this process decodes the other.
-    let (statement, ours) = tokio::try_join!(
-        STATEMENT.in_window(pool, window),
-        OURS.in_window(pool, window)
-    )?;
-    let statement_elsewhere = STATEMENT.elsewhere(pool, &statement, &ours).await?;
-    let ours_elsewhere = OURS.elsewhere(pool, &ours, &statement).await?;
+    let unmatched: Vec<PairRow> = sqlx::query_as(UNMATCHED)
+        .bind(window.from)
+        .bind(window.to)
+        .fetch_all(pool)
+        .await?;
+    let repeated_captures: Vec<Line> = sqlx::query_as(REPEATED_CAPTURES)
+        .bind(window.from)
+        .bind(window.to)
+        .fetch_all(pool)
+        .await?;
     let ended_orders: Vec<EndedOrder> = sqlx::query_as(
         "SELECT order_id, status, total_minor, currency FROM orders_view
          WHERE status IN ('completed', 'cancelled') AND ended_at >= $1 AND ended_at < $2",
@@ -97,7 +113,13 @@ pub async fn load(pool: &PgPool, window: &Window) -> Result<Books, sqlx::Error> 
     .fetch_all(pool)
     .await?;
     let ids: Vec<Uuid> = ended_orders.iter().map(|o| o.order_id).collect();
-    let ended_orders_lines = STATEMENT.of_orders(pool, &ids).await?;
+    let ended_orders_lines: Vec<Line> = sqlx::query_as(
+        "SELECT provider_ref, order_id, operation, amount_minor, currency, created_at AS at
+         FROM provider_ledger WHERE order_id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?;
     let given_up: Vec<GivenUp> = sqlx::query_as(
         "SELECT id, subscriber, kind FROM notifications
          WHERE status = 'given_up' AND created_at >= $1 AND created_at < $2",
@@ -107,10 +129,8 @@ pub async fn load(pool: &PgPool, window: &Window) -> Result<Books, sqlx::Error> 
     .fetch_all(pool)
     .await?;
     Ok(Books {
-        statement,
-        ours,
-        statement_elsewhere,
-        ours_elsewhere,
+        unmatched: unmatched.into_iter().map(Pair::from).collect(),
+        repeated_captures,
         ended_orders,
         ended_orders_lines,
         given_up,

@@ -2,9 +2,10 @@
 //! window, each difference classified ([`Class`]) with the money at stake, and every run recorded for audit.
 //!
 //! This is the safety net behind the outbox and the notifier: whatever they missed (a provider that
-//! charged and then timed out, a notification given up) shows here. Matching is by provider reference;
-//! a line in the window is matched with the other side's line of any time, so movements either side of
-//! midnight do not show as differences. Repairs (`--apply`) are not built yet: a run finds and reports.
+//! charged and then timed out, a notification given up) shows here. Matching is by provider reference, in
+//! the database; a line in the window is matched with the other side's line of any time, so movements
+//! either side of midnight do not show as differences. Repairs (`--apply`) are not built yet: a run finds
+//! and reports.
 
 mod classify;
 mod load;
@@ -15,7 +16,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 pub use classify::{
-    Books, Class, ClassSummary, Difference, EndedOrder, GivenUp, Line, Summary, classify,
+    Books, Class, ClassSummary, Difference, EndedOrder, GivenUp, Line, Pair, Summary, classify,
 };
 pub use load::load;
 
