@@ -307,5 +307,52 @@ async fn checks(
         disagree == 0,
         format!("{disagree} orders whose state differs from their saga's outcome"),
     );
+    if let Some(found) = reconcile(pool, ids).await? {
+        check(
+            "reconciliation finds no difference",
+            found.total() == 0,
+            describe(&found),
+        );
+    }
     Ok(checks)
+}
+
+/// Finance's reconciliation over the run's time (a minute either side), as `orderflow reconcile` runs it
+/// (the run is in its history); `None` when no order was placed.
+async fn reconcile(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<Option<ops::reconcile::Summary>> {
+    let first: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT min(placed_at) FROM orders_view WHERE order_id = ANY($1)")
+            .bind(ids)
+            .fetch_one(pool)
+            .await?;
+    let Some(first) = first else {
+        return Ok(None);
+    };
+    let minute = chrono::Duration::minutes(1);
+    let window = ops::reconcile::Window::new(first - minute, chrono::Utc::now() + minute)
+        .map_err(anyhow::Error::msg)?;
+    let report = ops::reconcile::reconcile(pool, window, "demo").await?;
+    Ok(Some(report.summary))
+}
+
+/// "0 differences", or each class found with its count and amounts.
+fn describe(found: &ops::reconcile::Summary) -> String {
+    let classes: Vec<String> = found
+        .classes
+        .iter()
+        .filter(|(_, class)| class.count > 0)
+        .map(|(name, class)| {
+            let amounts: Vec<String> = class
+                .amounts
+                .iter()
+                .map(|(currency, minor)| format!("{minor} {currency}"))
+                .collect();
+            format!("{} {name} ({})", class.count, amounts.join(", "))
+        })
+        .collect();
+    if classes.is_empty() {
+        "0 differences".into()
+    } else {
+        classes.join("; ")
+    }
 }
