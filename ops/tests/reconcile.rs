@@ -69,6 +69,14 @@ impl Books<'_> {
         }
     }
 
+    /// A completed order, authorized and captured, both sides agreeing.
+    async fn completed(&self, total_minor: i64) -> Uuid {
+        let order = self.order("completed", total_minor).await;
+        self.agreed(order, "authorize", total_minor).await;
+        self.agreed(order, "capture", total_minor).await;
+        order
+    }
+
     /// The same movement on both sides.
     async fn agreed(&self, order: Uuid, operation: &str, amount: i64) {
         let both = Some((amount, self.at));
@@ -90,9 +98,7 @@ async fn each_injected_difference_is_found_with_its_class_and_amount_and_nothing
     };
 
     // Healthy: a completed order and a cancelled one.
-    let completed = books.order("completed", 500).await;
-    books.agreed(completed, "authorize", 500).await;
-    books.agreed(completed, "capture", 500).await;
+    books.completed(500).await;
     let cancelled = books.order("cancelled", 300).await;
     books.agreed(cancelled, "authorize", 300).await;
     books.agreed(cancelled, "void", 300).await;
@@ -116,9 +122,7 @@ async fn each_injected_difference_is_found_with_its_class_and_amount_and_nothing
         .movement(unrecorded, "capture", Some((700, at)), None)
         .await;
     // A refund we recorded that the provider never made.
-    let phantom = books.order("completed", 200).await;
-    books.agreed(phantom, "authorize", 200).await;
-    books.agreed(phantom, "capture", 200).await;
+    let phantom = books.completed(200).await;
     books
         .movement(phantom, "refund", None, Some((50, at)))
         .await;
@@ -129,9 +133,7 @@ async fn each_injected_difference_is_found_with_its_class_and_amount_and_nothing
         .movement(mismatch, "capture", Some((400, at)), Some((350, at)))
         .await;
     // Captured twice.
-    let twice = books.order("completed", 250).await;
-    books.agreed(twice, "authorize", 250).await;
-    books.agreed(twice, "capture", 250).await;
+    let twice = books.completed(250).await;
     books.agreed(twice, "capture", 250).await;
     // Money kept for a cancelled order.
     let kept = books.order("cancelled", 600).await;
@@ -208,9 +210,7 @@ async fn agreeing_books_are_clean_and_the_run_says_so() {
         pool: db.pool(),
         at,
     };
-    let completed = books.order("completed", 500).await;
-    books.agreed(completed, "authorize", 500).await;
-    books.agreed(completed, "capture", 500).await;
+    books.completed(500).await;
     let refunded = books.order("cancelled", 300).await;
     books.agreed(refunded, "authorize", 300).await;
     books.agreed(refunded, "capture", 300).await;
