@@ -228,7 +228,8 @@ enum Command {
     },
     /// Finance's reconciliation of a window (default: yesterday, UTC): the provider's statement against our
     /// payments, orders and notifications; a table per class of difference with counts and amounts. Every
-    /// run is recorded (`reconcile history`). Exit 0 when clean, 1 when differences remain.
+    /// run is recorded (`reconcile history`); --apply repairs what it safely can. Exit 0 when clean, 1 when
+    /// differences remain.
     Reconcile(reconcile::ReconcileArgs),
     /// The whole pipeline on the local environment: a realistic mix of orders (declines, out of stock,
     /// delivery failures, double submits, a flash sale), a progress bar, and a summary with consistency

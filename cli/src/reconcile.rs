@@ -34,7 +34,8 @@ struct RunArgs {
     /// How to print the report: a table per class, JSON (summary and differences) or CSV (differences).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
-    /// Repair what can be repaired safely. Not built yet: refused.
+    /// Repair what can be repaired safely (a notification given up is sent again) and mark the rest as
+    /// needing attention, with the reason; each difference once, however often this runs.
     #[arg(long)]
     apply: bool,
 }
@@ -79,11 +80,11 @@ pub async fn run(db_settings: &db::DbConfig, args: ReconcileArgs) -> anyhow::Res
         return Ok(());
     }
     let args = args.run;
-    anyhow::ensure!(
-        !args.apply,
-        "--apply is not built yet: repairs must go through the provider and the payments service's \
-         command path, which this release does not do; run without it to see the differences"
-    );
+    let mode = if args.apply {
+        reconcile::Mode::Apply
+    } else {
+        reconcile::Mode::DryRun
+    };
     let window = match args.from {
         None => Window::yesterday(Utc::now()),
         Some(from) => {
@@ -95,7 +96,7 @@ pub async fn run(db_settings: &db::DbConfig, args: ReconcileArgs) -> anyhow::Res
     };
     let run_by = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     eprintln!("reconcile: {} to {}", window.from, window.to);
-    let report = reconcile::reconcile(&pool, window, &run_by)
+    let report = reconcile::reconcile(&pool, window, &run_by, mode)
         .await
         .context("reconciliation failed")?;
     match args.format {
@@ -103,7 +104,11 @@ pub async fn run(db_settings: &db::DbConfig, args: ReconcileArgs) -> anyhow::Res
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Csv => print!("{}", reconcile::render_csv(&report)),
     }
-    let remaining = report.summary.total();
+    let repaired = report
+        .repairs
+        .as_ref()
+        .map_or(0, |r| r.resent_notifications);
+    let remaining = report.summary.total() - repaired;
     anyhow::ensure!(
         remaining == 0,
         "{remaining} differences remain (run {})",

@@ -57,20 +57,34 @@ async fn clean_is_exit_0_differences_exit_1_and_both_are_in_the_history() {
         text(&found.stderr)
     );
 
+    // --apply sends the notification again: nothing remains.
+    let applied = orderflow(&db, &[&window[..], &["--apply"]].concat());
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied.stderr));
+    assert!(
+        text(&applied.stdout).contains("repaired: 1 notifications sent again; 0 need attention"),
+        "{}",
+        text(&applied.stdout)
+    );
+    let status: String = sqlx::query_scalar("SELECT status FROM notifications")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(status, "pending");
+
     let history = text(&orderflow(&db, &["reconcile", "history"]).stdout);
-    assert_eq!(history.lines().count(), 2, "{history}");
+    assert_eq!(history.lines().count(), 3, "{history}");
     assert!(
         history
             .lines()
             .next()
             .unwrap()
-            .contains("\tdry_run\tdifferences\t"),
+            .contains("\tapply\tdifferences\t"),
         "{history}"
     );
 }
 
 #[tokio::test]
-async fn bad_windows_and_apply_are_refused_with_a_reason() {
+async fn bad_windows_are_refused_with_a_reason() {
     let db = testkit::TestDb::new().await;
     let backwards = orderflow(
         &db,
@@ -94,13 +108,6 @@ async fn bad_windows_and_apply_are_refused_with_a_reason() {
     let to_alone = orderflow(&db, &["reconcile", "--to", "2026-12-01"]);
     assert_eq!(to_alone.status.code(), Some(2));
 
-    let apply = orderflow(&db, &["reconcile", "--apply"]);
-    assert_eq!(apply.status.code(), Some(1));
-    assert!(
-        text(&apply.stderr).contains("--apply is not built yet"),
-        "{}",
-        text(&apply.stderr)
-    );
     let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM reconcile_runs")
         .fetch_one(db.pool())
         .await

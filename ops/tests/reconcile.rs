@@ -2,7 +2,7 @@
 //! the provider's books and ours, is found with its class and amount, and nothing else is.
 
 use chrono::{DateTime, Duration, Utc};
-use ops::reconcile::{self, Class, Window};
+use ops::reconcile::{self, Class, Mode, Window};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -158,7 +158,7 @@ async fn each_injected_difference_is_found_with_its_class_and_amount_and_nothing
     .await
     .unwrap();
 
-    let report = reconcile::reconcile(db.pool(), window_around(at), "test")
+    let report = reconcile::reconcile(db.pool(), window_around(at), "test", Mode::DryRun)
         .await
         .unwrap();
     let found: Vec<(Class, Option<Uuid>, i64)> = report
@@ -216,7 +216,7 @@ async fn agreeing_books_are_clean_and_the_run_says_so() {
     books.agreed(refunded, "capture", 300).await;
     books.agreed(refunded, "refund", 300).await;
 
-    let report = reconcile::reconcile(db.pool(), window_around(at), "test")
+    let report = reconcile::reconcile(db.pool(), window_around(at), "test", Mode::DryRun)
         .await
         .unwrap();
     assert_eq!(
@@ -228,7 +228,7 @@ async fn agreeing_books_are_clean_and_the_run_says_so() {
     // Outside the window, the same books are not looked at.
     let earlier = Window::new(at - Duration::days(2), at - Duration::days(1)).unwrap();
     assert_eq!(
-        reconcile::reconcile(db.pool(), earlier, "test")
+        reconcile::reconcile(db.pool(), earlier, "test", Mode::DryRun)
             .await
             .unwrap()
             .summary
@@ -245,4 +245,70 @@ async fn agreeing_books_are_clean_and_the_run_says_so() {
         outcomes,
         [Some("clean".to_owned()), Some("clean".to_owned())]
     );
+}
+
+/// `--apply`: a notification given up is sent again; a money difference is left to a person with the
+/// reason; a second run repeats nothing.
+#[tokio::test]
+async fn apply_resends_given_up_notifications_marks_the_rest_and_repeats_nothing() {
+    let db = testkit::TestDb::new().await;
+    let at = Utc::now();
+    let books = Books {
+        pool: db.pool(),
+        at,
+    };
+    let kept = books.order("cancelled", 600).await;
+    books.agreed(kept, "authorize", 600).await;
+    books.agreed(kept, "capture", 600).await;
+    sqlx::raw_sql(
+        "INSERT INTO notify_subscribers (name, url, secret) VALUES ('shop', 'http://127.0.0.1:9', 's');
+         INSERT INTO notifications (id, subscriber, kind, body, status, attempts)
+         VALUES (gen_random_uuid(), 'shop', 'order.cancelled', '{}', 'given_up', 7)",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let apply = || reconcile::reconcile(db.pool(), window_around(at), "test", Mode::Apply);
+
+    let repairs = apply().await.unwrap().repairs.unwrap();
+    let counts =
+        |r: &reconcile::Repairs| (r.resent_notifications, r.needs_attention, r.handled_before);
+    assert_eq!(counts(&repairs), (1, 1, 0));
+    let (status, attempts): (String, i32) =
+        sqlx::query_as("SELECT status, attempts FROM notifications")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), attempts), ("pending", 0));
+    let attention: Vec<(String, Option<Uuid>, String)> = sqlx::query_as(
+        "SELECT class, order_id, reason FROM reconcile_repairs WHERE action = 'needs_attention'",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(attention.len(), 1);
+    let (class, order, reason) = &attention[0];
+    assert_eq!(
+        (class.as_str(), *order),
+        ("captured_for_cancelled_order", Some(kept))
+    );
+    assert!(
+        reason.starts_with("refund through the provider"),
+        "{reason}"
+    );
+
+    let again = apply().await.unwrap().repairs.unwrap();
+    assert_eq!(
+        counts(&again),
+        (0, 0, 1),
+        "the money difference is still there, marked once"
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM reconcile_repairs")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows, 2);
+    let runs = reconcile::history(db.pool(), 5).await.unwrap();
+    assert_eq!(runs[0].mode, "apply");
+    assert_eq!(runs[0].repaired.as_ref().unwrap()["handled_before"], 1);
 }

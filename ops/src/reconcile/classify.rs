@@ -116,7 +116,25 @@ pub struct Difference {
     /// The money at stake, in minor units of `currency` (0 when none is).
     pub amount_minor: i64,
     pub currency: String,
+    /// The notification, for [`Class::NotificationGivenUp`].
+    pub notification_id: Option<Uuid>,
     pub detail: String,
+}
+
+impl Difference {
+    /// What names this difference from one run to the next: its class and what it is about. A repair is
+    /// keyed by it, so that it is done once however often `--apply` runs.
+    #[must_use]
+    pub fn key(&self) -> String {
+        let text = |value: Option<String>| value.unwrap_or_else(|| "-".into());
+        format!(
+            "{}:{}:{}:{}",
+            self.class.name(),
+            text(self.order_id.map(|o| o.to_string())),
+            text(self.provider_ref.clone()),
+            text(self.notification_id.map(|n| n.to_string()))
+        )
+    }
 }
 
 /// Every difference between `books`, by class, then order, then reference.
@@ -133,6 +151,7 @@ pub fn classify(books: &Books) -> Vec<Difference> {
             provider_ref: None,
             amount_minor: 0,
             currency: String::new(),
+            notification_id: Some(given_up.id),
             detail: format!(
                 "notification {} ({}) to {} given up",
                 given_up.id, given_up.kind, given_up.subscriber
@@ -192,6 +211,7 @@ fn double_captures(books: &Books, found: &mut Vec<Difference>) {
                 provider_ref: Some(first.provider_ref.clone()),
                 amount_minor: extra.iter().map(|l| l.amount_minor).sum(),
                 currency: first.currency.clone(),
+                notification_id: None,
                 detail: format!("{} captures", lines.len()),
             });
         }
@@ -220,6 +240,7 @@ fn ended_orders(books: &Books, found: &mut Vec<Difference>) {
             provider_ref: None,
             amount_minor,
             currency: order.currency.clone(),
+            notification_id: None,
             detail,
         };
         match order.status.as_str() {
@@ -254,6 +275,7 @@ fn difference(class: Class, line: &Line, detail: String) -> Difference {
         provider_ref: Some(line.provider_ref.clone()),
         amount_minor: line.amount_minor,
         currency: line.currency.clone(),
+        notification_id: None,
         detail,
     }
 }

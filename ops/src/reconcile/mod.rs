@@ -4,11 +4,12 @@
 //! This is the safety net behind the outbox and the notifier: whatever they missed (a provider that
 //! charged and then timed out, a notification given up) shows here. Matching is by provider reference, in
 //! the database; a line in the window is matched with the other side's line of any time, so movements
-//! either side of midnight do not show as differences. Repairs (`--apply`) are not built yet: a run finds
-//! and reports.
+//! either side of midnight do not show as differences. [`apply`] repairs what it can (see [`repair`] for
+//! what it cannot yet).
 
 mod classify;
 mod load;
+pub mod repair;
 
 use chrono::{DateTime, Days, NaiveTime, Utc};
 use serde::Serialize;
@@ -19,6 +20,7 @@ pub use classify::{
     Books, Class, ClassSummary, Difference, EndedOrder, GivenUp, Line, Pair, Summary, classify,
 };
 pub use load::load;
+pub use repair::{Repairs, apply};
 
 /// The time range a run covers, `[from, to)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -53,51 +55,84 @@ impl Window {
     }
 }
 
-/// What a run found.
+/// Whether a run only reports, or repairs too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    DryRun,
+    Apply,
+}
+
+impl Mode {
+    const fn name(self) -> &'static str {
+        match self {
+            Self::DryRun => "dry_run",
+            Self::Apply => "apply",
+        }
+    }
+}
+
+/// What a run found, and with [`Mode::Apply`] what it did about it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub run_id: Uuid,
     pub window: Window,
     pub summary: Summary,
     pub differences: Vec<Difference>,
+    pub repairs: Option<Repairs>,
 }
 
-/// Finds the differences of `window` and records the run, as `run_by`, in `reconcile_runs`.
+/// Finds the differences of `window`, repairs them in [`Mode::Apply`], and records the run, as `run_by`,
+/// in `reconcile_runs`.
 ///
 /// # Errors
 /// A database error; the run is then recorded as failed when the database still answers.
-pub async fn reconcile(pool: &PgPool, window: Window, run_by: &str) -> Result<Report, sqlx::Error> {
+pub async fn reconcile(
+    pool: &PgPool,
+    window: Window,
+    run_by: &str,
+    mode: Mode,
+) -> Result<Report, sqlx::Error> {
     let run_id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO reconcile_runs (id, run_by, window_from, window_to, mode)
-         VALUES ($1, $2, $3, $4, 'dry_run')",
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(run_id)
     .bind(run_by)
     .bind(window.from)
     .bind(window.to)
+    .bind(mode.name())
     .execute(pool)
     .await?;
-    let books = match load(pool, &window).await {
-        Ok(books) => books,
+    let run = async {
+        let differences = classify(&load(pool, &window).await?);
+        let repairs = match mode {
+            Mode::DryRun => None,
+            Mode::Apply => Some(apply(pool, run_id, &differences).await?),
+        };
+        Ok::<_, sqlx::Error>((differences, repairs))
+    };
+    let (differences, repairs) = match run.await {
+        Ok(done) => done,
         Err(e) => {
-            finish(pool, run_id, None, "failed").await.ok();
+            finish(pool, run_id, None, None, "failed").await.ok();
             return Err(e);
         }
     };
-    let differences = classify(&books);
     let summary = Summary::of(&differences);
     let outcome = if differences.is_empty() {
         "clean"
     } else {
         "differences"
     };
-    finish(pool, run_id, Some(&summary), outcome).await?;
+    finish(pool, run_id, Some(&summary), repairs.as_ref(), outcome).await?;
     Ok(Report {
         run_id,
         window,
         summary,
         differences,
+        repairs,
     })
 }
 
@@ -105,14 +140,17 @@ async fn finish(
     pool: &PgPool,
     run_id: Uuid,
     summary: Option<&Summary>,
+    repairs: Option<&Repairs>,
     outcome: &str,
 ) -> Result<(), sqlx::Error> {
     let found = summary.map(|s| sqlx::types::Json(&s.classes));
     sqlx::query(
-        "UPDATE reconcile_runs SET finished_at = clock_timestamp(), found = $2, outcome = $3 WHERE id = $1",
+        "UPDATE reconcile_runs SET finished_at = clock_timestamp(), found = $2, repaired = $3, outcome = $4
+         WHERE id = $1",
     )
     .bind(run_id)
     .bind(found)
+    .bind(repairs.map(sqlx::types::Json))
     .bind(outcome)
     .execute(pool)
     .await?;
@@ -130,6 +168,7 @@ pub struct Run {
     pub window_to: DateTime<Utc>,
     pub mode: String,
     pub found: Option<serde_json::Value>,
+    pub repaired: Option<serde_json::Value>,
     pub outcome: Option<String>,
 }
 
@@ -139,7 +178,7 @@ pub struct Run {
 /// A database error.
 pub async fn history(pool: &PgPool, limit: i64) -> Result<Vec<Run>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, run_by, started_at, finished_at, window_from, window_to, mode, found, outcome
+        "SELECT id, run_by, started_at, finished_at, window_from, window_to, mode, found, repaired, outcome
          FROM reconcile_runs ORDER BY started_at DESC LIMIT $1",
     )
     .bind(limit)
@@ -178,6 +217,12 @@ pub fn render_table(report: &Report) -> String {
             d.amount_minor,
             d.currency,
             d.detail
+        ));
+    }
+    if let Some(repairs) = &report.repairs {
+        out.push_str(&format!(
+            "\nrepaired: {} notifications sent again; {} need attention; {} handled by an earlier run\n",
+            repairs.resent_notifications, repairs.needs_attention, repairs.handled_before
         ));
     }
     out.push_str(&format!("\n{} differences\n", report.summary.total()));
