@@ -114,3 +114,86 @@ async fn bad_windows_are_refused_with_a_reason() {
         .unwrap();
     assert_eq!(runs, 0, "a refused run records nothing");
 }
+
+/// `--apply` killed with SIGKILL halfway, then run again: every repair done once, none twice, none lost.
+#[tokio::test]
+async fn apply_killed_halfway_and_run_again_repairs_each_difference_once() {
+    const GIVEN_UP: i64 = 3000;
+    let db = testkit::TestDb::new().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO notify_subscribers (name, url, secret) VALUES ('shop', 'http://127.0.0.1:9', 's');
+         INSERT INTO notifications (id, subscriber, kind, body, status, attempts)
+         SELECT gen_random_uuid(), 'shop', 'order.completed', '{{}}', 'given_up', 7
+         FROM generate_series(1, {GIVEN_UP})"
+    )))
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let now = chrono::Utc::now();
+    let from = (now - chrono::Duration::hours(1)).to_rfc3339();
+    let to = (now + chrono::Duration::hours(1)).to_rfc3339();
+    let args = [
+        "reconcile",
+        "--from",
+        from.as_str(),
+        "--to",
+        to.as_str(),
+        "--apply",
+    ];
+    let repairs = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM reconcile_repairs")
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+    };
+
+    let mut first = Command::new(env!("CARGO_BIN_EXE_orderflow"))
+        .env("DATABASE_URL", db.url())
+        .env_remove("ORDERFLOW_CONFIG")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut done_before_kill = 0;
+    for _ in 0..600 {
+        done_before_kill = repairs().await;
+        if done_before_kill >= 50 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    let done_before_kill = repairs().await.max(done_before_kill);
+    assert!(
+        (1..GIVEN_UP).contains(&done_before_kill),
+        "killed halfway: {done_before_kill} of {GIVEN_UP} done"
+    );
+    let pending: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM notifications WHERE status = 'pending'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        pending, done_before_kill,
+        "each repair commits with its row, or neither"
+    );
+
+    let second = orderflow(&db, &args);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
+    let report = text(&second.stdout);
+    let expected = format!(
+        "repaired: {} notifications sent again; 0 need attention; 0 handled by an earlier run",
+        GIVEN_UP - done_before_kill
+    );
+    assert!(report.contains(&expected), "{report}");
+    assert_eq!(repairs().await, GIVEN_UP);
+    let (pending, attempts): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status = 'pending'), sum(attempts) FROM notifications",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!((pending, attempts), (GIVEN_UP, 0));
+}
