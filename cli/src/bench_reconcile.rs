@@ -75,7 +75,14 @@ pub async fn run(db_settings: &db::DbConfig, args: &ReconcileBenchArgs) -> anyho
 
         eprintln!("bench reconcile: orderflow reconcile");
         let started = Instant::now();
-        let report = reconcile::reconcile(&pool, window, "bench", reconcile::Mode::DryRun).await?;
+        let report = reconcile::reconcile(
+            &pool,
+            window,
+            "bench",
+            reconcile::Mode::DryRun,
+            &indicatif::ProgressBar::hidden(),
+        )
+        .await?;
         let ours = started.elapsed();
         let count = |class| report.differences.iter().filter(|d| d.class == class).count() as i64;
         ensure!(

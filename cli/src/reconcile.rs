@@ -96,7 +96,13 @@ pub async fn run(db_settings: &db::DbConfig, args: ReconcileArgs) -> anyhow::Res
     };
     let run_by = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     eprintln!("reconcile: {} to {}", window.from, window.to);
-    let report = reconcile::reconcile(&pool, window, &run_by, mode)
+    // On a terminal only: cron and pipes get the report alone.
+    let style = indicatif::ProgressStyle::with_template(
+        "{spinner} reconcile: {msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})",
+    )?;
+    let progress = indicatif::ProgressBar::new(0).with_style(style);
+    progress.enable_steady_tick(std::time::Duration::from_millis(200));
+    let report = reconcile::reconcile(&pool, window, &run_by, mode, &progress)
         .await
         .context("reconciliation failed")?;
     match args.format {

@@ -2,6 +2,7 @@
 //! the provider's books and ours, is found with its class and amount, and nothing else is.
 
 use chrono::{DateTime, Duration, Utc};
+use indicatif::ProgressBar;
 use ops::reconcile::{self, Class, Mode, Window};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -158,9 +159,15 @@ async fn each_injected_difference_is_found_with_its_class_and_amount_and_nothing
     .await
     .unwrap();
 
-    let report = reconcile::reconcile(db.pool(), window_around(at), "test", Mode::DryRun)
-        .await
-        .unwrap();
+    let report = reconcile::reconcile(
+        db.pool(),
+        window_around(at),
+        "test",
+        Mode::DryRun,
+        &ProgressBar::hidden(),
+    )
+    .await
+    .unwrap();
     let found: Vec<(Class, Option<Uuid>, i64)> = report
         .differences
         .iter()
@@ -216,9 +223,15 @@ async fn agreeing_books_are_clean_and_the_run_says_so() {
     books.agreed(refunded, "capture", 300).await;
     books.agreed(refunded, "refund", 300).await;
 
-    let report = reconcile::reconcile(db.pool(), window_around(at), "test", Mode::DryRun)
-        .await
-        .unwrap();
+    let report = reconcile::reconcile(
+        db.pool(),
+        window_around(at),
+        "test",
+        Mode::DryRun,
+        &ProgressBar::hidden(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         report.differences,
         [],
@@ -228,11 +241,17 @@ async fn agreeing_books_are_clean_and_the_run_says_so() {
     // Outside the window, the same books are not looked at.
     let earlier = Window::new(at - Duration::days(2), at - Duration::days(1)).unwrap();
     assert_eq!(
-        reconcile::reconcile(db.pool(), earlier, "test", Mode::DryRun)
-            .await
-            .unwrap()
-            .summary
-            .total(),
+        reconcile::reconcile(
+            db.pool(),
+            earlier,
+            "test",
+            Mode::DryRun,
+            &ProgressBar::hidden()
+        )
+        .await
+        .unwrap()
+        .summary
+        .total(),
         0
     );
     let outcomes: Vec<Option<String>> = reconcile::history(db.pool(), 5)
@@ -268,7 +287,8 @@ async fn apply_resends_given_up_notifications_marks_the_rest_and_repeats_nothing
     .execute(db.pool())
     .await
     .unwrap();
-    let apply = || reconcile::reconcile(db.pool(), window_around(at), "test", Mode::Apply);
+    let hidden = ProgressBar::hidden();
+    let apply = || reconcile::reconcile(db.pool(), window_around(at), "test", Mode::Apply, &hidden);
 
     let repairs = apply().await.unwrap().repairs.unwrap();
     let counts =

@@ -331,8 +331,14 @@ async fn reconcile(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<Option<ops::re
     let minute = chrono::Duration::minutes(1);
     let window = ops::reconcile::Window::new(first - minute, chrono::Utc::now() + minute)
         .map_err(anyhow::Error::msg)?;
-    let report =
-        ops::reconcile::reconcile(pool, window, "demo", ops::reconcile::Mode::DryRun).await?;
+    let report = ops::reconcile::reconcile(
+        pool,
+        window,
+        "demo",
+        ops::reconcile::Mode::DryRun,
+        &ProgressBar::hidden(),
+    )
+    .await?;
     Ok(Some(report.summary))
 }
 

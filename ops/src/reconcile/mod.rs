@@ -12,6 +12,7 @@ mod load;
 pub mod repair;
 
 use chrono::{DateTime, Days, NaiveTime, Utc};
+use indicatif::ProgressBar;
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -83,7 +84,7 @@ pub struct Report {
 }
 
 /// Finds the differences of `window`, repairs them in [`Mode::Apply`], and records the run, as `run_by`,
-/// in `reconcile_runs`.
+/// in `reconcile_runs`. `progress` shows the phase, and the repairs done of those to do.
 ///
 /// # Errors
 /// A database error; the run is then recorded as failed when the database still answers.
@@ -92,6 +93,7 @@ pub async fn reconcile(
     window: Window,
     run_by: &str,
     mode: Mode,
+    progress: &ProgressBar,
 ) -> Result<Report, sqlx::Error> {
     let run_id = Uuid::now_v7();
     sqlx::query(
@@ -106,10 +108,15 @@ pub async fn reconcile(
     .execute(pool)
     .await?;
     let run = async {
+        progress.set_message("reading both books");
         let differences = classify(&load(pool, &window).await?);
         let repairs = match mode {
             Mode::DryRun => None,
-            Mode::Apply => Some(apply(pool, run_id, &differences).await?),
+            Mode::Apply => {
+                progress.set_message("repairing");
+                progress.set_length(differences.len() as u64);
+                Some(apply(pool, run_id, &differences, progress).await?)
+            }
         };
         Ok::<_, sqlx::Error>((differences, repairs))
     };
@@ -121,6 +128,12 @@ pub async fn reconcile(
         }
     };
     let summary = Summary::of(&differences);
+    for (class, found) in &summary.classes {
+        metrics::gauge!("reconcile_differences", "class" => *class).set(found.count as f64);
+        metrics::counter!("reconcile_differences_total", "class" => *class)
+            .increment(found.count as u64);
+    }
+    progress.finish_and_clear();
     let outcome = if differences.is_empty() {
         "clean"
     } else {

@@ -6,6 +6,7 @@
 //! authorization) must go through the provider and the payments service's command path, which is not built
 //! yet: those differences are marked `needs_attention` with the reason, for a person.
 
+use indicatif::ProgressBar;
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -23,7 +24,7 @@ pub struct Repairs {
     pub handled_before: usize,
 }
 
-/// Repairs `differences` found by run `run_id`.
+/// Repairs `differences` found by run `run_id`, one step of `progress` each.
 ///
 /// # Errors
 /// A database error; what committed before it stays done, and the next run skips it.
@@ -31,9 +32,11 @@ pub async fn apply(
     pool: &PgPool,
     run_id: Uuid,
     differences: &[Difference],
+    progress: &ProgressBar,
 ) -> Result<Repairs, sqlx::Error> {
     let mut repairs = Repairs::default();
     for difference in differences {
+        progress.inc(1);
         let mut tx = pool.begin().await?;
         let (action, reason) = plan(difference);
         let claimed = sqlx::query(
@@ -58,6 +61,7 @@ pub async fn apply(
             repairs.handled_before += 1;
             continue;
         }
+        metrics::counter!("reconcile_repairs_total", "action" => action).increment(1);
         match (action, difference.notification_id) {
             ("resent_notification", Some(id)) => {
                 sqlx::query(
