@@ -10,8 +10,8 @@
 //! - **A 202 is a promise**: the order, its `OrderPlaced` event and the outbox record committed in one
 //!   transaction before the answer; the relay publishes it and the saga drives it to a final state.
 //! - **One key, one order**, also when two requests with one key race: the key is claimed in the order's
-//!   transaction (`services::orders::place_order`). A repeat answers 200 with the first order, whatever its
-//!   body.
+//!   transaction (`services::orders::place_order`). A repeat of the same order answers 200 with the
+//!   order; the key with another order (customer, lines or address) is refused, 422.
 //! - **A refused request writes nothing**: a body over [`ApiConfig::max_body_bytes`] is refused before it is
 //!   read (by its `Content-Length`) or while it is (chunked); the body is validated whole before anything is
 //!   written.
@@ -214,7 +214,7 @@ async fn place_order(api: &Api, request: Request) -> Result<Response, Problem> {
         Verdict::Admitted(ticket) => ticket,
         // A repeat of an accepted key still finds its order.
         Verdict::Full { backlog } => {
-            return match orders::submitted_order(api.inner.store.pool(), &key).await {
+            return match orders::earlier_submission(api.inner.store.pool(), &key, &order).await {
                 Ok(Some(order_id)) => Ok(accepted(order_id, StatusCode::OK)),
                 Ok(None) => Err(Problem::busy(
                     backlog,
@@ -265,6 +265,7 @@ fn problem_of(error: &ServiceError) -> Problem {
         ServiceError::Invalid { field, reason } => {
             Problem::invalid_order(vec![problem::FieldProblem::new(field, reason)])
         }
+        ServiceError::KeyReused { .. } => Problem::key_reused(error.to_string()),
         e if e.is_transient() => {
             tracing::warn!(error = %producers::error_chain(e), "cannot place an order");
             Problem::unavailable("the order store did not answer; nothing was written")

@@ -129,6 +129,16 @@ impl Problem {
         problem
     }
 
+    /// 422: the Idempotency-Key placed another order.
+    pub fn key_reused(detail: impl Into<String>) -> Self {
+        Self::new(
+            "/problems/idempotency-key-reused",
+            "The Idempotency-Key was used for another order",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            detail.into(),
+        )
+    }
+
     /// 429: the pipeline's backlog is past its bound; try again after `retry_after` seconds.
     pub fn busy(backlog: i64, bound: i64, retry_after: u64) -> Self {
         let mut problem = Self::new(

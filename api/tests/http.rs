@@ -187,11 +187,23 @@ async fn one_key_makes_one_order_also_when_its_requests_race() {
         "{answers:?}"
     );
     assert_eq!(server.count("orders_view").await, 1);
-    // A repeat with another body still gets the first order and writes nothing.
-    let again = server.place("same-key", &order()).await;
+    // A repeat of the same order gets the first order and writes nothing.
+    let again = server.place("same-key", &body).await;
     assert_eq!(again.status(), StatusCode::OK);
     let again: Value = again.json().await.unwrap();
     assert_eq!(again["order_id"], answers[0].1.as_str());
+    // The key with another order is refused, naming the key, and nothing is written.
+    let mut other = body.clone();
+    other["lines"][0]["quantity"] = json!(3);
+    let (status, refused) = problem(server.place("same-key", &other).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Idempotency-Key"),
+        "{refused}"
+    );
     assert_eq!(server.count("orders_view").await, 1);
 }
 
@@ -300,7 +312,8 @@ async fn a_full_backlog_is_answered_429_at_once_and_a_repeat_still_finds_its_ord
         ..ApiConfig::default()
     })
     .await;
-    let first = server.place("a", &order()).await;
+    let a = order();
+    let first = server.place("a", &a).await;
     assert_eq!(first.status(), StatusCode::ACCEPTED);
     let first: Value = first.json().await.unwrap();
     assert_eq!(
@@ -316,8 +329,12 @@ async fn a_full_backlog_is_answered_429_at_once_and_a_repeat_still_finds_its_ord
     assert_eq!(body["type"], "/problems/busy");
     assert_eq!(server.count("orders_view").await, 2, "a 429 writes nothing");
 
-    let repeat = server.place("a", &order()).await;
+    let repeat = server.place("a", &a).await;
     assert_eq!(repeat.status(), StatusCode::OK);
+    // While full, the key with another order is still refused as reused, not as busy.
+    let (status, reused) = problem(server.place("a", &order()).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reused["type"], "/problems/idempotency-key-reused");
     let repeat: Value = repeat.json().await.unwrap();
     assert_eq!(repeat["order_id"], first["order_id"]);
 

@@ -14,6 +14,9 @@ pub enum ServiceError {
     /// reservation, complete an order that was never placed). Never retried: dead-lettered by the handler.
     #[error("{0}")]
     NotApplicable(String),
+    /// An idempotency key used again for another order than the one it placed.
+    #[error("the Idempotency-Key {key} placed another order; use a new key for a new order")]
+    KeyReused { key: String },
     /// `set_stock` on a SKU that has units reserved.
     #[error("SKU {sku} has {reserved} units reserved; its stock cannot be reset")]
     StockInUse { sku: String, reserved: i64 },
@@ -78,6 +81,7 @@ impl ServiceError {
             Self::Notify(e) => matches!(e, notify::NotifyError::Database(_)),
             Self::Invalid { .. }
             | Self::NotApplicable(_)
+            | Self::KeyReused { .. }
             | Self::StockInUse { .. }
             | Self::Domain(_)
             | Self::Consumer(_)

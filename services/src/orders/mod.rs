@@ -26,9 +26,9 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 200;
 /// A client's order, as submitted; [`place_order`] validates it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlaceOrder {
-    /// The client's key for this submission: submitting again with the same key returns the same order.
-    /// A key is bound to the first order made with it; a later submission with the same key and other
-    /// content gets that first order (the content is not compared).
+    /// The client's key for this submission: submitting the same order again with the same key returns
+    /// the order it placed; the key with another order (customer, lines or address) is refused
+    /// ([`ServiceError::KeyReused`]).
     pub idempotency_key: Option<String>,
     /// Who orders.
     pub customer_id: CustomerId,
@@ -129,7 +129,7 @@ pub async fn place_order<C: Codec>(
     order: PlaceOrder,
 ) -> Result<Placed, ServiceError> {
     let lines = validate(&order).map_err(invalid_fields)?;
-    let key = match order.idempotency_key {
+    let key = match order.idempotency_key.clone() {
         Some(key) => Some(validate_key(key)?),
         None => None,
     };
@@ -143,18 +143,20 @@ pub async fn place_order<C: Codec>(
     let mut tx = store.pool().begin().await?;
     if let Some(key) = &key {
         let claimed = sqlx::query(
-            "INSERT INTO order_submissions (idempotency_key, order_id) VALUES ($1, $2)
+            "INSERT INTO order_submissions (idempotency_key, order_id, request_fingerprint)
+             VALUES ($1, $2, $3)
              ON CONFLICT DO NOTHING",
         )
         .bind(key)
         .bind(order_id.as_uuid())
+        .bind(fingerprint(&order))
         .execute(&mut *tx)
         .await?
         .rows_affected()
             == 1;
         if !claimed {
             // The conflicting submission committed, so its row is there to read.
-            let order_id = submitted_order(&mut *tx, key)
+            let order_id = earlier_submission(&mut *tx, key, &order)
                 .await?
                 .ok_or(ServiceError::Database(sqlx::Error::RowNotFound))?;
             metrics::counter!("orders_duplicate_submissions_total").increment(1);
@@ -215,22 +217,49 @@ fn invalid_fields(errors: Vec<FieldError>) -> ServiceError {
     ServiceError::invalid(first.field, reason)
 }
 
-/// The order id a submission with `idempotency_key` placed, if one did.
+/// What `order` asks for, as a SHA-256 of its customer, lines and address (not its key).
+fn fingerprint(order: &PlaceOrder) -> String {
+    use sha2::Digest as _;
+    let lines: Vec<_> = order
+        .lines
+        .iter()
+        .map(|l| (&l.sku, l.quantity, l.unit_price_minor, &l.currency))
+        .collect();
+    let asked = serde_json::json!({
+        "customer_id": order.customer_id.as_uuid(),
+        "lines": lines,
+        "delivery_address": order.delivery_address,
+    });
+    let digest = sha2::Sha256::digest(asked.to_string().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The order an earlier submission with `idempotency_key` placed, if one did.
 ///
 /// # Errors
-/// Database errors.
-pub async fn submitted_order<'e>(
+/// [`ServiceError::KeyReused`] when that submission asked for another order than `order`; database errors.
+pub async fn earlier_submission<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     idempotency_key: &str,
+    order: &PlaceOrder,
 ) -> Result<Option<OrderId>, ServiceError> {
-    let found: Option<Uuid> =
-        sqlx::query_scalar("SELECT order_id FROM order_submissions WHERE idempotency_key = $1")
-            .bind(idempotency_key)
-            .fetch_optional(executor)
-            .await?;
-    found
-        .map(|id| OrderId::from_uuid(id).map_err(|e| ServiceError::invalid("stored order id", e)))
-        .transpose()
+    let found: Option<(Uuid, Option<String>)> = sqlx::query_as(
+        "SELECT order_id, request_fingerprint FROM order_submissions WHERE idempotency_key = $1",
+    )
+    .bind(idempotency_key)
+    .fetch_optional(executor)
+    .await?;
+    let Some((order_id, asked)) = found else {
+        return Ok(None);
+    };
+    if asked.is_some_and(|asked| asked != fingerprint(order)) {
+        return Err(ServiceError::KeyReused {
+            key: idempotency_key.to_owned(),
+        });
+    }
+    OrderId::from_uuid(order_id)
+        .map(Some)
+        .map_err(|e| ServiceError::invalid("stored order id", e))
 }
 
 /// Checks a client's idempotency key: 1 to [`MAX_IDEMPOTENCY_KEY_LEN`] characters, not blank, no control
