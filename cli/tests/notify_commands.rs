@@ -1,24 +1,18 @@
 //! `orderflow notify ...` against a database of its own: subscribe, list, show, retry, and the errors that
 //! name what is wrong.
 
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
+
+use common::text;
 
 fn orderflow(db: &testkit::TestDb, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_orderflow"))
-        .env("DATABASE_URL", db.url())
+    common::orderflow_on(db)
         .env("NOTIFY_SECRET", "s3cret")
-        .env_remove("ORDERFLOW_CONFIG")
         .args(args)
         .output()
         .unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[tokio::test]
@@ -36,9 +30,9 @@ async fn operators_subscribe_list_show_and_retry() {
             "order.completed",
         ],
     );
-    assert!(subscribed.status.success(), "{}", stderr(&subscribed));
+    assert!(subscribed.status.success(), "{}", text(&subscribed.stderr));
     assert_eq!(
-        stdout(&subscribed),
+        text(&subscribed.stdout),
         "subscribed shop at http://127.0.0.1:9/hook\n"
     );
     let secret: String =
@@ -50,9 +44,9 @@ async fn operators_subscribe_list_show_and_retry() {
 
     let empty = orderflow(&db, &["notify", "list"]);
     assert!(
-        stdout(&empty).starts_with("no notifications\n"),
+        text(&empty.stdout).starts_with("no notifications\n"),
         "{}",
-        stdout(&empty)
+        text(&empty.stdout)
     );
 
     let mut conn = db.pool().acquire().await.unwrap();
@@ -68,7 +62,7 @@ async fn operators_subscribe_list_show_and_retry() {
         .fetch_one(db.pool())
         .await
         .unwrap();
-    let listed = stdout(&orderflow(&db, &["notify", "list", "--status", "pending"]));
+    let listed = text(&orderflow(&db, &["notify", "list", "--status", "pending"]).stdout);
     assert!(
         listed.contains(&format!("{id}\tpending\tshop\torder.completed")),
         "{listed}"
@@ -77,7 +71,7 @@ async fn operators_subscribe_list_show_and_retry() {
         listed.ends_with("pending 1, delivered 0, given up 0\n"),
         "{listed}"
     );
-    let shown = stdout(&orderflow(&db, &["notify", "show", &id.to_string()]));
+    let shown = text(&orderflow(&db, &["notify", "show", &id.to_string()]).stdout);
     assert!(shown.contains("\"order\": \"o-1\""), "{shown}");
     assert!(!shown.contains("s3cret"), "the secret is never shown");
 
@@ -86,7 +80,7 @@ async fn operators_subscribe_list_show_and_retry() {
         .await
         .unwrap();
     let retried = orderflow(&db, &["notify", "retry", &id.to_string()]);
-    assert!(retried.status.success(), "{}", stderr(&retried));
+    assert!(retried.status.success(), "{}", text(&retried.stderr));
     let (status, attempts): (String, i32) =
         sqlx::query_as("SELECT status, attempts FROM notifications WHERE id = $1")
             .bind(id)
@@ -103,20 +97,24 @@ async fn bad_input_is_named() {
     let unknown = orderflow(&db, &["notify", "show", &missing.to_string()]);
     assert!(!unknown.status.success());
     assert!(
-        stderr(&unknown).contains(&format!("no notification has the id {missing}")),
+        text(&unknown.stderr).contains(&format!("no notification has the id {missing}")),
         "{}",
-        stderr(&unknown)
+        text(&unknown.stderr)
     );
 
     let bad_url = orderflow(&db, &["notify", "subscribe", "shop", "--url", "not a url"]);
     assert_eq!(bad_url.status.code(), Some(2));
-    assert!(stderr(&bad_url).contains("--url"), "{}", stderr(&bad_url));
+    assert!(
+        text(&bad_url.stderr).contains("--url"),
+        "{}",
+        text(&bad_url.stderr)
+    );
 
     let bad_schedule = orderflow(&db, &["notify", "run", "--schedule", "15s,1d"]);
     assert_eq!(bad_schedule.status.code(), Some(2));
     assert!(
-        stderr(&bad_schedule).contains("`1d` has no unit of ms, s, m or h"),
+        text(&bad_schedule.stderr).contains("`1d` has no unit of ms, s, m or h"),
         "{}",
-        stderr(&bad_schedule)
+        text(&bad_schedule.stderr)
     );
 }

@@ -1,20 +1,9 @@
 //! `orderflow reconcile` as finance's cron runs it: exit 0 when clean, 1 when differences remain, every run
 //! in the history, and bad input named.
 
-use std::process::{Command, Output};
+mod common;
 
-fn orderflow(db: &testkit::TestDb, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_orderflow"))
-        .env("DATABASE_URL", db.url())
-        .env_remove("ORDERFLOW_CONFIG")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::{run_on as orderflow, text};
 
 #[tokio::test]
 async fn clean_is_exit_0_differences_exit_1_and_both_are_in_the_history() {
@@ -147,9 +136,7 @@ async fn apply_killed_halfway_and_run_again_repairs_each_difference_once() {
             .unwrap()
     };
 
-    let mut first = Command::new(env!("CARGO_BIN_EXE_orderflow"))
-        .env("DATABASE_URL", db.url())
-        .env_remove("ORDERFLOW_CONFIG")
+    let mut first = common::orderflow_on(&db)
         .args(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

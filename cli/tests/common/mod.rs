@@ -37,3 +37,23 @@ pub async fn wait_until_serving(process: &mut std::process::Child, health: &str,
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// The `orderflow` binary on `db`'s database as its migrating user, without a config file from the
+/// environment.
+pub fn orderflow_on(db: &testkit::TestDb) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_orderflow"));
+    command
+        .env("DATABASE_URL", db.url())
+        .env_remove("ORDERFLOW_CONFIG");
+    command
+}
+
+/// `orderflow args` on `db`'s database, run to its end.
+pub fn run_on(db: &testkit::TestDb, args: &[&str]) -> std::process::Output {
+    orderflow_on(db).args(args).output().unwrap()
+}
+
+/// A process's output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
