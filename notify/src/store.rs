@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::{AssertSqlSafe, PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 use crate::NotifyError;
@@ -100,6 +100,10 @@ pub async fn notify_kind(
     Ok(written.rows_affected())
 }
 
+/// A [`Notification`]'s columns.
+const NOTIFICATION: &str = "SELECT id, subscriber, kind, body, status, attempts, next_attempt_at,
+    last_error, created_at, delivered_at FROM notifications";
+
 /// Notifications by status (all when `None`), newest first.
 ///
 /// # Errors
@@ -109,16 +113,14 @@ pub async fn list(
     status: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Notification>, NotifyError> {
-    Ok(sqlx::query_as(
-        "SELECT id, subscriber, kind, body, status, attempts, next_attempt_at, last_error, created_at,
-                delivered_at
-         FROM notifications WHERE $1::text IS NULL OR status = $1
-         ORDER BY created_at DESC LIMIT $2",
-    )
-    .bind(status)
-    .bind(limit)
-    .fetch_all(executor)
-    .await?)
+    let query = format!(
+        "{NOTIFICATION} WHERE $1::text IS NULL OR status = $1 ORDER BY created_at DESC LIMIT $2"
+    );
+    Ok(sqlx::query_as(AssertSqlSafe(query))
+        .bind(status)
+        .bind(limit)
+        .fetch_all(executor)
+        .await?)
 }
 
 /// One notification.
@@ -126,15 +128,11 @@ pub async fn list(
 /// # Errors
 /// [`NotifyError::NotFound`], or a database error.
 pub async fn show(executor: impl PgExecutor<'_>, id: Uuid) -> Result<Notification, NotifyError> {
-    sqlx::query_as(
-        "SELECT id, subscriber, kind, body, status, attempts, next_attempt_at, last_error, created_at,
-                delivered_at
-         FROM notifications WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(executor)
-    .await?
-    .ok_or(NotifyError::NotFound(id))
+    sqlx::query_as(AssertSqlSafe(format!("{NOTIFICATION} WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(executor)
+        .await?
+        .ok_or(NotifyError::NotFound(id))
 }
 
 /// Sends a notification that was given up (or is waiting) again at once, with a fresh schedule.
