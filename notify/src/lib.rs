@@ -17,7 +17,8 @@ mod worker;
 
 pub use schedule::Schedule;
 pub use store::{
-    Counts, Notification, Subscriber, counts, list, notify, notify_kind, retry, show, subscribe,
+    Counts, Notification, Subscriber, counts, list, notify, notify_kind, resend_given_up, retry,
+    show, subscribe,
 };
 pub use worker::{KIND_HEADER, Notifier, NotifierConfig, NotifierStats};
 

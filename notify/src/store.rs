@@ -140,18 +140,37 @@ pub async fn show(executor: impl PgExecutor<'_>, id: Uuid) -> Result<Notificatio
 /// # Errors
 /// [`NotifyError::NotFound`], [`NotifyError::AlreadyDelivered`], or a database error.
 pub async fn retry(pool: &PgPool, id: Uuid) -> Result<(), NotifyError> {
-    let retried = sqlx::query(
-        "UPDATE notifications SET status = 'pending', attempts = 0, next_attempt_at = now()
-         WHERE id = $1 AND status <> 'delivered'",
-    )
-    .bind(id)
-    .execute(pool)
-    .await?;
-    if retried.rows_affected() == 1 {
+    if start_over(pool, id, "status <> 'delivered'").await? {
         return Ok(());
     }
     show(pool, id).await?;
     Err(NotifyError::AlreadyDelivered(id))
+}
+
+/// Sends a given-up notification again from a fresh schedule, in the caller's transaction (reconciliation's
+/// repair). Returns whether it was given up.
+///
+/// # Errors
+/// A database error.
+pub async fn resend_given_up(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
+    start_over(conn, id, "status = 'given_up'").await
+}
+
+/// Puts notification `id` back to pending with no attempts, due now, when it is in a status `when` allows.
+async fn start_over(
+    executor: impl PgExecutor<'_>,
+    id: Uuid,
+    when: &'static str,
+) -> Result<bool, sqlx::Error> {
+    let query = format!(
+        "UPDATE notifications SET status = 'pending', attempts = 0, next_attempt_at = now()
+         WHERE id = $1 AND {when}"
+    );
+    let started = sqlx::query(AssertSqlSafe(query))
+        .bind(id)
+        .execute(executor)
+        .await?;
+    Ok(started.rows_affected() == 1)
 }
 
 /// How many notifications are in each status.

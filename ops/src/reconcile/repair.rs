@@ -64,13 +64,7 @@ pub async fn apply(
         metrics::counter!("reconcile_repairs_total", "action" => action).increment(1);
         match (action, difference.notification_id) {
             ("resent_notification", Some(id)) => {
-                sqlx::query(
-                    "UPDATE notifications SET status = 'pending', attempts = 0, next_attempt_at = now()
-                     WHERE id = $1 AND status = 'given_up'",
-                )
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+                notify::resend_given_up(&mut tx, id).await?;
                 repairs.resent_notifications += 1;
             }
             _ => repairs.needs_attention += 1,
