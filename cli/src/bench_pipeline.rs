@@ -113,10 +113,10 @@ fn bench_config(kafka: &KafkaConfig, run_id: &str) -> PipelineConfig {
     let mut config = PipelineConfig::new(kafka.clone());
     config.services.topics = Topics::with_prefix(format!("bench-{run_id}."));
     config.services.group_prefix = format!("bench-{run_id}-");
-    config.services.payments.provider.decline_rate = 0.0;
-    config.services.payments.provider.timeout_rate = 0.0;
-    config.services.payments.provider.duplicate_callback_rate = 0.0;
-    config.services.payments.provider.latency = Duration::ZERO;
+    config.provider.decline_rate = 0.0;
+    config.provider.timeout_rate = 0.0;
+    config.provider.duplicate_notification_rate = 0.0;
+    config.provider.latency = Duration::ZERO;
     config.services.carrier.failure_rate = 0.0;
     config.services.carrier.dispatch_delay = Duration::ZERO;
     config.services.carrier.delivery_delay = Duration::ZERO;

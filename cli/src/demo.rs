@@ -21,16 +21,9 @@ pub struct DemoArgs {
     /// Order submissions in flight at once.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
-    /// Share of payments the simulated provider declines, from 0 to 1.
-    #[arg(long, default_value_t = 0.05, value_parser = parse_share)]
-    decline_rate: f64,
     /// Share of deliveries the simulated carrier fails before dispatch, from 0 to 1.
-    #[arg(long, default_value_t = 0.05, value_parser = parse_share)]
+    #[arg(long, default_value_t = 0.05, value_parser = crate::provider_args::parse_share)]
     delivery_failure_rate: f64,
-    /// Share of calls to the simulated payment provider that time out (the service retries them), from
-    /// 0 to 1.
-    #[arg(long, default_value_t = 0.01, value_parser = parse_share)]
-    provider_timeout_rate: f64,
     /// Units of the flash-sale SKU; a quarter of the orders want one.
     #[arg(long, default_value_t = 100)]
     flash_sale_units: u32,
@@ -47,6 +40,9 @@ pub struct DemoArgs {
     /// The orders HTTP API the demo serves while it runs (try `curl` on it).
     #[command(flatten, next_help_heading = "Orders API")]
     api: crate::api_args::ApiArgs,
+    /// The simulated payment provider's faults.
+    #[command(flatten, next_help_heading = "Payment provider")]
+    provider: crate::provider_args::ProviderKnobs,
 }
 
 impl DemoArgs {
@@ -69,15 +65,6 @@ impl DemoArgs {
 }
 
 /// Parses a share: a number from 0 to 1.
-fn parse_share(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
-        _ => Err(format!(
-            "expected a share from 0 to 1, e.g. 0.05, got {text:?}"
-        )),
-    }
-}
-
 /// Runs the demo; every part runs in this process, on topics and consumer groups of this run only.
 pub async fn run(
     roles: &db::RoleConfig,
@@ -167,9 +154,8 @@ fn demo_config(
     let mut config = PipelineConfig::new(kafka.clone());
     config.services.topics = Topics::with_prefix(format!("demo-{run_id}."));
     config.services.group_prefix = format!("demo-{run_id}-");
-    config.services.payments.provider.decline_rate = args.decline_rate;
     config.services.carrier.failure_rate = args.delivery_failure_rate;
-    config.services.payments.provider.timeout_rate = args.provider_timeout_rate;
+    args.provider.apply(&mut config.provider);
     if args.external_registry {
         config.registry = RegistrySetting::Url(registry_url.to_owned());
     }

@@ -19,6 +19,7 @@ mod config_file;
 mod demo;
 mod dlq;
 mod notify;
+mod provider_args;
 mod reconcile;
 mod registry;
 mod relay;
@@ -155,6 +156,15 @@ struct PartUrls {
         hide_env_values = true
     )]
     notifier_database_url: Option<String>,
+    /// Postgres URL of the simulated payment provider. Default: DATABASE_URL as orderflow_provider, no
+    /// password.
+    #[arg(
+        long,
+        env = "ORDERFLOW_PROVIDER_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    provider_database_url: Option<String>,
 }
 
 impl PartUrls {
@@ -169,6 +179,7 @@ impl PartUrls {
             (db::Role::Relay, &self.relay_database_url),
             (db::Role::Registry, &self.registry_database_url),
             (db::Role::Notifier, &self.notifier_database_url),
+            (db::Role::Provider, &self.provider_database_url),
         ];
         given
             .into_iter()

@@ -59,6 +59,14 @@ pub struct ServeArgs {
     /// The orders HTTP API (`serve orders` only).
     #[command(flatten, next_help_heading = "Orders API (serve orders)")]
     api: crate::api_args::ApiArgs,
+    /// The payments service's link to the provider (`serve payments` only).
+    #[command(flatten, next_help_heading = "Payments (serve payments)")]
+    payments: crate::provider_args::PaymentsArgs,
+    /// The simulated payment provider (`serve provider` only).
+    #[command(flatten, next_help_heading = "Payment provider (serve provider)")]
+    provider: crate::provider_args::ProviderArgs,
+    #[command(flatten, next_help_heading = "Payments and provider")]
+    secret: crate::provider_args::CallbackSecretArg,
 }
 
 /// Runs the part until SIGINT or SIGTERM.
@@ -84,6 +92,14 @@ pub async fn run(
     config.services.region.clone_from(&args.region);
     config.services.group_prefix.clone_from(&args.group_prefix);
     config.relay = args.relay.config();
+    let payments = &mut config.services.payments;
+    payments.provider_url.clone_from(&args.payments.provider_url);
+    payments.callback.listen = args.payments.callback_listen;
+    payments.callback.secret.clone_from(&args.secret.callback_secret);
+    args.provider.knobs.apply(&mut config.provider);
+    config.provider_listen = args.provider.provider_listen;
+    config.provider.callback.url = Some(args.provider.callback_url.clone());
+    config.provider.callback.secret.clone_from(&args.secret.callback_secret);
     config.ensure_topics().await?;
     let shared = Shared::new(pool, config, registry_url.to_owned())?;
     let shutdown = CancellationToken::new();

@@ -50,7 +50,7 @@ async fn every_saga_ends_after_the_orchestrator_is_killed() {
     config.services.topics = Topics::with_prefix(prefix.clone());
     config.services.group_prefix = prefix.clone();
     config.partitions = 3;
-    config.services.payments.provider.decline_rate = 0.0;
+    config.provider.decline_rate = 0.0;
     config.services.carrier.failure_rate = 0.0;
     config.services.carrier.dispatch_delay = Duration::from_millis(200);
     config.services.carrier.delivery_delay = Duration::from_millis(200);

@@ -40,11 +40,13 @@ pub enum Role {
     Registry,
     /// The worker that sends notifications (`orderflow notify run`, or the demo's own).
     Notifier,
+    /// The simulated payment provider (`orderflow serve provider`, or the demo's own).
+    Provider,
 }
 
 impl Role {
     /// Every role the migrations create.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Orders,
         Self::Payments,
         Self::Inventory,
@@ -53,6 +55,7 @@ impl Role {
         Self::Relay,
         Self::Registry,
         Self::Notifier,
+        Self::Provider,
     ];
 
     /// The role's name in Postgres.
@@ -67,6 +70,7 @@ impl Role {
             Self::Relay => "orderflow_relay",
             Self::Registry => "orderflow_registry",
             Self::Notifier => "orderflow_notifier",
+            Self::Provider => "orderflow_provider",
         }
     }
 
@@ -82,6 +86,7 @@ impl Role {
             Self::Relay => "ORDERFLOW_RELAY_DATABASE_URL",
             Self::Registry => "ORDERFLOW_REGISTRY_DATABASE_URL",
             Self::Notifier => "ORDERFLOW_NOTIFIER_DATABASE_URL",
+            Self::Provider => "ORDERFLOW_PROVIDER_DATABASE_URL",
         }
     }
 }

@@ -76,6 +76,7 @@ mod money;
 pub mod order;
 pub mod payment;
 mod service;
+pub mod simulation;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod text;

@@ -20,7 +20,7 @@ pub use store::{
     Counts, Notification, Subscriber, counts, list, notify, notify_kind, resend_given_up, retry,
     show, subscribe,
 };
-pub use worker::{KIND_HEADER, Notifier, NotifierConfig, NotifierStats};
+pub use worker::{KIND_HEADER, Notifier, NotifierConfig, NotifierStats, Scope};
 
 /// What can go wrong with notifications.
 #[derive(Debug, thiserror::Error)]

@@ -18,7 +18,7 @@ use crate::signature::{self, ID_HEADER, SIGNATURE_HEADER};
 pub const KIND_HEADER: &str = "orderflow-notification-kind";
 
 /// Worker settings.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct NotifierConfig {
     /// When failed notifications are tried again, and how often before they are given up.
     pub schedule: Schedule,
@@ -28,6 +28,35 @@ pub struct NotifierConfig {
     pub request_timeout: Duration,
     /// How often to look for due notifications when the last look found none.
     pub poll_interval: Duration,
+    /// Whose notifications this worker sends.
+    pub scope: Scope,
+    /// A simulation knob, in [0, 1]: the share of acknowledgements treated as lost on the way back (the
+    /// receiver applied the notification and answered 2xx; the worker tries again as if it had not heard).
+    /// The simulated payment provider sets it; it is 0 everywhere else.
+    pub lost_ack_rate: f64,
+}
+
+/// Whose notifications a worker sends.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Scope {
+    /// Every subscriber's.
+    #[default]
+    All,
+    /// Only these subscribers' (a sender with a worker of its own, such as the payment provider).
+    Only(Vec<String>),
+    /// Every subscriber's but these (those that have a worker of their own).
+    AllBut(Vec<String>),
+}
+
+impl Scope {
+    /// The subscribers to keep (`None`: any) and to leave out, as the claim binds them.
+    fn filters(&self) -> (Option<&[String]>, &[String]) {
+        match self {
+            Self::All => (None, &[]),
+            Self::Only(names) => (Some(names), &[]),
+            Self::AllBut(names) => (None, names),
+        }
+    }
 }
 
 impl Default for NotifierConfig {
@@ -37,6 +66,8 @@ impl Default for NotifierConfig {
             batch: 32,
             request_timeout: Duration::from_secs(10),
             poll_interval: Duration::from_secs(1),
+            scope: Scope::All,
+            lost_ack_rate: 0.0,
         }
     }
 }
@@ -47,6 +78,8 @@ pub struct NotifierStats {
     pub attempts: AtomicU64,
     pub delivered: AtomicU64,
     pub given_up: AtomicU64,
+    /// Acknowledgements dropped by [`NotifierConfig::lost_ack_rate`].
+    pub acks_lost: AtomicU64,
 }
 
 /// Sends notifications until they are acknowledged (a 2xx answer) or given up. Several workers may run
@@ -137,10 +170,13 @@ impl Notifier {
     /// A database error while claiming.
     pub async fn send_due(&self) -> Result<usize, NotifyError> {
         let lease = self.config.request_timeout + Duration::from_secs(5);
+        let (only, but) = self.config.scope.filters();
         let claimed: Vec<Claimed> = sqlx::query_as(
             "WITH due AS (
                  SELECT id FROM notifications
                  WHERE status = 'pending' AND next_attempt_at <= now()
+                   AND ($3::text[] IS NULL OR subscriber = ANY ($3))
+                   AND NOT (subscriber = ANY ($4))
                  ORDER BY next_attempt_at
                  LIMIT $1
                  FOR UPDATE SKIP LOCKED
@@ -153,6 +189,8 @@ impl Notifier {
         )
         .bind(self.config.batch)
         .bind(lease.as_secs_f64())
+        .bind(only)
+        .bind(but)
         .fetch_all(&self.pool)
         .await?;
         let tried = claimed.len();
@@ -160,8 +198,14 @@ impl Notifier {
         for notification in claimed {
             let (client, pool) = (self.client.clone(), self.pool.clone());
             let (schedule, stats) = (self.config.schedule.clone(), Arc::clone(&self.stats));
+            let lose_ack = self.config.lost_ack_rate > 0.0
+                && rand::random::<f64>() < self.config.lost_ack_rate;
             requests.spawn(async move {
-                let outcome = post(&client, &notification).await;
+                let mut outcome = post(&client, &notification).await;
+                if lose_ack && outcome.is_ok() {
+                    stats.acks_lost.fetch_add(1, Ordering::Relaxed);
+                    outcome = Err("acknowledged, and the acknowledgement was lost (simulated)".into());
+                }
                 settle(&pool, &schedule, &stats, &notification, outcome).await
             });
         }

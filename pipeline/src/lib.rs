@@ -57,12 +57,16 @@ pub enum Part {
     Orchestrator,
     /// Sends notifications (order-status webhooks) until their receivers acknowledge them.
     Notifier,
+    /// The simulated payment provider, a separate party: its HTTP API, its books, and its results sent to
+    /// the payments service by a notifier worker of its own.
+    Provider,
 }
 
 impl Part {
     /// Every part, in start order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Relay,
+        Self::Provider,
         Self::Service(Service::Orders),
         Self::Service(Service::Payments),
         Self::Service(Service::Inventory),
@@ -79,6 +83,7 @@ impl Part {
             Self::Service(service) => service.name(),
             Self::Orchestrator => "orchestrator",
             Self::Notifier => "notifier",
+            Self::Provider => "provider",
         }
     }
 
@@ -88,13 +93,16 @@ impl Part {
         match self {
             Self::Relay => "The outbox relay (also `orderflow relay`)",
             Self::Service(Service::Orders) => "The orders service and its read model",
-            Self::Service(Service::Payments) => "The payments service with its simulated provider",
+            Self::Service(Service::Payments) => {
+                "The payments service, and the endpoint the provider's results come in at"
+            }
             Self::Service(Service::Inventory) => "The inventory service: stock per SKU in buckets",
             Self::Service(Service::Delivery) => "The delivery service and its carrier simulation",
             Self::Orchestrator => "The order saga orchestrator, with durable timers",
             Self::Notifier => {
                 "Sends notifications until acknowledged (also `orderflow notify run`)"
             }
+            Self::Provider => "The simulated payment provider: its HTTP API, books and results",
         }
     }
 
@@ -109,6 +117,7 @@ impl Part {
             Self::Service(Service::Delivery) => db::Role::Delivery,
             Self::Orchestrator => db::Role::Orchestrator,
             Self::Notifier => db::Role::Notifier,
+            Self::Provider => db::Role::Provider,
         }
     }
 
@@ -116,8 +125,8 @@ impl Part {
     #[must_use]
     pub fn consumes(self, topics: &Topics) -> Vec<String> {
         match self {
-            // The outbox table, not a topic; the notifications table.
-            Self::Relay | Self::Notifier => Vec::new(),
+            // The outbox table, not a topic; the notifications table; HTTP requests.
+            Self::Relay | Self::Notifier | Self::Provider => Vec::new(),
             Self::Service(service) => vec![topics.commands(service)],
             Self::Orchestrator => Service::ALL.map(|s| topics.events(s)).to_vec(),
         }
@@ -131,7 +140,7 @@ impl Part {
             Self::Relay => topics.all(),
             Self::Service(service) => vec![topics.events(service)],
             Self::Orchestrator => Service::ALL.map(|s| topics.commands(s)).to_vec(),
-            Self::Notifier => Vec::new(),
+            Self::Notifier | Self::Provider => Vec::new(),
         }
     }
 }
@@ -184,6 +193,10 @@ pub fn topology(topics: &Topics) -> String {
                 "the notifications table".to_owned(),
                 "POSTs to subscribers".to_owned(),
             ),
+            Part::Provider => (
+                "the payments service's HTTP requests".to_owned(),
+                "its books; results POSTed to the payments service".to_owned(),
+            ),
             _ => (list(part.consumes(topics)), list(part.produces(topics))),
         };
         table.push_str(&format!("| {part} | {reads} | {writes} |\n"));
@@ -213,6 +226,11 @@ pub struct PipelineConfig {
     pub services: services::ServicesConfig,
     pub saga: sagas::SagaConfig,
     pub notifier: notify::NotifierConfig,
+    /// The simulated payment provider. Its callback URL and secret are the payments service's
+    /// ([`PipelineConfig::resolve_addresses`]).
+    pub provider: provider::ProviderConfig,
+    /// Where the provider's API listens; port 0 picks a free one.
+    pub provider_listen: SocketAddr,
     /// Each part connects as its own role with these settings (their pool limits are per part); `None`: every
     /// part uses the pool given to [`Pipeline::start`].
     pub roles: Option<db::RoleConfig>,
@@ -235,6 +253,8 @@ impl PipelineConfig {
     pub fn new(kafka: KafkaConfig) -> Self {
         let mut services = services::ServicesConfig::default();
         services.consumer.session_timeout = Duration::from_secs(6);
+        // Free ports, picked at start: pipelines of several tests run side by side.
+        services.payments.callback.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         Self {
             kafka,
             registry: RegistrySetting::InProcess,
@@ -246,6 +266,8 @@ impl PipelineConfig {
             services,
             saga: sagas::SagaConfig::default(),
             notifier: notify::NotifierConfig::default(),
+            provider: provider::ProviderConfig::default(),
+            provider_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             roles: None,
             http: None,
         }
@@ -259,6 +281,27 @@ impl PipelineConfig {
 }
 
 impl PipelineConfig {
+    /// Gives the provider's API and the payments service's callback endpoint a free port each where they
+    /// have port 0, and points each at the other: the payments service at the provider's API, the provider's
+    /// results at the callback endpoint, signed with the endpoint's secret. Parts restarted later keep the
+    /// ports.
+    ///
+    /// # Errors
+    /// When no free port can be had.
+    pub fn resolve_addresses(&mut self) -> anyhow::Result<()> {
+        let payments = &mut self.services.payments;
+        payments.callback.listen = with_free_port(payments.callback.listen)?;
+        self.provider_listen = with_free_port(self.provider_listen)?;
+        payments.provider_url = format!("http://{}", self.provider_listen);
+        self.provider.callback.url = Some(format!(
+            "http://{}{}",
+            payments.callback.listen,
+            services::payments::CALLBACK_PATH
+        ));
+        self.provider.callback.secret.clone_from(&payments.callback.secret);
+        Ok(())
+    }
+
     /// Creates every topic of [`all_topics`](Self::all_topics) that does not exist yet, with
     /// [`partitions`](Self::partitions) partitions. Clusters that do not create topics on first use (most
     /// production ones, and `./dev up`'s) need this before the relay publishes anything.
@@ -273,6 +316,16 @@ impl PipelineConfig {
         }
         Ok(())
     }
+}
+
+/// `addr`, or when its port is 0 the same host with a port free now.
+fn with_free_port(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+    if addr.port() != 0 {
+        return Ok(addr);
+    }
+    let probe = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("failed to find a free port on {}", addr.ip()))?;
+    Ok(probe.local_addr()?)
 }
 
 /// What every part shares.
@@ -414,9 +467,10 @@ impl Pipeline {
     /// As [`start`](Self::start).
     pub async fn start_parts(
         pool: PgPool,
-        config: PipelineConfig,
+        mut config: PipelineConfig,
         parts: &[Part],
     ) -> anyhow::Result<Self> {
+        config.resolve_addresses()?;
         db::migrate(&pool)
             .await
             .context("failed to migrate the database")?;
@@ -593,10 +647,23 @@ pub async fn run_part(part: Part, shared: Shared, cancel: CancellationToken) -> 
             Ok(services::run(service, pool, kafka, codec, services, cancel).await?)
         }
         Part::Notifier => {
-            let notifier = notify::Notifier::new(pool, config.notifier.clone())
-                .context("failed to create the notifier")?;
+            // The provider sends its results with a worker of its own.
+            let settings = notify::NotifierConfig {
+                scope: notify::Scope::AllBut(vec![config.provider.callback.subscriber.clone()]),
+                ..config.notifier.clone()
+            };
+            let notifier =
+                notify::Notifier::new(pool, settings).context("failed to create the notifier")?;
             notifier.run(cancel).await;
             Ok(())
+        }
+        Part::Provider => {
+            let listener = tokio::net::TcpListener::bind(config.provider_listen)
+                .await
+                .with_context(|| {
+                    format!("failed to listen on {} for the provider", config.provider_listen)
+                })?;
+            Ok(provider::run(pool, config.provider.clone(), listener, cancel).await?)
         }
         Part::Orchestrator => {
             let mut settings = sagas::OrchestratorConfig::new(&services.topics);

@@ -20,12 +20,21 @@ pub enum ServiceError {
     /// `set_stock` on a SKU that has units reserved.
     #[error("SKU {sku} has {reserved} units reserved; its stock cannot be reset")]
     StockInUse { sku: String, reserved: i64 },
-    /// The simulated payment provider did not answer in time. Transient: retried in place, and the
+    /// The payment provider gave no answer: the call timed out, the provider could not be reached, or it
+    /// failed (5xx). The operation may or may not have gone through. Transient: retried in place, and the
     /// provider's idempotency makes the retry charge nothing twice.
-    #[error("payment provider timed out ({operation} of order {order_id})")]
+    #[error("payment provider gave no answer ({operation} of order {order_id}): {detail}")]
     ProviderTimeout {
         operation: &'static str,
         order_id: String,
+        detail: String,
+    },
+    /// The payment provider refused the request itself (4xx): a bug in the request, never retried.
+    #[error("payment provider refused the {operation} of order {order_id}: {detail}")]
+    ProviderRefused {
+        operation: &'static str,
+        order_id: String,
+        detail: String,
     },
     /// The provider did `operation` for the order, and recording it failed. Transient whatever the cause: a
     /// dead letter would forget money that moved. The retry calls the provider again with the same
@@ -81,6 +90,7 @@ impl ServiceError {
             Self::Notify(e) => matches!(e, notify::NotifyError::Database(_)),
             Self::Invalid { .. }
             | Self::NotApplicable(_)
+            | Self::ProviderRefused { .. }
             | Self::KeyReused { .. }
             | Self::StockInUse { .. }
             | Self::Domain(_)

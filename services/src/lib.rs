@@ -89,11 +89,10 @@ use schemas::AvroCodec;
 use serde::de::DeserializeOwned;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 pub use delivery::CarrierConfig;
 pub use error::ServiceError;
-pub use payments::{PaymentsConfig, ProviderConfig};
+pub use payments::PaymentsConfig;
 pub use shell::{Decision, Responder, Shell};
 
 /// Configuration of the four services, with defaults fit for the local demo.
@@ -203,20 +202,6 @@ fn caused_by(order_id: OrderId, record: &Incoming) -> Metadata {
     metadata
 }
 
-/// A number in [0, 1) that depends only on `seed`, `salt` and `id`: simulated decisions that a retry repeats.
-fn draw(seed: u64, salt: u64, id: Uuid) -> f64 {
-    // splitmix64 over the id's two halves.
-    fn mix(mut z: u64) -> u64 {
-        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    let (high, low) = id.as_u64_pair();
-    let h = mix(mix(mix(seed ^ salt) ^ high) ^ low);
-    (h >> 11) as f64 / (1u64 << 53) as f64
-}
-
 /// The default currency of replies that have no payment to take one from.
 fn default_currency() -> Currency {
     Currency::EUR
@@ -259,23 +244,50 @@ pub async fn run(
             let orders = orders::Orders::new(context);
             run_responder(pool, kafka, config, orders, cancel).await
         }
-        Service::Payments => {
-            // The provider's ledger stands for an external system: it gets connections of its own (see
-            // `PaymentsConfig::provider_connections`), opened when first needed.
-            let provider_pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(config.payments.provider_connections.max(1))
-                .acquire_timeout(pool.options().get_acquire_timeout())
-                .connect_lazy_with((*pool.connect_options()).clone());
-            let provider = payments::Provider::new(provider_pool, config.payments.provider.clone());
-            let payments = payments::Payments::new(context, provider, config.payments.clone());
-            run_responder(pool, kafka, config, payments, cancel).await
-        }
+        Service::Payments => run_payments(pool, kafka, context, config, cancel).await,
         Service::Inventory => {
             let inventory = inventory::Inventory::new(context);
             run_responder(pool, kafka, config, inventory, cancel).await
         }
         Service::Delivery => run_delivery(pool, kafka, context, config, cancel).await,
     }
+}
+
+/// The payments service: the consumer of its commands, and the endpoint the provider's results come in at,
+/// which it listens on before it consumes anything.
+async fn run_payments(
+    pool: PgPool,
+    kafka: &KafkaConfig,
+    context: Context,
+    config: &ServicesConfig,
+    cancel: CancellationToken,
+) -> Result<(), ServiceError> {
+    let settings = &config.payments;
+    let listener = tokio::net::TcpListener::bind(settings.callback.listen)
+        .await
+        .map_err(|e| {
+            ServiceError::Task(format!(
+                "cannot listen on {} for the provider's results: {e}",
+                settings.callback.listen
+            ))
+        })?;
+    let provider = payments::ProviderClient::new(&settings.provider_url, settings.request_timeout)?;
+    let service = payments::Payments::new(context, provider, settings.clone());
+    let endpoint = payments::callback::router(
+        pool.clone(),
+        service.recorder().clone(),
+        settings.callback.secret.clone(),
+    );
+    let cancel = cancel.child_token();
+    tracing::info!(addr = %settings.callback.listen, "payments listening for the provider's results");
+    let callbacks = tokio::spawn(payments::callback::serve(listener, endpoint, cancel.clone()));
+    let consumed = run_responder(pool, kafka, config, service, cancel.clone()).await;
+    cancel.cancel();
+    let served = match callbacks.await {
+        Ok(served) => served.map_err(|e| ServiceError::Task(format!("callback endpoint: {e}"))),
+        Err(e) => Err(ServiceError::Task(format!("callback endpoint: {e}"))),
+    };
+    consumed.and(served)
 }
 
 /// The delivery service and its carrier simulation, until `cancel` fires or either fails.

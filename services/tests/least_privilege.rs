@@ -179,11 +179,9 @@ const PARTS: &[Part] = &[
         consumer: true,
         event_sourced: true,
         allowed: &[
-            // The provider's ledger has a bigserial id: its sequence must be usable.
-            "INSERT INTO provider_ledger (order_id, operation, amount_minor, currency, provider_ref)
-             VALUES (gen_random_uuid(), 'authorize', 100, 'EUR', 'ref')
-             ON CONFLICT DO NOTHING",
-            READ_LEDGER,
+            "INSERT INTO payment_operations (provider_ref, order_id, operation, amount_minor, currency)
+             VALUES ('ref', gen_random_uuid(), 'authorize', 100, 'EUR') ON CONFLICT DO NOTHING",
+            "SELECT EXISTS (SELECT 1 FROM payment_operations WHERE provider_ref = 'ref')",
             "INSERT INTO payments (order_id, payment_id, amount_minor, currency, status)
              VALUES (gen_random_uuid(), gen_random_uuid(), 100, 'EUR', 'authorized')
              ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, updated_at = now()",
@@ -197,6 +195,9 @@ const PARTS: &[Part] = &[
             READ_DELIVERIES,
             READ_SAGAS,
             READ_SCHEMAS,
+            // The provider's books are the provider's.
+            READ_LEDGER,
+            "SELECT reference FROM provider_requests",
         ],
     },
     Part {
@@ -325,6 +326,36 @@ const PARTS: &[Part] = &[
             READ_STOCK,
             READ_PAYMENTS,
             READ_SAGAS,
+        ],
+    },
+    Part {
+        role: Role::Provider,
+        consumer: false,
+        event_sourced: false,
+        allowed: &[
+            // The ledger has a bigserial id: its sequence must be usable.
+            "INSERT INTO provider_ledger (order_id, operation, amount_minor, currency, provider_ref)
+             VALUES (gen_random_uuid(), 'authorize', 100, 'EUR', 'ref')",
+            READ_LEDGER,
+            "INSERT INTO provider_requests (operation, idempotency_key, order_id, amount_minor, currency,
+                                            reference, outcome)
+             VALUES ('authorize', 'k', gen_random_uuid(), 100, 'EUR', 'ref', 'approved')",
+            "SELECT reference FROM provider_requests WHERE operation = 'authorize' AND idempotency_key = 'k'",
+            // It registers where its results go, writes them, and sends them.
+            "INSERT INTO notify_subscribers (name, url, secret) VALUES ('payments', 'http://x', 's')
+             ON CONFLICT (name) DO UPDATE SET url = excluded.url, secret = excluded.secret",
+            "INSERT INTO notifications (id, subscriber, kind, body)
+             SELECT gen_random_uuid(), name, 'payment.result', '{}' FROM notify_subscribers",
+            "UPDATE notifications SET status = 'delivered' WHERE status = 'pending'",
+        ],
+        refused: &[
+            READ_PAYMENTS,
+            "SELECT provider_ref FROM payment_operations",
+            READ_ORDERS,
+            "INSERT INTO outbox (topic, key, payload) VALUES ('t', 'k', '\\x00')",
+            "SELECT event_id FROM inbox",
+            READ_SAGAS,
+            "DELETE FROM provider_ledger",
         ],
     },
 ];

@@ -41,7 +41,7 @@ async fn start(parts: &[Part], customize: impl FnOnce(&mut PipelineConfig)) -> R
     config.services.topics = Topics::with_prefix(prefix.clone());
     config.services.group_prefix = prefix;
     config.partitions = 3;
-    config.services.payments.provider.decline_rate = 0.0;
+    config.provider.decline_rate = 0.0;
     config.services.carrier.failure_rate = 0.0;
     config.services.carrier.dispatch_delay = Duration::from_millis(200);
     config.services.carrier.delivery_delay = Duration::from_millis(200);
@@ -123,7 +123,7 @@ async fn declined_payments_release_the_stock_and_cancel() {
         pipeline,
         _turn,
     } = start(&Part::ALL, |c| {
-        c.services.payments.provider.decline_rate = 1.0
+        c.provider.decline_rate = 1.0
     })
     .await;
     let report = run(&pipeline, &Workload::happy(10), Duration::from_secs(180)).await;
@@ -506,7 +506,7 @@ async fn provider_timeouts_that_charged_leave_the_provider_books_equal_to_the_or
         pipeline,
         _turn,
     } = start(&Part::ALL, |c| {
-        let provider = &mut c.services.payments.provider;
+        let provider = &mut c.provider;
         provider.timeout_rate = 0.02;
         provider.charge_before_timeout = 1.0;
         provider.decline_rate = 0.05;

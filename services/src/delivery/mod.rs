@@ -16,13 +16,14 @@ use domain::{
     Aggregate as _, DeliveryCommand, DeliveryEvent, DeliveryId, DeliveryRequest, DeliveryState,
     OrderId, Service,
 };
+use domain::simulation::draw;
 use outbox::{Loaded, Metadata};
 use sqlx::PgConnection;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::shell::{Decision, Responder, Shell};
-use crate::{Context, ServiceError, at_least, draw};
+use crate::{Context, ServiceError, at_least};
 
 mod respond;
 

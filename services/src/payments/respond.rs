@@ -1,6 +1,7 @@
-//! What a payment request comes to, decided from the payment's state alone: [`respond`]. Pure, so every
-//! (state, request) pair is tested below without Postgres or the provider; [`Payments`] (run by the one
-//! [`Shell`]) loads the payment, calls the provider when the response says so, records and replies.
+//! What a payment request comes to, decided from the payment's state alone: [`respond`]; and what a result of
+//! the provider comes to: [`recording`]. Pure, so every (state, request) and (state, result) pair is tested
+//! below without Postgres or the provider; [`Payments`] (run by the one [`Shell`]) loads the payment, calls
+//! the provider when the response says so, and records its results as they come.
 //!
 //! [`Payments`]: super::Payments
 //! [`Shell`]: crate::Shell
@@ -9,13 +10,12 @@ use domain::{
     Aggregate as _, Currency, DomainError, Money, OrderId, PaymentCommand, PaymentEvent, PaymentId,
     PaymentRequest, PaymentState, Rejection,
 };
-
-use super::Operation;
+use provider::{Operation, OperationResult, Outcome};
 
 /// What the service does about a request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Response {
-    /// Ask the provider, then record what it did.
+    /// Ask the provider; its result is recorded when it comes ([`recording`]).
     Forward(Forward),
     /// Answer with this reply and change nothing: a repeat, or an undo of nothing.
     Repeat(PaymentEvent),
@@ -34,7 +34,7 @@ pub enum Response {
     },
 }
 
-/// A call to the provider and what to record once it answered.
+/// A call to the provider.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Forward {
     pub operation: Operation,
@@ -42,16 +42,6 @@ pub struct Forward {
     /// The provider's idempotency key: the same whenever the saga asks again (in a record with a new event
     /// id) after an answer was lost, so a retried call never moves money twice.
     pub key: String,
-    pub then: Then,
-}
-
-/// What the provider's answer is recorded as.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Then {
-    /// A new payment, authorized or declined as the provider answered.
-    AuthorizeOrDecline,
-    /// This command, whatever the provider's reference.
-    Record(PaymentCommand),
 }
 
 /// What `request` comes to for a payment in `state`. `void_currency` is the currency of the zero amount in
@@ -68,12 +58,11 @@ pub fn respond(
     use PaymentState as S;
     let order_id = request.order_id();
     let key = order_id.to_string();
-    let forward = |operation, amount, key, then| {
+    let forward = |operation, amount, key| {
         Ok(Response::Forward(Forward {
             operation,
             amount,
             key,
-            then,
         }))
     };
     let nothing = || nothing(order_id, state, void_currency);
@@ -85,36 +74,21 @@ pub fn respond(
             })
         }
         (R::AuthorizePayment { amount, .. }, S::NotStarted) => {
-            forward(Operation::Authorize, amount, key, Then::AuthorizeOrDecline)
+            forward(Operation::Authorize, amount, key)
         }
-        (R::CapturePayment { .. }, S::Authorized { amount, .. }) => forward(
-            Operation::Capture,
-            *amount,
-            key,
-            Then::Record(PaymentCommand::Capture),
-        ),
-        // An authorization may have gone through at the provider without being recorded here (its answer
+        (R::CapturePayment { .. }, S::Authorized { amount, .. }) => {
+            forward(Operation::Capture, *amount, key)
+        }
+        // An authorization may have gone through at the provider without being recorded here (its result
         // lost, its request dead-lettered): voiding by the order's key releases it if so. The void is
         // recorded, so an authorization asked for later finds the payment voided.
         (R::VoidPayment { .. }, S::NotStarted) => {
-            let (payment_id, currency) = nothing()?;
-            forward(
-                Operation::Void,
-                Money::zero(currency),
-                key,
-                Then::Record(PaymentCommand::VoidUnauthorized {
-                    payment_id,
-                    order_id,
-                    currency,
-                }),
-            )
+            let (_, currency) = nothing()?;
+            forward(Operation::Void, Money::zero(currency), key)
         }
-        (R::VoidPayment { .. }, S::Authorized { amount, .. }) => forward(
-            Operation::Void,
-            *amount,
-            key,
-            Then::Record(PaymentCommand::Void),
-        ),
+        (R::VoidPayment { .. }, S::Authorized { amount, .. }) => {
+            forward(Operation::Void, *amount, key)
+        }
         (R::RefundPayment { amount, .. }, S::Captured { refunded, .. }) => {
             // Refused before the provider is asked when it is more than what is left to refund.
             match state.execute(PaymentCommand::Refund { amount }) {
@@ -128,12 +102,7 @@ pub fn respond(
             }
             // The next partial refund is another call: the key is the order and how much it had refunded.
             let key = format!("{key}-after-{}", refunded.minor());
-            forward(
-                Operation::Refund,
-                amount,
-                key,
-                Then::Record(PaymentCommand::Refund { amount }),
-            )
+            forward(Operation::Refund, amount, key)
         }
         // Repeats: the reply the request got the first time.
         (
@@ -257,6 +226,69 @@ pub fn respond(
                 state.name()
             )))
         }
+    }
+}
+
+/// What a result of the provider comes to for a payment in `state`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recording {
+    /// Record it with this command (its events are the reply the saga waits for).
+    Record(PaymentCommand),
+    /// The payment shows it already: a repeat of a declined authorization.
+    Already,
+    /// The payment cannot take it (a result that came after the payment moved on, or a refusal of a
+    /// capture, void or refund): kept beside the payment for reconciliation, with the reason.
+    Conflict(String),
+}
+
+/// What `result` comes to for a payment in `state`. An approved result the service recorded before (by its
+/// reference) never reaches here.
+///
+/// # Errors
+/// The result's order id, amount or currency is not valid.
+pub fn recording(state: &PaymentState, result: &OperationResult) -> Result<Recording, DomainError> {
+    use PaymentState as S;
+    let order_id = OrderId::from_uuid(result.order_id).map_err(DomainError::Invalid)?;
+    let currency = Currency::new(&result.currency).map_err(DomainError::Invalid)?;
+    let amount = Money::new(result.amount_minor, currency).map_err(DomainError::Invalid)?;
+    let record = |command| Ok(Recording::Record(command));
+    let declined = || result.reason.clone().unwrap_or_else(|| "declined".into());
+    match (result.operation, result.outcome, state) {
+        (Operation::Authorize, Outcome::Approved, S::NotStarted) => record(PaymentCommand::Authorize {
+            payment_id: PaymentId::new(),
+            order_id,
+            amount,
+            provider_ref: result.reference.clone(),
+        }),
+        (Operation::Authorize, Outcome::Declined, S::NotStarted) => record(PaymentCommand::Decline {
+            payment_id: PaymentId::new(),
+            order_id,
+            amount,
+            reason: declined(),
+        }),
+        (Operation::Authorize, Outcome::Declined, S::Declined { .. }) => Ok(Recording::Already),
+        (Operation::Capture, Outcome::Approved, S::Authorized { .. }) => {
+            record(PaymentCommand::Capture)
+        }
+        (Operation::Void, Outcome::Approved, S::NotStarted) => {
+            record(PaymentCommand::VoidUnauthorized {
+                payment_id: PaymentId::from_uuid(order_id.as_uuid()).map_err(DomainError::Invalid)?,
+                order_id,
+                currency,
+            })
+        }
+        (Operation::Void, Outcome::Approved, S::Authorized { .. }) => record(PaymentCommand::Void),
+        (Operation::Refund, Outcome::Approved, S::Captured { .. }) => {
+            record(PaymentCommand::Refund { amount })
+        }
+        (operation, Outcome::Declined, _) => Ok(Recording::Conflict(format!(
+            "the provider declined the {operation}: {}",
+            declined()
+        ))),
+        (operation, Outcome::Approved, state) => Ok(Recording::Conflict(format!(
+            "the provider approved a {operation} the payment, {}, cannot take",
+            state.name()
+        ))),
     }
 }
 

@@ -1,0 +1,156 @@
+//! The provider's HTTP API (the table in the crate's documentation).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{Accepted, Amount, Books, Decided, IDEMPOTENCY_KEY, Operation};
+
+/// The longest idempotency key accepted.
+const MAX_KEY_LEN: usize = 200;
+
+/// The provider's routes over `books`.
+pub fn router(books: Books) -> Router {
+    Router::new()
+        .route("/v1/payments/{order_id}/{operation}", post(operate))
+        .route("/v1/payments/{order_id}", get(payment))
+        .route("/v1/settlements", get(settlements))
+        .with_state(Arc::new(books))
+}
+
+/// A 4xx or 5xx with a JSON body naming the problem.
+fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": detail.into() }))).into_response()
+}
+
+fn order_id(raw: &str) -> Result<Uuid, Response> {
+    raw.parse()
+        .map_err(|_| problem(StatusCode::BAD_REQUEST, format!("order id {raw:?} is not a UUID")))
+}
+
+/// The idempotency key: letters, digits and `-._:`, at most [`MAX_KEY_LEN`] characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<&str, Response> {
+    let key = headers
+        .get(IDEMPOTENCY_KEY)
+        .ok_or_else(|| problem(StatusCode::BAD_REQUEST, "the Idempotency-Key header is missing"))?
+        .to_str()
+        .unwrap_or_default();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-._:".contains(c);
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.chars().all(allowed) {
+        return Err(problem(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the Idempotency-Key must be 1 to {MAX_KEY_LEN} letters, digits or -._: characters"
+            ),
+        ));
+    }
+    Ok(key)
+}
+
+async fn operate(
+    State(books): State<Arc<Books>>,
+    Path((order, operation)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<axum::Json<Amount>, JsonRejection>,
+) -> Response {
+    let checked = (|| {
+        let order_id = order_id(&order)?;
+        let operation: Operation = operation
+            .parse()
+            .map_err(|e: String| problem(StatusCode::NOT_FOUND, e))?;
+        let key = idempotency_key(&headers)?.to_owned();
+        let axum::Json(amount) = body.map_err(|e| {
+            problem(StatusCode::BAD_REQUEST, format!("the body is not {{\"amount_minor\", \"currency\"}}: {e}"))
+        })?;
+        if amount.amount_minor < 0 {
+            return Err(problem(StatusCode::BAD_REQUEST, "amount_minor must not be negative"));
+        }
+        if amount.currency.len() != 3 || !amount.currency.chars().all(|c| c.is_ascii_uppercase()) {
+            return Err(problem(
+                StatusCode::BAD_REQUEST,
+                format!("currency {:?} is not an ISO 4217 code", amount.currency),
+            ));
+        }
+        Ok((order_id, operation, key, amount))
+    })();
+    let (order_id, operation, key, amount) = match checked {
+        Ok(request) => request,
+        Err(refused) => return refused,
+    };
+    match books.request(operation, order_id, &amount, &key).await {
+        Ok(Decided::New(result)) => (
+            StatusCode::ACCEPTED,
+            axum::Json(Accepted {
+                reference: result.reference,
+                status: "pending".into(),
+            }),
+        )
+            .into_response(),
+        Ok(Decided::Repeat(result)) => (StatusCode::OK, axum::Json(result)).into_response(),
+        Ok(Decided::TimedOut) => problem(StatusCode::GATEWAY_TIMEOUT, "the request timed out"),
+        Err(e) => {
+            tracing::warn!(error = %e, %order_id, %operation, "provider request failed");
+            problem(StatusCode::SERVICE_UNAVAILABLE, format!("{e}"))
+        }
+    }
+}
+
+async fn payment(State(books): State<Arc<Books>>, Path(order): Path<String>) -> Response {
+    let order_id = match order_id(&order) {
+        Ok(id) => id,
+        Err(refused) => return refused,
+    };
+    match books.payment(order_id).await {
+        Ok(Some(view)) => axum::Json(view).into_response(),
+        Ok(None) => problem(StatusCode::NOT_FOUND, format!("no payment for order {order_id}")),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, format!("database error: {e}")),
+    }
+}
+
+#[derive(Deserialize)]
+struct Window {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+fn instant(name: &str, raw: Option<&str>) -> Result<DateTime<Utc>, Response> {
+    let raw = raw.ok_or_else(|| {
+        problem(StatusCode::BAD_REQUEST, format!("the query parameter {name} is missing"))
+    })?;
+    DateTime::parse_from_rfc3339(raw)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|e| {
+            problem(
+                StatusCode::BAD_REQUEST,
+                format!("{name}={raw:?} is not an RFC 3339 instant: {e}"),
+            )
+        })
+}
+
+async fn settlements(State(books): State<Arc<Books>>, Query(window): Query<Window>) -> Response {
+    let window = instant("from", window.from.as_deref())
+        .and_then(|from| Ok((from, instant("to", window.to.as_deref())?)));
+    let (from, to) = match window {
+        Ok((from, to)) if from < to => (from, to),
+        Ok((from, to)) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                format!("the window is empty: from {from} is not before to {to}"),
+            );
+        }
+        Err(refused) => return refused,
+    };
+    match crate::statement(books.pool(), from, to).await {
+        Ok(csv) => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response(),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, format!("database error: {e}")),
+    }
+}
