@@ -144,7 +144,7 @@ async fn closed_loop(
         "{open} orders still open after {} s",
         args.timeout_secs
     );
-    let report = Report::gather(pool, &placed, &workload.flash_sku(), 0).await?;
+    let report = Report::gather(pool, &placed, &workload.flash_sku(), 0, None).await?;
     ensure!(
         report.passed(),
         "a consistency check failed:\n{}",

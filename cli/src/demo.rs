@@ -136,11 +136,14 @@ async fn drive(
     if open > 0 {
         eprintln!("{open} orders still open after {} s", args.timeout_secs);
     }
+    // Finance's job at the end of the day: repair what the faults left, then check the books agree.
+    let repairer = shared.repairer()?;
     Report::gather(
         &shared.pool,
         &placed,
         &workload.flash_sku(),
         workload.flash_sale_units,
+        Some(&repairer),
     )
     .await
 }

@@ -247,7 +247,7 @@ enum Command {
     /// checks; exits non-zero when a check fails.
     Demo(demo::DemoArgs),
     /// Run one part of the pipeline as its own process, with /health and /metrics endpoints.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Benchmarks; each prints its figures and, last, the ratio to a baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -337,7 +337,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => status::run(&db_settings, &kafka, &args).await,
         Command::Dlq { command } => dlq::run(&kafka, &command).await,
         Command::Notify { command } => notify::run(&roles, command).await,
-        Command::Reconcile(args) => reconcile::run(&db_settings, args).await,
+        Command::Reconcile(args) => {
+            reconcile::run(&db_settings, &cli.connections.schema_registry_url, args).await
+        }
         Command::Demo(args) => {
             demo::run(&roles, &kafka, &cli.connections.schema_registry_url, &args).await
         }

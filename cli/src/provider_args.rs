@@ -63,8 +63,11 @@ pub struct ProviderArgs {
     pub provider_listen: SocketAddr,
     /// Where its results are POSTed: the payments service's callback endpoint (see `serve payments
     /// --callback-listen`).
-    #[arg(long, env = "PROVIDER_CALLBACK_URL",
-        default_value = "http://127.0.0.1:7071/provider/results")]
+    #[arg(
+        long,
+        env = "PROVIDER_CALLBACK_URL",
+        default_value = "http://127.0.0.1:7071/provider/results"
+    )]
     pub callback_url: String,
     /// The faults it simulates.
     #[command(flatten)]
@@ -78,7 +81,11 @@ pub struct PaymentsArgs {
     #[arg(long, env = "PROVIDER_URL", default_value = services::payments::DEFAULT_PROVIDER_URL)]
     pub provider_url: String,
     /// Listen here for the provider's results (POST /provider/results).
-    #[arg(long, env = "PAYMENTS_CALLBACK_LISTEN", default_value = "127.0.0.1:7071")]
+    #[arg(
+        long,
+        env = "PAYMENTS_CALLBACK_LISTEN",
+        default_value = "127.0.0.1:7071"
+    )]
     pub callback_listen: SocketAddr,
 }
 
@@ -88,8 +95,12 @@ pub struct PaymentsArgs {
 pub struct CallbackSecretArg {
     /// The secret the provider signs its results with (serve provider) and the payments service checks
     /// them with (serve payments).
-    #[arg(long, env = "PROVIDER_CALLBACK_SECRET", default_value = "orderflow-provider-secret",
-        hide_default_value = true)]
+    #[arg(
+        long,
+        env = "PROVIDER_CALLBACK_SECRET",
+        default_value = "orderflow-provider-secret",
+        hide_default_value = true
+    )]
     pub callback_secret: String,
 }
 

@@ -1,8 +1,13 @@
 //! `orderflow reconcile`: finance's reconciliation of a window, and the history of runs.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use anyhow::Context as _;
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use ops::reconcile::{self, Window};
+use ops::reconcile::{self, Repairer, Window};
+use producers::topics::Topics;
+use services::payments::{ProviderClient, Recorder};
 
 /// `orderflow reconcile ...`
 #[derive(Debug, clap::Args)]
@@ -34,10 +39,21 @@ struct RunArgs {
     /// How to print the report: a table per class, JSON (summary and differences) or CSV (differences).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
-    /// Repair what can be repaired safely (a notification given up is sent again) and mark the rest as
-    /// needing attention, with the reason; each difference once, however often this runs.
+    /// Repair what can be repaired safely, through the provider and the payments service: record a capture
+    /// the provider made, refund money held for a cancelled order or captured twice, void a dangling
+    /// authorization, send a given-up notification again. The rest is marked as needing attention, with
+    /// the reason. Each difference once, however often this runs or wherever it was killed.
     #[arg(long)]
     apply: bool,
+    /// The payment provider's API, which --apply asks for refunds, voids and the results it records.
+    #[arg(long, env = "PROVIDER_URL", default_value = services::payments::DEFAULT_PROVIDER_URL)]
+    provider_url: String,
+    /// Prefix of the topics the payments service writes to (its recorded results reply there).
+    #[arg(long, env = "TOPIC_PREFIX", default_value = "")]
+    topic_prefix: String,
+    /// The region recorded on what --apply writes.
+    #[arg(long, env = "REGION", default_value = "local")]
+    region: String,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -60,7 +76,11 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
 
 /// Runs a reconciliation and prints its report; fails (exit 1) when differences remain, for cron and
 /// alerting.
-pub async fn run(db_settings: &db::DbConfig, args: ReconcileArgs) -> anyhow::Result<()> {
+pub async fn run(
+    db_settings: &db::DbConfig,
+    registry_url: &str,
+    args: ReconcileArgs,
+) -> anyhow::Result<()> {
     let pool = db::connect(db_settings).await?;
     db::migrate(&pool).await?;
     if let Some(ReconcileCommand::History { limit }) = args.command {
@@ -80,8 +100,17 @@ pub async fn run(db_settings: &db::DbConfig, args: ReconcileArgs) -> anyhow::Res
         return Ok(());
     }
     let args = args.run;
+    let codec = Arc::new(schemas::AvroCodec::new(registry_url).context("bad registry URL")?);
+    let context = services::Context::new(
+        pool.clone(),
+        codec,
+        Topics::with_prefix(args.topic_prefix.clone()),
+        args.region.clone(),
+    );
+    let provider = ProviderClient::new(&args.provider_url, Duration::from_secs(10))?;
+    let repairer = Repairer::new(provider, Recorder::new(context));
     let mode = if args.apply {
-        reconcile::Mode::Apply
+        reconcile::Mode::Apply(&repairer)
     } else {
         reconcile::Mode::DryRun
     };
@@ -101,7 +130,7 @@ pub async fn run(db_settings: &db::DbConfig, args: ReconcileArgs) -> anyhow::Res
         "{spinner} reconcile: {msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})",
     )?;
     let progress = indicatif::ProgressBar::new(0).with_style(style);
-    progress.enable_steady_tick(std::time::Duration::from_millis(200));
+    progress.enable_steady_tick(Duration::from_millis(200));
     let report = reconcile::reconcile(&pool, window, &run_by, mode, &progress)
         .await
         .context("reconciliation failed")?;
@@ -113,7 +142,7 @@ pub async fn run(db_settings: &db::DbConfig, args: ReconcileArgs) -> anyhow::Res
     let repaired = report
         .repairs
         .as_ref()
-        .map_or(0, |r| r.resent_notifications);
+        .map_or(0, reconcile::Repairs::repaired);
     let remaining = report.summary.total() - repaired;
     anyhow::ensure!(
         remaining == 0,

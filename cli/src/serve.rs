@@ -93,13 +93,22 @@ pub async fn run(
     config.services.group_prefix.clone_from(&args.group_prefix);
     config.relay = args.relay.config();
     let payments = &mut config.services.payments;
-    payments.provider_url.clone_from(&args.payments.provider_url);
+    payments
+        .provider_url
+        .clone_from(&args.payments.provider_url);
     payments.callback.listen = args.payments.callback_listen;
-    payments.callback.secret.clone_from(&args.secret.callback_secret);
+    payments
+        .callback
+        .secret
+        .clone_from(&args.secret.callback_secret);
     args.provider.knobs.apply(&mut config.provider);
     config.provider_listen = args.provider.provider_listen;
     config.provider.callback.url = Some(args.provider.callback_url.clone());
-    config.provider.callback.secret.clone_from(&args.secret.callback_secret);
+    config
+        .provider
+        .callback
+        .secret
+        .clone_from(&args.secret.callback_secret);
     config.ensure_topics().await?;
     let shared = Shared::new(pool, config, registry_url.to_owned())?;
     let shutdown = CancellationToken::new();

@@ -103,7 +103,7 @@ async fn every_saga_ends_after_the_orchestrator_is_killed() {
     )
     .await
     .unwrap();
-    let report = Report::gather(&pool, &placed, &workload.flash_sku(), 0)
+    let report = Report::gather(&pool, &placed, &workload.flash_sku(), 0, None)
         .await
         .unwrap();
     let alive = get(&health, "/health").await.unwrap();

@@ -50,7 +50,10 @@ async fn clean_is_exit_0_differences_exit_1_and_both_are_in_the_history() {
     let applied = orderflow(&db, &[&window[..], &["--apply"]].concat());
     assert_eq!(applied.status.code(), Some(0), "{}", text(&applied.stderr));
     assert!(
-        text(&applied.stdout).contains("repaired: 1 notifications sent again; 0 need attention"),
+        text(&applied.stdout).contains(
+            "repaired: 0 captures recorded, 0 refunds and 0 voids asked of the provider, 1 notifications \
+             sent again; 0 need attention"
+        ),
         "{}",
         text(&applied.stdout)
     );
@@ -104,11 +107,105 @@ async fn bad_windows_are_refused_with_a_reason() {
     assert_eq!(runs, 0, "a refused run records nothing");
 }
 
-/// `--apply` killed with SIGKILL halfway, then run again: every repair done once, none twice, none lost.
-#[tokio::test]
+/// A provider serving on 127.0.0.1 over the test's database until dropped; its results go to a
+/// subscriber nobody serves (no payments service runs here).
+struct Provider {
+    url: String,
+    books: provider::Books,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Provider {
+    async fn start(db: &testkit::TestDb) -> Self {
+        sqlx::query(
+            "INSERT INTO notify_subscribers (name, url, secret) VALUES ('payments', 'http://127.0.0.1:9', 's')",
+        )
+        .execute(db.pool())
+        .await
+        .unwrap();
+        let config = provider::ProviderConfig {
+            decline_rate: 0.0,
+            timeout_rate: 0.0,
+            duplicate_notification_rate: 0.0,
+            latency: std::time::Duration::ZERO,
+            ..provider::ProviderConfig::default()
+        };
+        let app = provider::router(provider::Books::new(db.pool().clone(), config.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped.cancelled_owned())
+                .await
+                .unwrap();
+        });
+        Self {
+            url,
+            books: provider::Books::new(db.pool().clone(), config),
+            stop,
+        }
+    }
+
+    /// An order cancelled in the run's window whose money the provider captured and kept, as both books say.
+    async fn cancelled_and_charged(&self, db: &testkit::TestDb, amount_minor: i64) -> uuid::Uuid {
+        let order = uuid::Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO orders_view (order_id, customer_id, status, total_minor, currency, ended_at)
+             VALUES ($1, gen_random_uuid(), 'cancelled', $2, 'EUR', now())",
+        )
+        .bind(order)
+        .bind(amount_minor)
+        .execute(db.pool())
+        .await
+        .unwrap();
+        let amount = provider::Amount {
+            amount_minor,
+            currency: "EUR".into(),
+        };
+        // Both books have the authorization and the capture.
+        for operation in [provider::Operation::Authorize, provider::Operation::Capture] {
+            let key = order.to_string();
+            let provider::Decided::New(result) = self
+                .books
+                .request(operation, order, &amount, &key)
+                .await
+                .unwrap()
+            else {
+                panic!("the provider decided {operation} of {order} before");
+            };
+            sqlx::query(
+                "INSERT INTO payment_operations (provider_ref, order_id, operation, amount_minor, currency)
+                 VALUES ($1, $2, $3, $4, 'EUR')",
+            )
+            .bind(&result.reference)
+            .bind(order)
+            .bind(operation.name())
+            .bind(amount_minor)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        }
+        order
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// `--apply` killed with SIGKILL halfway, then run again: every repair done once, none twice, none lost;
+/// each cancelled order's money refunded once at the provider. (Several threads: the provider serves here
+/// while the test waits for the process.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_killed_halfway_and_run_again_repairs_each_difference_once() {
-    const GIVEN_UP: i64 = 3000;
+    const GIVEN_UP: i64 = 2700;
+    const CHARGED: i64 = 300;
     let db = testkit::TestDb::new().await;
+    let provider = Provider::start(&db).await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "INSERT INTO notify_subscribers (name, url, secret) VALUES ('shop', 'http://127.0.0.1:9', 's');
          INSERT INTO notifications (id, subscriber, kind, body, status, attempts)
@@ -118,6 +215,9 @@ async fn apply_killed_halfway_and_run_again_repairs_each_difference_once() {
     .execute(db.pool())
     .await
     .unwrap();
+    for _ in 0..CHARGED {
+        provider.cancelled_and_charged(&db, 1999).await;
+    }
     let now = chrono::Utc::now();
     let from = (now - chrono::Duration::hours(1)).to_rfc3339();
     let to = (now + chrono::Duration::hours(1)).to_rfc3339();
@@ -135,9 +235,13 @@ async fn apply_killed_halfway_and_run_again_repairs_each_difference_once() {
             .await
             .unwrap()
     };
+    let reconcile = || {
+        let mut command = common::orderflow_on(&db);
+        command.args(args).env("PROVIDER_URL", &provider.url);
+        command
+    };
 
-    let mut first = common::orderflow_on(&db)
-        .args(args)
+    let mut first = reconcile()
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -154,33 +258,48 @@ async fn apply_killed_halfway_and_run_again_repairs_each_difference_once() {
     first.wait().unwrap();
     let done_before_kill = repairs().await.max(done_before_kill);
     assert!(
-        (1..GIVEN_UP).contains(&done_before_kill),
-        "killed halfway: {done_before_kill} of {GIVEN_UP} done"
-    );
-    let pending: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM notifications WHERE status = 'pending'")
-            .fetch_one(db.pool())
-            .await
-            .unwrap();
-    assert_eq!(
-        pending, done_before_kill,
-        "each repair commits with its row, or neither"
+        (1..GIVEN_UP + CHARGED).contains(&done_before_kill),
+        "killed halfway: {done_before_kill} of {} done",
+        GIVEN_UP + CHARGED
     );
 
-    let second = orderflow(&db, &args);
+    let second = reconcile().output().unwrap();
     assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
-    let report = text(&second.stdout);
-    let expected = format!(
-        "repaired: {} notifications sent again; 0 need attention; 0 handled by an earlier run",
-        GIVEN_UP - done_before_kill
+    // A run killed after the provider refunded and before the repair's row committed leaves no row: the
+    // next run finds that order settled (the provider's books say so) and has nothing to repair.
+    let rows = repairs().await;
+    assert!(
+        (GIVEN_UP + CHARGED - 1..=GIVEN_UP + CHARGED).contains(&rows),
+        "{rows} repairs recorded"
     );
-    assert!(report.contains(&expected), "{report}");
-    assert_eq!(repairs().await, GIVEN_UP);
     let (pending, attempts): (i64, i64) = sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE status = 'pending'), sum(attempts) FROM notifications",
+        "SELECT count(*), sum(attempts) FROM notifications WHERE subscriber = 'shop' AND status = 'pending'",
     )
     .fetch_one(db.pool())
     .await
     .unwrap();
-    assert_eq!((pending, attempts), (GIVEN_UP, 0));
+    assert_eq!(
+        (pending, attempts),
+        (GIVEN_UP, 0),
+        "each notification sent again once"
+    );
+    // At the provider: one refund per cancelled order, whichever run made it, and nothing held.
+    let (refunds, orders_refunded, held): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE operation = 'refund'),
+                count(DISTINCT order_id) FILTER (WHERE operation = 'refund'),
+                COALESCE(sum(CASE operation WHEN 'capture' THEN amount_minor
+                                            WHEN 'refund' THEN -amount_minor ELSE 0 END), 0)::bigint
+         FROM provider_ledger",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!((refunds, orders_refunded, held), (CHARGED, CHARGED, 0));
+    let clean = reconcile().output().unwrap();
+    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean.stdout));
+    assert!(
+        text(&clean.stdout).ends_with("\n0 differences\n"),
+        "{}",
+        text(&clean.stdout)
+    );
 }

@@ -42,3 +42,8 @@ GRANT SELECT, INSERT, UPDATE ON notifications TO orderflow_provider;
 -- The provider's books are the provider's: the payments service learns of them only through results.
 REVOKE ALL ON provider_ledger FROM orderflow_payments;
 REVOKE USAGE ON SEQUENCE provider_ledger_id_seq FROM orderflow_payments;
+
+-- Reconciliation's money repairs go through the provider and the payments service's recorder.
+ALTER TABLE reconcile_repairs DROP CONSTRAINT reconcile_repairs_action_check;
+ALTER TABLE reconcile_repairs ADD CONSTRAINT reconcile_repairs_action_check
+    CHECK (action IN ('recorded_capture', 'refunded', 'voided', 'resent_notification', 'needs_attention'));

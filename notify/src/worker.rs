@@ -204,7 +204,8 @@ impl Notifier {
                 let mut outcome = post(&client, &notification).await;
                 if lose_ack && outcome.is_ok() {
                     stats.acks_lost.fetch_add(1, Ordering::Relaxed);
-                    outcome = Err("acknowledged, and the acknowledgement was lost (simulated)".into());
+                    outcome =
+                        Err("acknowledged, and the acknowledgement was lost (simulated)".into());
                 }
                 settle(&pool, &schedule, &stats, &notification, outcome).await
             });

@@ -4,6 +4,9 @@
 use chrono::{DateTime, Duration, Utc};
 use indicatif::ProgressBar;
 use ops::reconcile::{self, Class, Mode, Window};
+use outbox::Metadata;
+use provider::{Operation, OperationResult};
+use services::payments::{ProviderClient, Recorder};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -266,69 +269,259 @@ async fn agreeing_books_are_clean_and_the_run_says_so() {
     );
 }
 
-/// `--apply`: a notification given up is sent again; a money difference is left to a person with the
-/// reason; a second run repeats nothing.
+/// A provider on the test's database, over HTTP, and what `--apply` repairs through: it and the payments
+/// service's recorder (with a registry of its own).
+struct Provider {
+    books: provider::Books,
+    recorder: Recorder,
+    repairer: reconcile::Repairer,
+    _registry: schemas::registry::LocalRegistry,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Provider {
+    async fn start(pool: &PgPool) -> Self {
+        // The provider notifies its results to the payments service: a subscriber must exist.
+        sqlx::query(
+            "INSERT INTO notify_subscribers (name, url, secret) VALUES ('payments', 'http://127.0.0.1:9', 's')",
+        )
+        .execute(pool)
+        .await
+        .unwrap();
+        let config = provider::ProviderConfig {
+            decline_rate: 0.0,
+            timeout_rate: 0.0,
+            duplicate_notification_rate: 0.0,
+            latency: std::time::Duration::ZERO,
+            ..provider::ProviderConfig::default()
+        };
+        let app = provider::router(provider::Books::new(pool.clone(), config.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped.cancelled_owned())
+                .await
+                .unwrap();
+        });
+        let registry = schemas::registry::LocalRegistry::start(pool.clone())
+            .await
+            .unwrap();
+        let codec = std::sync::Arc::new(schemas::AvroCodec::new(registry.url()).unwrap());
+        let topics = producers::topics::Topics::with_prefix(testkit::unique_name("reconcile"));
+        let context = services::Context::new(pool.clone(), codec, topics, "test");
+        let client = ProviderClient::new(&url, std::time::Duration::from_secs(5)).unwrap();
+        let recorder = Recorder::new(context);
+        Self {
+            books: provider::Books::new(pool.clone(), config),
+            repairer: reconcile::Repairer::new(client, recorder.clone()),
+            recorder,
+            _registry: registry,
+            stop,
+        }
+    }
+
+    /// Asks the provider for `operation` on `order`, as the payments service would; returns the result.
+    async fn request(
+        &self,
+        operation: Operation,
+        order: Uuid,
+        amount: i64,
+        key: &str,
+    ) -> OperationResult {
+        let amount = provider::Amount {
+            amount_minor: amount,
+            currency: "EUR".into(),
+        };
+        match self
+            .books
+            .request(operation, order, &amount, key)
+            .await
+            .unwrap()
+        {
+            provider::Decided::New(result) => result,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// `request`, and the result recorded by the payments service.
+    async fn recorded(&self, pool: &PgPool, operation: Operation, order: Uuid, amount: i64) {
+        let key = format!("{order}-{operation}");
+        let result = self.request(operation, order, amount, &key).await;
+        sqlx::query(
+            "INSERT INTO payment_operations (provider_ref, order_id, operation, amount_minor, currency)
+             VALUES ($1, $2, $3, $4, 'EUR')",
+        )
+        .bind(&result.reference)
+        .bind(order)
+        .bind(operation.name())
+        .bind(amount)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Refunds, voids and captures the provider has, and what each order holds there (captured less refunded).
+async fn provider_books(pool: &PgPool, order: Uuid) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE operation = 'refund'),
+                COALESCE(sum(CASE operation WHEN 'capture' THEN amount_minor
+                                            WHEN 'refund' THEN -amount_minor ELSE 0 END), 0)::bigint
+         FROM provider_ledger WHERE order_id = $1",
+    )
+    .bind(order)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// `--apply` repairs each class it can through the provider and the payments service's recorder, leaves
+/// the rest to a person with the reason, and run twice moves no money twice: one refund per case, counted
+/// at the provider; a second run finds only what a person must look at.
 #[tokio::test]
-async fn apply_resends_given_up_notifications_marks_the_rest_and_repeats_nothing() {
+async fn apply_repairs_through_the_provider_once_and_leaves_the_rest_to_a_person() {
     let db = testkit::TestDb::new().await;
+    let pool = db.pool();
     let at = Utc::now();
-    let books = Books {
-        pool: db.pool(),
-        at,
-    };
+    let books = Books { pool, at };
+    let provider = Provider::start(pool).await;
+
+    // Money kept for a cancelled order: both sides know the capture.
     let kept = books.order("cancelled", 600).await;
-    books.agreed(kept, "authorize", 600).await;
-    books.agreed(kept, "capture", 600).await;
+    provider
+        .recorded(pool, Operation::Authorize, kept, 600)
+        .await;
+    provider.recorded(pool, Operation::Capture, kept, 600).await;
+    // Captured at the provider, its result lost: recorded from the provider's books, through the recorder.
+    let unrecorded = books.order("completed", 700).await;
+    let authorized = provider
+        .request(
+            Operation::Authorize,
+            unrecorded,
+            700,
+            &format!("{unrecorded}"),
+        )
+        .await;
+    let mut tx = pool.begin().await.unwrap();
+    provider
+        .recorder
+        .record(&mut tx, &authorized, &Metadata::new(unrecorded))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    provider
+        .request(
+            Operation::Capture,
+            unrecorded,
+            700,
+            &format!("{unrecorded}"),
+        )
+        .await;
+    // A cancelled order whose authorization was never voided.
+    let dangling = books.order("cancelled", 900).await;
+    provider
+        .recorded(pool, Operation::Authorize, dangling, 900)
+        .await;
+    // Captured twice (a provider's bug: the second capture written straight into its ledger).
+    let twice = books.order("completed", 250).await;
+    provider
+        .recorded(pool, Operation::Authorize, twice, 250)
+        .await;
+    provider
+        .recorded(pool, Operation::Capture, twice, 250)
+        .await;
+    books
+        .movement(twice, "capture", Some((250, at)), Some((250, at)))
+        .await;
+    // A refund we recorded that the provider never made: a person's matter.
+    let phantom = books.completed(200).await;
+    books
+        .movement(phantom, "refund", None, Some((50, at)))
+        .await;
+    // A notification nobody acknowledged.
     sqlx::raw_sql(
         "INSERT INTO notify_subscribers (name, url, secret) VALUES ('shop', 'http://127.0.0.1:9', 's');
          INSERT INTO notifications (id, subscriber, kind, body, status, attempts)
          VALUES (gen_random_uuid(), 'shop', 'order.cancelled', '{}', 'given_up', 7)",
     )
-    .execute(db.pool())
+    .execute(pool)
     .await
     .unwrap();
+
     let hidden = ProgressBar::hidden();
-    let apply = || reconcile::reconcile(db.pool(), window_around(at), "test", Mode::Apply, &hidden);
-
-    let repairs = apply().await.unwrap().repairs.unwrap();
-    let counts =
-        |r: &reconcile::Repairs| (r.resent_notifications, r.needs_attention, r.handled_before);
-    assert_eq!(counts(&repairs), (1, 1, 0));
-    let (status, attempts): (String, i32) =
-        sqlx::query_as("SELECT status, attempts FROM notifications")
-            .fetch_one(db.pool())
-            .await
-            .unwrap();
-    assert_eq!((status.as_str(), attempts), ("pending", 0));
-    let attention: Vec<(String, Option<Uuid>, String)> = sqlx::query_as(
-        "SELECT class, order_id, reason FROM reconcile_repairs WHERE action = 'needs_attention'",
+    let run = |mode| reconcile::reconcile(pool, window_around(at), "test", mode, &hidden);
+    let first = run(Mode::Apply(&provider.repairer)).await.unwrap();
+    assert_eq!(
+        first.summary.total(),
+        6,
+        "{}",
+        reconcile::render_table(&first)
+    );
+    let repairs = first.repairs.unwrap();
+    assert_eq!(
+        repairs,
+        reconcile::Repairs {
+            recorded_captures: 1,
+            refunds: 2,
+            voids: 1,
+            resent_notifications: 1,
+            needs_attention: 1,
+            handled_before: 0,
+            failed: 0,
+        }
+    );
+    // The money, at the provider: refunded once each, nothing held for the cancelled order.
+    assert_eq!(provider_books(pool, kept).await, (1, 0));
+    assert_eq!(provider_books(pool, twice).await, (1, 250));
+    let voided: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM provider_ledger WHERE order_id = $1 AND operation = 'void'",
     )
-    .fetch_all(db.pool())
+    .bind(dangling)
+    .fetch_one(pool)
     .await
     .unwrap();
-    assert_eq!(attention.len(), 1);
-    let (class, order, reason) = &attention[0];
-    assert_eq!(
-        (class.as_str(), *order),
-        ("captured_for_cancelled_order", Some(kept))
-    );
-    assert!(
-        reason.starts_with("refund through the provider"),
-        "{reason}"
-    );
-
-    let again = apply().await.unwrap().repairs.unwrap();
-    assert_eq!(
-        counts(&again),
-        (0, 0, 1),
-        "the money difference is still there, marked once"
-    );
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM reconcile_repairs")
-        .fetch_one(db.pool())
+    assert_eq!(voided, 1);
+    // The missing capture is recorded as the payments service records results: its event and operation.
+    let status: String = sqlx::query_scalar("SELECT status FROM payments WHERE order_id = $1")
+        .bind(unrecorded)
+        .fetch_one(pool)
         .await
         .unwrap();
-    assert_eq!(rows, 2);
-    let runs = reconcile::history(db.pool(), 5).await.unwrap();
+    assert_eq!(status, "captured");
+
+    let second = run(Mode::Apply(&provider.repairer)).await.unwrap();
+    let found: Vec<(Class, Option<Uuid>)> = second
+        .differences
+        .iter()
+        .map(|d| (d.class, d.order_id))
+        .collect();
+    assert_eq!(found, [(Class::RecordedNotAtProvider, Some(phantom))]);
+    let again = second.repairs.unwrap();
+    assert_eq!((again.repaired(), again.handled_before), (0, 1));
+    assert_eq!(provider_books(pool, kept).await, (1, 0), "no second refund");
+    assert_eq!(
+        provider_books(pool, twice).await,
+        (1, 250),
+        "no second refund"
+    );
+    let (class, reason): (String, String) = sqlx::query_as(
+        "SELECT class, reason FROM reconcile_repairs WHERE action = 'needs_attention'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(class, "recorded_not_at_provider");
+    assert!(reason.contains("ask the provider"), "{reason}");
+    let runs = reconcile::history(pool, 5).await.unwrap();
     assert_eq!(runs[0].mode, "apply");
     assert_eq!(runs[0].repaired.as_ref().unwrap()["handled_before"], 1);
 }

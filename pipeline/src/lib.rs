@@ -298,7 +298,10 @@ impl PipelineConfig {
             payments.callback.listen,
             services::payments::CALLBACK_PATH
         ));
-        self.provider.callback.secret.clone_from(&payments.callback.secret);
+        self.provider
+            .callback
+            .secret
+            .clone_from(&payments.callback.secret);
         Ok(())
     }
 
@@ -363,6 +366,29 @@ impl Shared {
             codec,
             store,
         })
+    }
+
+    /// What finance's `reconcile --apply` repairs through on this pipeline: its provider's API, and the
+    /// payments service's recorder on the shared pool.
+    ///
+    /// # Errors
+    /// When the provider's client cannot be built.
+    pub fn repairer(&self) -> anyhow::Result<ops::reconcile::Repairer> {
+        let services = &self.config.services;
+        let provider = services::payments::ProviderClient::new(
+            &services.payments.provider_url,
+            services.payments.request_timeout,
+        )?;
+        let context = services::Context::new(
+            self.pool.clone(),
+            Arc::clone(&self.codec),
+            services.topics.clone(),
+            services.region.clone(),
+        );
+        Ok(ops::reconcile::Repairer::new(
+            provider,
+            services::payments::Recorder::new(context),
+        ))
     }
 
     /// The pool `part` runs on: its own role's, or the shared one.
@@ -661,7 +687,10 @@ pub async fn run_part(part: Part, shared: Shared, cancel: CancellationToken) -> 
             let listener = tokio::net::TcpListener::bind(config.provider_listen)
                 .await
                 .with_context(|| {
-                    format!("failed to listen on {} for the provider", config.provider_listen)
+                    format!(
+                        "failed to listen on {} for the provider",
+                        config.provider_listen
+                    )
                 })?;
             Ok(provider::run(pool, config.provider.clone(), listener, cancel).await?)
         }

@@ -71,7 +71,16 @@ pub struct Report {
     pub latency_p99: f64,
     /// Orders ended per second, from the first placement to the last end.
     pub throughput: f64,
+    /// What `reconcile --apply` found and repaired at the end of the run, when the run repairs.
+    pub reconciliation: Option<Reconciliation>,
     pub checks: Vec<Check>,
+}
+
+/// What the end-of-run `reconcile --apply` found and did.
+#[derive(Clone, Debug, Default)]
+pub struct Reconciliation {
+    pub found: ops::reconcile::Summary,
+    pub repairs: ops::reconcile::Repairs,
 }
 
 impl Report {
@@ -82,7 +91,8 @@ impl Report {
     }
 
     /// Gathers the figures and runs the checks over the orders of `placed`; `flash_sku` had
-    /// `flash_units` in stock.
+    /// `flash_units` in stock. With `repairer`, finance's reconciliation over the run repairs what it finds
+    /// (`reconcile --apply`), and a second one must find nothing; without, the one run must find nothing.
     ///
     /// # Errors
     /// Database errors.
@@ -91,6 +101,7 @@ impl Report {
         placed: &Placed,
         flash_sku: &str,
         flash_units: u32,
+        repairer: Option<&ops::reconcile::Repairer>,
     ) -> anyhow::Result<Self> {
         let ids = ids(placed);
         let mut report = Self {
@@ -138,6 +149,29 @@ impl Report {
         report.latency_p99 = p99.unwrap_or(0.0);
         report.throughput = throughput.unwrap_or(0.0);
         report.checks = checks(pool, &ids, flash_sku, flash_units, &report).await?;
+        let window = run_window(pool, &ids).await?;
+        if let (Some(window), Some(repairer)) = (window, repairer) {
+            let applied = reconcile(pool, window, ops::reconcile::Mode::Apply(repairer)).await?;
+            report.reconciliation = Some(Reconciliation {
+                found: applied.summary,
+                repairs: applied.repairs.unwrap_or_default(),
+            });
+        }
+        if let Some(window) = window {
+            let found = reconcile(pool, window, ops::reconcile::Mode::DryRun)
+                .await?
+                .summary;
+            let name = if repairer.is_some() {
+                "a second reconciliation, after the repairs, finds no difference"
+            } else {
+                "reconciliation finds no difference"
+            };
+            report.checks.push(Check {
+                name,
+                passed: found.total() == 0,
+                detail: describe(&found),
+            });
+        }
         Ok(report)
     }
 
@@ -175,6 +209,21 @@ impl Report {
             "throughput:            {:.1} orders/s ended",
             self.throughput
         );
+        if let Some(reconciliation) = &self.reconciliation {
+            let repairs = &reconciliation.repairs;
+            let _ = writeln!(
+                out,
+                "reconciliation:        found {}; repaired {} (captures recorded {}, refunds {}, voids {}, \
+                 notifications sent again {}); {} need attention",
+                describe(&reconciliation.found),
+                repairs.repaired(),
+                repairs.recorded_captures,
+                repairs.refunds,
+                repairs.voids,
+                repairs.resent_notifications,
+                repairs.needs_attention
+            );
+        }
         for check in &self.checks {
             let mark = if check.passed { "ok  " } else { "FAIL" };
             let _ = writeln!(out, "check {mark} {}: {}", check.name, check.detail);
@@ -307,39 +356,31 @@ async fn checks(
         disagree == 0,
         format!("{disagree} orders whose state differs from their saga's outcome"),
     );
-    if let Some(found) = reconcile(pool, ids).await? {
-        check(
-            "reconciliation finds no difference",
-            found.total() == 0,
-            describe(&found),
-        );
-    }
     Ok(checks)
 }
 
-/// Finance's reconciliation over the run's time (a minute either side), as `orderflow reconcile` runs it
-/// (the run is in its history); `None` when no order was placed.
-async fn reconcile(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<Option<ops::reconcile::Summary>> {
+/// The run's time, a minute either side (as finance would pick it); `None` when no order was placed.
+async fn run_window(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<Option<ops::reconcile::Window>> {
     let first: Option<chrono::DateTime<chrono::Utc>> =
         sqlx::query_scalar("SELECT min(placed_at) FROM orders_view WHERE order_id = ANY($1)")
             .bind(ids)
             .fetch_one(pool)
             .await?;
-    let Some(first) = first else {
-        return Ok(None);
-    };
     let minute = chrono::Duration::minutes(1);
-    let window = ops::reconcile::Window::new(first - minute, chrono::Utc::now() + minute)
-        .map_err(anyhow::Error::msg)?;
-    let report = ops::reconcile::reconcile(
-        pool,
-        window,
-        "demo",
-        ops::reconcile::Mode::DryRun,
-        &ProgressBar::hidden(),
-    )
-    .await?;
-    Ok(Some(report.summary))
+    first
+        .map(|first| ops::reconcile::Window::new(first - minute, chrono::Utc::now() + minute))
+        .transpose()
+        .map_err(anyhow::Error::msg)
+}
+
+/// Finance's reconciliation over `window`, as `orderflow reconcile` runs it (the run is in its history).
+async fn reconcile(
+    pool: &PgPool,
+    window: ops::reconcile::Window,
+    mode: ops::reconcile::Mode<'_>,
+) -> anyhow::Result<ops::reconcile::Report> {
+    let progress = ProgressBar::hidden();
+    Ok(ops::reconcile::reconcile(pool, window, "demo", mode, &progress).await?)
 }
 
 /// "0 differences", or each class found with its count and amounts.

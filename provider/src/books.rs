@@ -6,11 +6,13 @@ use chrono::{DateTime, Utc};
 use domain::simulation::draw;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::{Amount, Operation, OperationResult, Outcome, ProviderConfig, ProviderError, RESULT_KIND};
+use crate::{
+    Amount, Operation, OperationResult, Outcome, ProviderConfig, ProviderError, RESULT_KIND,
+};
 
 /// Salt of the per-order decline decision.
 const DECLINE: u64 = 0x00DE_C11E;
@@ -188,9 +190,8 @@ impl Books {
             tracing::info!(reference = %result.reference, "result not notified (simulated loss)");
             return Ok(());
         }
-        let body = serde_json::to_value(result).map_err(|e| {
-            ProviderError::Database(sqlx::Error::Encode(Box::new(e)))
-        })?;
+        let body = serde_json::to_value(result)
+            .map_err(|e| ProviderError::Database(sqlx::Error::Encode(Box::new(e))))?;
         let subscriber = &self.config.callback.subscriber;
         let copies = if faults.duplicate { 2 } else { 1 };
         for _ in 0..copies {
@@ -222,9 +223,10 @@ async fn refusal(
         Operation::Capture if voided => Some("the authorization was voided".into()),
         Operation::Capture if authorized == 0 => Some("no authorization to capture".into()),
         Operation::Capture if captured > 0 => Some("captured already".into()),
-        Operation::Capture if amount.amount_minor > authorized => {
-            Some(format!("capture of {} exceeds the authorized {authorized}", amount.amount_minor))
-        }
+        Operation::Capture if amount.amount_minor > authorized => Some(format!(
+            "capture of {} exceeds the authorized {authorized}",
+            amount.amount_minor
+        )),
         Operation::Void if captured > 0 => Some("captured already: refund instead".into()),
         Operation::Refund if refunded + amount.amount_minor > captured => Some(format!(
             "refund of {} exceeds what is left of the captured {captured} (refunded {refunded})",
@@ -255,18 +257,14 @@ async fn find(
             amount_minor,
             currency,
             reference,
-            outcome: if outcome == Outcome::Approved.name() {
-                Outcome::Approved
-            } else {
-                Outcome::Declined
-            },
+            outcome: outcome_named(&outcome),
             reason,
         },
     ))
 }
 
-/// One payment as the provider sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// One payment as the provider sees it (`GET /v1/payments/{order_id}`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentView {
     pub order_id: Uuid,
     pub authorized_minor: i64,
@@ -278,15 +276,22 @@ pub struct PaymentView {
 }
 
 /// A decided request, as [`PaymentView`] lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OperationView {
-    pub operation: String,
-    pub reference: String,
-    pub amount_minor: i64,
-    pub currency: String,
-    pub outcome: String,
-    pub reason: Option<String>,
+    #[serde(flatten)]
+    pub result: OperationResult,
     pub at: DateTime<Utc>,
+}
+
+impl PaymentView {
+    /// The result of the operation with `reference`, if the payment has it.
+    #[must_use]
+    pub fn result(&self, reference: &str) -> Option<&OperationResult> {
+        self.operations
+            .iter()
+            .map(|op| &op.result)
+            .find(|result| result.reference == reference)
+    }
 }
 
 impl Books {
@@ -295,33 +300,72 @@ impl Books {
     /// # Errors
     /// A database error.
     pub async fn payment(&self, order_id: Uuid) -> Result<Option<PaymentView>, sqlx::Error> {
-        let operations: Vec<OperationView> = sqlx::query_as(
-            "SELECT operation, reference, amount_minor, currency, outcome, reason, created_at AS at
+        let rows: Vec<RequestRow> = sqlx::query_as(
+            "SELECT operation, amount_minor, currency, reference, outcome, reason, created_at
              FROM provider_requests WHERE order_id = $1 ORDER BY created_at, reference",
         )
         .bind(order_id)
         .fetch_all(&self.pool)
         .await?;
-        if operations.is_empty() {
+        if rows.is_empty() {
             return Ok(None);
         }
-        let sum = |name: &str| {
+        let operations: Vec<OperationView> = rows
+            .into_iter()
+            .filter_map(|row| {
+                Some(OperationView {
+                    result: OperationResult {
+                        order_id,
+                        operation: row.operation.parse().ok()?,
+                        amount_minor: row.amount_minor,
+                        currency: row.currency,
+                        reference: row.reference,
+                        outcome: outcome_named(&row.outcome),
+                        reason: row.reason,
+                    },
+                    at: row.created_at,
+                })
+            })
+            .collect();
+        let sum = |operation: Operation| {
             operations
                 .iter()
-                .filter(|op| op.operation == name && op.outcome == Outcome::Approved.name())
-                .map(|op| op.amount_minor)
+                .map(|op| &op.result)
+                .filter(|r| r.operation == operation && r.outcome == Outcome::Approved)
+                .map(|r| r.amount_minor)
                 .sum()
         };
         Ok(Some(PaymentView {
             order_id,
-            authorized_minor: sum("authorize"),
-            captured_minor: sum("capture"),
-            refunded_minor: sum("refund"),
-            voided: operations
-                .iter()
-                .any(|op| op.operation == "void" && op.outcome == Outcome::Approved.name()),
+            authorized_minor: sum(Operation::Authorize),
+            captured_minor: sum(Operation::Capture),
+            refunded_minor: sum(Operation::Refund),
+            voided: operations.iter().any(|op| {
+                op.result.operation == Operation::Void && op.result.outcome == Outcome::Approved
+            }),
             operations,
         }))
+    }
+}
+
+/// A row of `provider_requests`.
+#[derive(sqlx::FromRow)]
+struct RequestRow {
+    operation: String,
+    amount_minor: i64,
+    currency: String,
+    reference: String,
+    outcome: String,
+    reason: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+/// The outcome the books name `name`.
+fn outcome_named(name: &str) -> Outcome {
+    if name == Outcome::Approved.name() {
+        Outcome::Approved
+    } else {
+        Outcome::Declined
     }
 }
 

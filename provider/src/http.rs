@@ -27,21 +27,45 @@ pub fn router(books: Books) -> Router {
         .with_state(Arc::new(books))
 }
 
-/// A 4xx or 5xx with a JSON body naming the problem.
-fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
-    (status, axum::Json(json!({ "error": detail.into() }))).into_response()
+/// A 4xx or 5xx, answered with a JSON body naming the problem.
+#[derive(Debug)]
+struct Problem {
+    status: StatusCode,
+    detail: String,
 }
 
-fn order_id(raw: &str) -> Result<Uuid, Response> {
-    raw.parse()
-        .map_err(|_| problem(StatusCode::BAD_REQUEST, format!("order id {raw:?} is not a UUID")))
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(json!({ "error": self.detail }))).into_response()
+    }
+}
+
+fn problem(status: StatusCode, detail: impl Into<String>) -> Problem {
+    Problem {
+        status,
+        detail: detail.into(),
+    }
+}
+
+fn order_id(raw: &str) -> Result<Uuid, Problem> {
+    raw.parse().map_err(|_| {
+        problem(
+            StatusCode::BAD_REQUEST,
+            format!("order id {raw:?} is not a UUID"),
+        )
+    })
 }
 
 /// The idempotency key: letters, digits and `-._:`, at most [`MAX_KEY_LEN`] characters.
-fn idempotency_key(headers: &HeaderMap) -> Result<&str, Response> {
+fn idempotency_key(headers: &HeaderMap) -> Result<&str, Problem> {
     let key = headers
         .get(IDEMPOTENCY_KEY)
-        .ok_or_else(|| problem(StatusCode::BAD_REQUEST, "the Idempotency-Key header is missing"))?
+        .ok_or_else(|| {
+            problem(
+                StatusCode::BAD_REQUEST,
+                "the Idempotency-Key header is missing",
+            )
+        })?
         .to_str()
         .unwrap_or_default();
     let allowed = |c: char| c.is_ascii_alphanumeric() || "-._:".contains(c);
@@ -61,33 +85,39 @@ async fn operate(
     Path((order, operation)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<axum::Json<Amount>, JsonRejection>,
-) -> Response {
-    let checked = (|| {
-        let order_id = order_id(&order)?;
-        let operation: Operation = operation
-            .parse()
-            .map_err(|e: String| problem(StatusCode::NOT_FOUND, e))?;
-        let key = idempotency_key(&headers)?.to_owned();
-        let axum::Json(amount) = body.map_err(|e| {
-            problem(StatusCode::BAD_REQUEST, format!("the body is not {{\"amount_minor\", \"currency\"}}: {e}"))
+) -> Result<Response, Problem> {
+    let order_id = order_id(&order)?;
+    let operation: Operation = operation
+        .parse()
+        .map_err(|e: String| problem(StatusCode::NOT_FOUND, e))?;
+    let key = idempotency_key(&headers)?;
+    let axum::Json(amount) = body.map_err(|e| {
+        problem(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not {{\"amount_minor\", \"currency\"}}: {e}"),
+        )
+    })?;
+    if amount.amount_minor < 0 {
+        return Err(problem(
+            StatusCode::BAD_REQUEST,
+            "amount_minor must not be negative",
+        ));
+    }
+    if amount.currency.len() != 3 || !amount.currency.chars().all(|c| c.is_ascii_uppercase()) {
+        return Err(problem(
+            StatusCode::BAD_REQUEST,
+            format!("currency {:?} is not an ISO 4217 code", amount.currency),
+        ));
+    }
+    let decided = books
+        .request(operation, order_id, &amount, key)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, %order_id, %operation, "provider request failed");
+            problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         })?;
-        if amount.amount_minor < 0 {
-            return Err(problem(StatusCode::BAD_REQUEST, "amount_minor must not be negative"));
-        }
-        if amount.currency.len() != 3 || !amount.currency.chars().all(|c| c.is_ascii_uppercase()) {
-            return Err(problem(
-                StatusCode::BAD_REQUEST,
-                format!("currency {:?} is not an ISO 4217 code", amount.currency),
-            ));
-        }
-        Ok((order_id, operation, key, amount))
-    })();
-    let (order_id, operation, key, amount) = match checked {
-        Ok(request) => request,
-        Err(refused) => return refused,
-    };
-    match books.request(operation, order_id, &amount, &key).await {
-        Ok(Decided::New(result)) => (
+    Ok(match decided {
+        Decided::New(result) => (
             StatusCode::ACCEPTED,
             axum::Json(Accepted {
                 reference: result.reference,
@@ -95,25 +125,34 @@ async fn operate(
             }),
         )
             .into_response(),
-        Ok(Decided::Repeat(result)) => (StatusCode::OK, axum::Json(result)).into_response(),
-        Ok(Decided::TimedOut) => problem(StatusCode::GATEWAY_TIMEOUT, "the request timed out"),
-        Err(e) => {
-            tracing::warn!(error = %e, %order_id, %operation, "provider request failed");
-            problem(StatusCode::SERVICE_UNAVAILABLE, format!("{e}"))
+        Decided::Repeat(result) => (StatusCode::OK, axum::Json(result)).into_response(),
+        Decided::TimedOut => {
+            problem(StatusCode::GATEWAY_TIMEOUT, "the request timed out").into_response()
         }
-    }
+    })
 }
 
-async fn payment(State(books): State<Arc<Books>>, Path(order): Path<String>) -> Response {
-    let order_id = match order_id(&order) {
-        Ok(id) => id,
-        Err(refused) => return refused,
-    };
-    match books.payment(order_id).await {
-        Ok(Some(view)) => axum::Json(view).into_response(),
-        Ok(None) => problem(StatusCode::NOT_FOUND, format!("no payment for order {order_id}")),
-        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, format!("database error: {e}")),
-    }
+async fn payment(
+    State(books): State<Arc<Books>>,
+    Path(order): Path<String>,
+) -> Result<axum::Json<crate::PaymentView>, Problem> {
+    let order_id = order_id(&order)?;
+    books
+        .payment(order_id)
+        .await
+        .map_err(|e| {
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("database error: {e}"),
+            )
+        })?
+        .map(axum::Json)
+        .ok_or_else(|| {
+            problem(
+                StatusCode::NOT_FOUND,
+                format!("no payment for order {order_id}"),
+            )
+        })
 }
 
 #[derive(Deserialize)]
@@ -122,9 +161,12 @@ struct Window {
     to: Option<String>,
 }
 
-fn instant(name: &str, raw: Option<&str>) -> Result<DateTime<Utc>, Response> {
+fn instant(name: &str, raw: Option<&str>) -> Result<DateTime<Utc>, Problem> {
     let raw = raw.ok_or_else(|| {
-        problem(StatusCode::BAD_REQUEST, format!("the query parameter {name} is missing"))
+        problem(
+            StatusCode::BAD_REQUEST,
+            format!("the query parameter {name} is missing"),
+        )
     })?;
     DateTime::parse_from_rfc3339(raw)
         .map(|at| at.with_timezone(&Utc))
@@ -136,21 +178,25 @@ fn instant(name: &str, raw: Option<&str>) -> Result<DateTime<Utc>, Response> {
         })
 }
 
-async fn settlements(State(books): State<Arc<Books>>, Query(window): Query<Window>) -> Response {
-    let window = instant("from", window.from.as_deref())
-        .and_then(|from| Ok((from, instant("to", window.to.as_deref())?)));
-    let (from, to) = match window {
-        Ok((from, to)) if from < to => (from, to),
-        Ok((from, to)) => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                format!("the window is empty: from {from} is not before to {to}"),
-            );
-        }
-        Err(refused) => return refused,
-    };
-    match crate::statement(books.pool(), from, to).await {
-        Ok(csv) => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response(),
-        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, format!("database error: {e}")),
+async fn settlements(
+    State(books): State<Arc<Books>>,
+    Query(window): Query<Window>,
+) -> Result<Response, Problem> {
+    let from = instant("from", window.from.as_deref())?;
+    let to = instant("to", window.to.as_deref())?;
+    if from >= to {
+        return Err(problem(
+            StatusCode::BAD_REQUEST,
+            format!("the window is empty: from {from} is not before to {to}"),
+        ));
     }
+    let csv = crate::statement(books.pool(), from, to)
+        .await
+        .map_err(|e| {
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("database error: {e}"),
+            )
+        })?;
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response())
 }

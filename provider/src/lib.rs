@@ -36,7 +36,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub use books::{Books, Decided, PaymentView, statement};
+pub use books::{Books, Decided, OperationView, PaymentView, statement};
 pub use http::router;
 
 /// The notification kind of a result.

@@ -280,7 +280,11 @@ async fn run_payments(
     );
     let cancel = cancel.child_token();
     tracing::info!(addr = %settings.callback.listen, "payments listening for the provider's results");
-    let callbacks = tokio::spawn(payments::callback::serve(listener, endpoint, cancel.clone()));
+    let callbacks = tokio::spawn(payments::callback::serve(
+        listener,
+        endpoint,
+        cancel.clone(),
+    ));
     let consumed = run_responder(pool, kafka, config, service, cancel.clone()).await;
     cancel.cancel();
     let served = match callbacks.await {

@@ -717,7 +717,10 @@ async fn the_callback_refuses_bad_signatures_and_keeps_results_the_payment_canno
 
     let signed = post(SECRET, uuid::Uuid::now_v7()).await.unwrap();
     assert_eq!(signed.status(), reqwest::StatusCode::OK);
-    let noted = conflict().await.flatten().expect("the late capture is kept");
+    let noted = conflict()
+        .await
+        .flatten()
+        .expect("the late capture is kept");
     assert!(noted.contains("Voided"), "{noted}");
     assert_eq!(
         reply_types(&env).await,
@@ -807,7 +810,12 @@ async fn a_result_that_cannot_be_recorded_is_sent_again_until_it_is() {
             .await
             .unwrap();
     assert_eq!(status, "pending", "{error:?}");
-    assert!(payments::get_payment(env.db.pool(), order_id).await.unwrap().is_none());
+    assert!(
+        payments::get_payment(env.db.pool(), order_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     for permanent in ["false", "true"] {
         let deleted = client

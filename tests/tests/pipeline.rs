@@ -82,11 +82,13 @@ async fn finish(
     let open = wait_until_ended(pool, placed, timeout, &progress, || pipeline.check())
         .await
         .unwrap();
+    let repairer = pipeline.shared().repairer().unwrap();
     let report = Report::gather(
         pool,
         placed,
         &workload.flash_sku(),
         workload.flash_sale_units,
+        Some(&repairer),
     )
     .await
     .unwrap();
@@ -122,10 +124,7 @@ async fn declined_payments_release_the_stock_and_cancel() {
         db: _db,
         pipeline,
         _turn,
-    } = start(&Part::ALL, |c| {
-        c.provider.decline_rate = 1.0
-    })
-    .await;
+    } = start(&Part::ALL, |c| c.provider.decline_rate = 1.0).await;
     let report = run(&pipeline, &Workload::happy(10), Duration::from_secs(180)).await;
     pipeline.stop().await.unwrap();
     assert_eq!(report.orders_by_state, counts([("cancelled", 10)]));
@@ -474,7 +473,7 @@ async fn flash_sale_through_the_http_api_answers_every_buyer_and_sells_exactly_t
     )
     .await
     .unwrap();
-    let report = Report::gather(pool, &placed, sku.as_str(), UNITS)
+    let report = Report::gather(pool, &placed, sku.as_str(), UNITS, None)
         .await
         .unwrap();
     pipeline.stop().await.unwrap();

@@ -49,7 +49,7 @@ pub struct Pair {
 pub struct Books {
     /// References with a half in the window whose halves differ (the other half may lie outside it).
     pub unmatched: Vec<Pair>,
-    /// Every capture of the orders captured more than once, one of them in the window.
+    /// Every capture and refund of the orders captured more than once, one of them in the window.
     pub repeated_captures: Vec<Line>,
     pub ended_orders: Vec<EndedOrder>,
     /// Every statement line of the ended orders, whatever its time.
@@ -194,25 +194,37 @@ fn references(books: &Books, found: &mut Vec<Difference>) {
     }
 }
 
-/// Orders captured more than once: the money of every capture after the first.
+/// Orders captured more than once: the money of every capture after the first, less what was refunded.
 fn double_captures(books: &Books, found: &mut Vec<Difference>) {
-    let mut captures: BTreeMap<Uuid, Vec<&Line>> = BTreeMap::new();
+    let mut lines: BTreeMap<Uuid, Vec<&Line>> = BTreeMap::new();
     for line in &books.repeated_captures {
-        captures.entry(line.order_id).or_default().push(line);
+        lines.entry(line.order_id).or_default().push(line);
     }
-    for (order_id, mut lines) in captures {
-        lines.sort_by_key(|l| (l.at, &l.provider_ref));
-        if let [first, extra @ ..] = lines.as_slice()
-            && !extra.is_empty()
-        {
+    for (order_id, lines) in lines {
+        let mut captures: Vec<&Line> = lines
+            .iter()
+            .copied()
+            .filter(|l| l.operation == "capture")
+            .collect();
+        captures.sort_by_key(|l| (l.at, &l.provider_ref));
+        let refunded: i64 = lines
+            .iter()
+            .filter(|l| l.operation == "refund")
+            .map(|l| l.amount_minor)
+            .sum();
+        let [first, extra @ ..] = captures.as_slice() else {
+            continue;
+        };
+        let over = extra.iter().map(|l| l.amount_minor).sum::<i64>() - refunded;
+        if !extra.is_empty() && over > 0 {
             found.push(Difference {
                 class: Class::ChargedTwice,
                 order_id: Some(order_id),
                 provider_ref: Some(first.provider_ref.clone()),
-                amount_minor: extra.iter().map(|l| l.amount_minor).sum(),
+                amount_minor: over,
                 currency: first.currency.clone(),
                 notification_id: None,
-                detail: format!("{} captures", lines.len()),
+                detail: format!("{} captures, {refunded} refunded", captures.len()),
             });
         }
     }
@@ -233,6 +245,7 @@ fn ended_orders(books: &Books, found: &mut Vec<Difference>) {
                 .map(|l| l.amount_minor)
                 .sum()
         };
+        let has = |operation: &str| of_order.iter().any(|l| l.operation == operation);
         let held = sum("capture") - sum("refund");
         let at_stake = |class, amount_minor, detail| Difference {
             class,
@@ -249,9 +262,9 @@ fn ended_orders(books: &Books, found: &mut Vec<Difference>) {
                 held,
                 "cancelled, money still captured".into(),
             )),
-            "cancelled"
-                if held == 0 && sum("authorize") > 0 && sum("void") == 0 && sum("capture") == 0 =>
-            {
+            // A void releases the authorization whatever amount it names (a void by the order's key, of an
+            // authorization we never recorded, names none).
+            "cancelled" if held == 0 && sum("authorize") > 0 && !has("void") && !has("capture") => {
                 found.push(at_stake(
                     Class::DanglingAuthorization,
                     sum("authorize"),
@@ -386,6 +399,34 @@ mod tests {
     fn agreeing_books_have_no_difference() {
         let (lines, orders) = healthy();
         assert_eq!(found(&agreeing(&lines, &orders)), []);
+    }
+
+    /// The saga's void of an authorization whose result never reached us goes by the order's key and names
+    /// no amount; the authorization is released all the same.
+    #[test]
+    fn a_void_of_no_amount_releases_the_authorization() {
+        let lines = [line(3, "authorize", "a3", 700), line(3, "void", "v3", 0)];
+        let books = agreeing(&lines, &[ended(3, "cancelled", 700)]);
+        assert_eq!(found(&books), []);
+    }
+
+    /// A second capture refunded is no longer money taken twice; one not refunded in full still is, for
+    /// what is left.
+    #[test]
+    fn refunds_settle_a_double_capture() {
+        let captures = [
+            line(4, "capture", "c4", 250),
+            line(4, "capture", "c4b", 250),
+        ];
+        let mut books = Books {
+            repeated_captures: captures.to_vec(),
+            ..Books::default()
+        };
+        assert_eq!(found(&books), [(Class::ChargedTwice, 250)]);
+        books.repeated_captures.push(line(4, "refund", "r4", 100));
+        assert_eq!(found(&books), [(Class::ChargedTwice, 150)]);
+        books.repeated_captures.push(line(4, "refund", "r4b", 150));
+        assert_eq!(found(&books), []);
     }
 
     #[test]

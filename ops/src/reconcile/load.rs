@@ -9,8 +9,8 @@ use super::Window;
 use super::classify::{Books, EndedOrder, GivenUp, Line, Pair};
 
 /// The references with a half in the window whose halves differ; the other half may lie outside the
-/// window. The provider's statement is its `provider_ledger` table, until the provider is a party of its own
-/// with a statement API.
+/// window. The provider's statement is read from its books (`provider_ledger`, the lines of its settlement
+/// statement), which share this database.
 const UNMATCHED: &str = "
     SELECT t.provider_ref AS t_ref, t.order_id AS t_order, t.operation AS t_operation,
            t.amount_minor AS t_amount, t.currency AS t_currency, t.created_at AS t_at,
@@ -28,11 +28,11 @@ const UNMATCHED: &str = "
     WHERE o.recorded_at >= $1 AND o.recorded_at < $2
       AND NOT EXISTS (SELECT 1 FROM provider_ledger t WHERE t.provider_ref = o.provider_ref)";
 
-/// Every capture of the orders captured more than once, one of them in the window.
+/// Every capture and refund of the orders captured more than once, one of them in the window.
 const REPEATED_CAPTURES: &str = "
     SELECT provider_ref, order_id, operation, amount_minor, currency, created_at AS at
     FROM provider_ledger
-    WHERE operation = 'capture' AND order_id IN (
+    WHERE operation IN ('capture', 'refund') AND order_id IN (
         SELECT order_id FROM provider_ledger
         WHERE operation = 'capture' AND order_id IN (
             SELECT order_id FROM provider_ledger

@@ -4,8 +4,8 @@
 //! This is the safety net behind the outbox and the notifier: whatever they missed (a provider that
 //! charged and then timed out, a notification given up) shows here. Matching is by provider reference, in
 //! the database; a line in the window is matched with the other side's line of any time, so movements
-//! either side of midnight do not show as differences. [`apply`] repairs what it can (see [`repair`] for
-//! what it cannot yet).
+//! either side of midnight do not show as differences. [`apply`] repairs what it can through the provider and
+//! the payments service ([`repair`] lists how), and leaves the rest to a person with the reason.
 
 mod classify;
 mod load;
@@ -21,7 +21,7 @@ pub use classify::{
     Books, Class, ClassSummary, Difference, EndedOrder, GivenUp, Line, Pair, Summary, classify,
 };
 pub use load::load;
-pub use repair::{Repairs, apply};
+pub use repair::{Repairer, Repairs, apply};
 
 /// The time range a run covers, `[from, to)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -56,19 +56,19 @@ impl Window {
     }
 }
 
-/// Whether a run only reports, or repairs too.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
+/// Whether a run only reports, or repairs too, and through what.
+#[derive(Clone, Copy, Debug)]
+pub enum Mode<'a> {
     DryRun,
-    Apply,
+    Apply(&'a Repairer),
 }
 
-impl Mode {
+impl Mode<'_> {
+    /// The mode's name in `reconcile_runs`.
     const fn name(self) -> &'static str {
         match self {
             Self::DryRun => "dry_run",
-            Self::Apply => "apply",
+            Self::Apply(_) => "apply",
         }
     }
 }
@@ -92,7 +92,7 @@ pub async fn reconcile(
     pool: &PgPool,
     window: Window,
     run_by: &str,
-    mode: Mode,
+    mode: Mode<'_>,
     progress: &ProgressBar,
 ) -> Result<Report, sqlx::Error> {
     let run_id = Uuid::now_v7();
@@ -112,10 +112,10 @@ pub async fn reconcile(
         let differences = classify(&load(pool, &window).await?);
         let repairs = match mode {
             Mode::DryRun => None,
-            Mode::Apply => {
+            Mode::Apply(repairer) => {
                 progress.set_message("repairing");
                 progress.set_length(differences.len() as u64);
-                Some(apply(pool, run_id, &differences, progress).await?)
+                Some(apply(pool, repairer, run_id, &differences, progress).await?)
             }
         };
         Ok::<_, sqlx::Error>((differences, repairs))
@@ -234,8 +234,15 @@ pub fn render_table(report: &Report) -> String {
     }
     if let Some(repairs) = &report.repairs {
         out.push_str(&format!(
-            "\nrepaired: {} notifications sent again; {} need attention; {} handled by an earlier run\n",
-            repairs.resent_notifications, repairs.needs_attention, repairs.handled_before
+            "\nrepaired: {} captures recorded, {} refunds and {} voids asked of the provider, {} notifications \
+             sent again; {} need attention; {} handled by an earlier run; {} failed (the next run tries again)\n",
+            repairs.recorded_captures,
+            repairs.refunds,
+            repairs.voids,
+            repairs.resent_notifications,
+            repairs.needs_attention,
+            repairs.handled_before,
+            repairs.failed
         ));
     }
     out.push_str(&format!("\n{} differences\n", report.summary.total()));

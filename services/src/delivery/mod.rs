@@ -12,11 +12,11 @@
 
 use std::time::Duration;
 
+use domain::simulation::draw;
 use domain::{
     Aggregate as _, DeliveryCommand, DeliveryEvent, DeliveryId, DeliveryRequest, DeliveryState,
     OrderId, Service,
 };
-use domain::simulation::draw;
 use outbox::{Loaded, Metadata};
 use sqlx::PgConnection;
 use tokio_util::sync::CancellationToken;

@@ -80,13 +80,19 @@ async fn receive(
     }
     let Some(id) = header(ID_HEADER).and_then(|v| v.parse::<Uuid>().ok()) else {
         outcome("malformed");
-        return (StatusCode::BAD_REQUEST, format!("the {ID_HEADER} header is not a UUID"));
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("the {ID_HEADER} header is not a UUID"),
+        );
     };
     let result: OperationResult = match serde_json::from_slice(&body) {
         Ok(result) => result,
         Err(e) => {
             outcome("malformed");
-            return (StatusCode::BAD_REQUEST, format!("not a provider result: {e}"));
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("not a provider result: {e}"),
+            );
         }
     };
     match apply(&endpoint, id, &result).await {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use domain::{Money, OrderId};
-use provider::{Accepted, Amount, IDEMPOTENCY_KEY, Operation, OperationResult};
+use provider::{Accepted, Amount, IDEMPOTENCY_KEY, Operation, OperationResult, PaymentView};
 use reqwest::StatusCode;
 
 use crate::ServiceError;
@@ -75,7 +75,8 @@ impl ProviderClient {
             .text()
             .await
             .map_err(|e| unanswered(format!("reading the answer: {e}")))?;
-        let unreadable = |e: serde_json::Error| unanswered(format!("unreadable answer {text:?}: {e}"));
+        let unreadable =
+            |e: serde_json::Error| unanswered(format!("unreadable answer {text:?}: {e}"));
         match status {
             StatusCode::ACCEPTED => {
                 let accepted: Accepted = serde_json::from_str(&text).map_err(unreadable)?;
@@ -92,6 +93,36 @@ impl ProviderClient {
                 detail: format!("{status}: {text}"),
             }),
             status => Err(unanswered(format!("{status}: {text}"))),
+        }
+    }
+}
+
+impl ProviderClient {
+    /// The provider's view of the payment of `order_id`; `None` when it was never asked about it.
+    ///
+    /// # Errors
+    /// [`ServiceError::ProviderTimeout`] when no answer came.
+    pub async fn payment(&self, order_id: OrderId) -> Result<Option<PaymentView>, ServiceError> {
+        let unanswered = |detail: String| ServiceError::ProviderTimeout {
+            operation: "query",
+            order_id: order_id.to_string(),
+            detail,
+        };
+        let url = format!("{}/v1/payments/{order_id}", self.base);
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| unanswered(format!("{url}: {e}")))?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            StatusCode::OK => {
+                Ok(Some(response.json().await.map_err(|e| {
+                    unanswered(format!("unreadable answer: {e}"))
+                })?))
+            }
+            status => Err(unanswered(format!("{url} answered {status}"))),
         }
     }
 }

@@ -21,8 +21,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use domain::{
-    Aggregate as _, Currency, Money, OrderId, PaymentEvent, PaymentId,
-    PaymentRequest, PaymentState, Service,
+    Aggregate as _, Currency, Money, OrderId, PaymentEvent, PaymentId, PaymentRequest,
+    PaymentState, Service,
 };
 use outbox::{Loaded, Metadata};
 use provider::{OperationResult, Outcome};
@@ -213,7 +213,11 @@ impl Responder for Payments {
                 operation,
                 amount,
                 key,
-            }) => match self.provider.call(operation, order_id, amount, &key).await? {
+            }) => match self
+                .provider
+                .call(operation, order_id, amount, &key)
+                .await?
+            {
                 Answer::Pending { reference } => {
                     metrics::counter!("payments_results_awaited_total").increment(1);
                     tracing::debug!(%order_id, %operation, %reference, "provider accepted; result to come");
@@ -221,11 +225,13 @@ impl Responder for Payments {
                 }
                 Answer::Decided(result) => {
                     let recorded = self.recorder.record(tx, &result, metadata).await;
-                    recorded.map(drop).map_err(|source| ServiceError::Unrecorded {
-                        operation: operation.name(),
-                        order_id: order_id.to_string(),
-                        source: Box::new(source),
-                    })
+                    recorded
+                        .map(drop)
+                        .map_err(|source| ServiceError::Unrecorded {
+                            operation: operation.name(),
+                            order_id: order_id.to_string(),
+                            source: Box::new(source),
+                        })
                 }
             },
             Act::RepeatAuthorized { payment_id, amount } => {

@@ -254,25 +254,30 @@ pub fn recording(state: &PaymentState, result: &OperationResult) -> Result<Recor
     let record = |command| Ok(Recording::Record(command));
     let declined = || result.reason.clone().unwrap_or_else(|| "declined".into());
     match (result.operation, result.outcome, state) {
-        (Operation::Authorize, Outcome::Approved, S::NotStarted) => record(PaymentCommand::Authorize {
-            payment_id: PaymentId::new(),
-            order_id,
-            amount,
-            provider_ref: result.reference.clone(),
-        }),
-        (Operation::Authorize, Outcome::Declined, S::NotStarted) => record(PaymentCommand::Decline {
-            payment_id: PaymentId::new(),
-            order_id,
-            amount,
-            reason: declined(),
-        }),
+        (Operation::Authorize, Outcome::Approved, S::NotStarted) => {
+            record(PaymentCommand::Authorize {
+                payment_id: PaymentId::new(),
+                order_id,
+                amount,
+                provider_ref: result.reference.clone(),
+            })
+        }
+        (Operation::Authorize, Outcome::Declined, S::NotStarted) => {
+            record(PaymentCommand::Decline {
+                payment_id: PaymentId::new(),
+                order_id,
+                amount,
+                reason: declined(),
+            })
+        }
         (Operation::Authorize, Outcome::Declined, S::Declined { .. }) => Ok(Recording::Already),
         (Operation::Capture, Outcome::Approved, S::Authorized { .. }) => {
             record(PaymentCommand::Capture)
         }
         (Operation::Void, Outcome::Approved, S::NotStarted) => {
             record(PaymentCommand::VoidUnauthorized {
-                payment_id: PaymentId::from_uuid(order_id.as_uuid()).map_err(DomainError::Invalid)?,
+                payment_id: PaymentId::from_uuid(order_id.as_uuid())
+                    .map_err(DomainError::Invalid)?,
                 order_id,
                 currency,
             })
