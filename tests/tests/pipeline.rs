@@ -494,12 +494,13 @@ async fn flash_sale_through_the_http_api_answers_every_buyer_and_sells_exactly_t
 }
 
 /// Finance's case: 2,000 orders of the demo's mix with a provider that times out on 2% of calls after
-/// charging. The payments service retries with the same idempotency key, so the provider's books end equal
-/// to the orders: every cancelled order holds no money there, every completed one exactly its total, and
-/// reconciliation (one of the report's checks) finds nothing. Lost notifications are not simulated yet: the
-/// provider is not a party of its own.
+/// charging and never notifies 1% of its results (and loses 1% of the acknowledgements). The payments
+/// service retries with the same idempotency key; the saga's deadlines (short here) ask again or
+/// compensate; reconciliation repairs what is left (`--apply`, then a second run must find nothing: both in
+/// the report's checks). After that the provider's books equal the orders: every cancelled order holds no
+/// money there, every completed one exactly its total.
 #[tokio::test]
-async fn provider_timeouts_that_charged_leave_the_provider_books_equal_to_the_orders() {
+async fn provider_timeouts_and_lost_notifications_leave_the_provider_books_equal_to_the_orders() {
     let Run {
         db,
         pipeline,
@@ -508,8 +509,17 @@ async fn provider_timeouts_that_charged_leave_the_provider_books_equal_to_the_or
         let provider = &mut c.provider;
         provider.timeout_rate = 0.02;
         provider.charge_before_timeout = 1.0;
+        provider.lost_notification_rate = 0.01;
+        provider.lost_ack_rate = 0.01;
         provider.decline_rate = 0.05;
+        provider.notifier.schedule = "200ms,500ms,1s".parse().unwrap();
         c.services.carrier.failure_rate = 0.02;
+        let timeouts = &mut c.saga.timeouts;
+        timeouts.authorize_payment = Duration::from_secs(5);
+        timeouts.capture_payment = Duration::from_secs(5);
+        timeouts.compensation = Duration::from_secs(5);
+        c.saga.retry.first_backoff = Duration::from_millis(500);
+        c.saga.retry.max_attempts = 20;
     })
     .await;
     let report = run(&pipeline, &Workload::demo(2000), Duration::from_secs(600)).await;
@@ -542,4 +552,12 @@ async fn provider_timeouts_that_charged_leave_the_provider_books_equal_to_the_or
         (0, 0),
         "at the provider: cancelled orders holding money, completed orders off their total"
     );
+    let never_notified: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM provider_requests r
+         WHERE NOT EXISTS (SELECT 1 FROM notifications n WHERE n.body ->> 'reference' = r.reference)",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert!(never_notified > 0, "the provider lost some results");
 }
