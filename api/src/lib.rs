@@ -174,9 +174,7 @@ pub async fn serve(
         let every = api.inner.config.backlog_refresh;
         tokio::spawn(async move { api.admission().run(pool, every, cancel).await })
     };
-    let served = axum::serve(listener, api.router())
-        .with_graceful_shutdown(cancel.clone().cancelled_owned())
-        .await;
+    let served = web::serve(listener, api.router(), cancel.clone().cancelled_owned()).await;
     cancel.cancel();
     counter.await.ok();
     served

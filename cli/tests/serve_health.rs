@@ -30,6 +30,7 @@ async fn health_turns_503_when_a_partition_is_stuck_retrying() {
         ])
         .env("DATABASE_URL", db.url())
         .env("KAFKA_BOOTSTRAP", &kafka.bootstrap)
+        .env("PAYMENTS_CALLBACK_LISTEN", free_local_address())
         .env("SCHEMA_REGISTRY_URL", &registry)
         .env("TOPIC_PREFIX", &prefix)
         .env("GROUP_PREFIX", &prefix)

@@ -258,8 +258,7 @@ pub async fn run(
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     tracing::info!(%addr, subscriber = %callback.subscriber, "payment provider listening");
     let app = router(Books::new(pool, config));
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(cancel.clone().cancelled_owned())
+    let served = web::serve(listener, app, cancel.clone().cancelled_owned())
         .await
         .map_err(|source| ProviderError::Listen { addr, source });
     cancel.cancel();

@@ -111,9 +111,7 @@ pub async fn serve_with(
     settings: RegistryConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(pool, &settings))
-        .with_graceful_shutdown(shutdown)
-        .await
+    web::serve(listener, router(pool, &settings), shutdown).await
 }
 
 /// A registry served by this process on an ephemeral port of 127.0.0.1: the one-process pipeline's, and

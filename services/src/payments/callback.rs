@@ -52,9 +52,7 @@ pub async fn serve(
     router: Router,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(cancel.cancelled_owned())
-        .await
+    web::serve(listener, router, cancel.cancelled_owned()).await
 }
 
 async fn receive(
