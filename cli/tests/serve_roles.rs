@@ -141,5 +141,8 @@ async fn serve_provider_runs_as_its_role_registers_its_callback_and_answers() {
             .fetch_one(db.pool())
             .await
             .unwrap();
-    assert!(notified >= 1, "the result is written for the payments service");
+    assert!(
+        notified >= 1,
+        "the result is written for the payments service"
+    );
 }

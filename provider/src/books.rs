@@ -26,6 +26,8 @@ pub enum Decided {
     Repeat(OperationResult),
     /// The call timed out: the caller cannot know whether the operation went through.
     TimedOut,
+    /// The key names another request (another order or amount): refused, nothing booked; says why.
+    KeyReused(String),
 }
 
 /// The faults drawn for one new request.
@@ -79,18 +81,15 @@ impl Books {
         if faults.timeout && !faults.went_through {
             return timed_out();
         }
-        // A repeat moves nothing; its answer can time out all the same.
-        let decided = match find(&self.pool, operation, key).await? {
-            Some(result) => Decided::Repeat(result),
-            None => self.book(operation, order_id, amount, key, faults).await?,
-        };
-        if let Decided::Repeat(_) = decided {
-            metrics::counter!("provider_repeats_total").increment(1);
+        let decided = self
+            .decide(operation, order_id, amount, key, faults)
+            .await?;
+        match decided {
+            // A refused request was never taken; a repeat moves nothing, and its answer can be lost too.
+            Decided::KeyReused(_) => Ok(decided),
+            _ if faults.timeout => timed_out(),
+            _ => Ok(decided),
         }
-        if faults.timeout {
-            return timed_out();
-        }
-        Ok(decided)
     }
 
     fn faults(&self) -> Faults {
@@ -104,8 +103,9 @@ impl Books {
         }
     }
 
-    /// Decides a new request and writes it, its money movement and its notification in one transaction.
-    async fn book(
+    /// Decides a request in one transaction: the key's earlier result if it has one, else a new decision,
+    /// booked with its money movement and its notification.
+    async fn decide(
         &self,
         operation: Operation,
         order_id: Uuid,
@@ -115,19 +115,48 @@ impl Books {
     ) -> Result<Decided, ProviderError> {
         let mut tx = self.pool.begin().await?;
         // One decision at a time per order: a capture is checked against the authorization, a refund against
-        // the captures.
+        // the captures. Its own statement, so that the reads after it see what the last holder committed.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))")
             .bind(order_id)
             .execute(&mut *tx)
             .await?;
-        if let Some(result) = find(&mut *tx, operation, key).await? {
-            return Ok(Decided::Repeat(result));
+        let standing: Standing = sqlx::query_as(
+            "SELECT r.order_id AS earlier_order, r.amount_minor AS earlier_amount,
+                    r.currency AS earlier_currency, r.reference, r.outcome, r.reason,
+                    l.authorized, l.captured, l.refunded, l.voided
+             FROM (SELECT COALESCE(sum(amount_minor) FILTER (WHERE operation = 'authorize'), 0)::bigint
+                              AS authorized,
+                          COALESCE(sum(amount_minor) FILTER (WHERE operation = 'capture'), 0)::bigint
+                              AS captured,
+                          COALESCE(sum(amount_minor) FILTER (WHERE operation = 'refund'), 0)::bigint
+                              AS refunded,
+                          bool_or(operation = 'void') IS TRUE AS voided
+                   FROM provider_ledger WHERE order_id = $1) l
+             LEFT JOIN provider_requests r ON r.operation = $2 AND r.idempotency_key = $3",
+        )
+        .bind(order_id)
+        .bind(operation.name())
+        .bind(key)
+        .fetch_one(&mut *tx)
+        .await?;
+        if let Some(earlier) = standing.earlier(operation) {
+            let same = (earlier.order_id, earlier.amount_minor, &earlier.currency)
+                == (order_id, amount.amount_minor, &amount.currency);
+            if !same {
+                return Ok(Decided::KeyReused(format!(
+                    "the Idempotency-Key {key:?} was used for the {operation} of {} {} for order {}; \
+                     a new request needs a new key",
+                    earlier.amount_minor, earlier.currency, earlier.order_id
+                )));
+            }
+            metrics::counter!("provider_repeats_total").increment(1);
+            return Ok(Decided::Repeat(earlier));
         }
         let refusal = match operation {
             Operation::Authorize => (draw(self.config.seed, DECLINE, order_id)
                 < self.config.decline_rate)
                 .then(|| "insufficient funds".to_owned()),
-            _ => refusal(&mut tx, operation, order_id, amount).await?,
+            _ => refusal(operation, amount.amount_minor, &standing),
         };
         let result = OperationResult {
             order_id,
@@ -142,10 +171,15 @@ impl Books {
             },
             reason: refusal,
         };
+        // The request, and when approved its money movement, in one statement.
         sqlx::query(
-            "INSERT INTO provider_requests (operation, idempotency_key, order_id, amount_minor, currency,
-                                            reference, outcome, reason)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "WITH request AS (
+                 INSERT INTO provider_requests (operation, idempotency_key, order_id, amount_minor,
+                                                currency, reference, outcome, reason)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 RETURNING reference)
+             INSERT INTO provider_ledger (order_id, operation, amount_minor, currency, provider_ref)
+             SELECT $3, $1, $4, $5, reference FROM request WHERE $7 = 'approved'",
         )
         .bind(operation.name())
         .bind(key)
@@ -157,19 +191,6 @@ impl Books {
         .bind(&result.reason)
         .execute(&mut *tx)
         .await?;
-        if result.outcome == Outcome::Approved {
-            sqlx::query(
-                "INSERT INTO provider_ledger (order_id, operation, amount_minor, currency, provider_ref)
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(order_id)
-            .bind(operation.name())
-            .bind(result.amount_minor)
-            .bind(&result.currency)
-            .bind(&result.reference)
-            .execute(&mut *tx)
-            .await?;
-        }
         self.send(&mut tx, &result, faults).await?;
         tx.commit().await?;
         metrics::counter!("provider_operations_total", "operation" => operation.name(),
@@ -201,66 +222,60 @@ impl Books {
     }
 }
 
-/// Why the provider refuses `operation` on the order's payment as its books stand, if it does.
-async fn refusal(
-    tx: &mut PgConnection,
-    operation: Operation,
-    order_id: Uuid,
-    amount: &Amount,
-) -> Result<Option<String>, sqlx::Error> {
-    let (authorized, captured, refunded, voided): (i64, i64, i64, bool) = sqlx::query_as(
-        "SELECT COALESCE(sum(amount_minor) FILTER (WHERE operation = 'authorize'), 0)::bigint,
-                COALESCE(sum(amount_minor) FILTER (WHERE operation = 'capture'), 0)::bigint,
-                COALESCE(sum(amount_minor) FILTER (WHERE operation = 'refund'), 0)::bigint,
-                bool_or(operation = 'void') IS TRUE
-         FROM provider_ledger WHERE order_id = $1",
-    )
-    .bind(order_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(match operation {
+/// An order's standing in the books, and the earlier result of a request's key, read in one statement.
+#[derive(sqlx::FromRow)]
+struct Standing {
+    earlier_order: Option<Uuid>,
+    earlier_amount: Option<i64>,
+    earlier_currency: Option<String>,
+    reference: Option<String>,
+    outcome: Option<String>,
+    reason: Option<String>,
+    authorized: i64,
+    captured: i64,
+    refunded: i64,
+    voided: bool,
+}
+
+impl Standing {
+    /// The result decided earlier for the key, if any.
+    fn earlier(&self, operation: Operation) -> Option<OperationResult> {
+        Some(OperationResult {
+            order_id: self.earlier_order?,
+            operation,
+            amount_minor: self.earlier_amount?,
+            currency: self.earlier_currency.clone()?,
+            reference: self.reference.clone()?,
+            outcome: outcome_named(self.outcome.as_deref()?),
+            reason: self.reason.clone(),
+        })
+    }
+}
+
+/// Why the provider refuses a capture, void or refund of `amount` on a payment standing as `standing`, if it
+/// does.
+fn refusal(operation: Operation, amount: i64, standing: &Standing) -> Option<String> {
+    let Standing {
+        authorized,
+        captured,
+        refunded,
+        voided,
+        ..
+    } = *standing;
+    match operation {
         Operation::Authorize => None,
         Operation::Capture if voided => Some("the authorization was voided".into()),
         Operation::Capture if authorized == 0 => Some("no authorization to capture".into()),
         Operation::Capture if captured > 0 => Some("captured already".into()),
-        Operation::Capture if amount.amount_minor > authorized => Some(format!(
-            "capture of {} exceeds the authorized {authorized}",
-            amount.amount_minor
+        Operation::Capture if amount > authorized => Some(format!(
+            "capture of {amount} exceeds the authorized {authorized}"
         )),
         Operation::Void if captured > 0 => Some("captured already: refund instead".into()),
-        Operation::Refund if refunded + amount.amount_minor > captured => Some(format!(
-            "refund of {} exceeds what is left of the captured {captured} (refunded {refunded})",
-            amount.amount_minor
+        Operation::Refund if refunded + amount > captured => Some(format!(
+            "refund of {amount} exceeds what is left of the captured {captured} (refunded {refunded})"
         )),
         Operation::Capture | Operation::Void | Operation::Refund => None,
-    })
-}
-
-/// The result decided for (`operation`, `key`), if any.
-async fn find(
-    executor: impl sqlx::PgExecutor<'_>,
-    operation: Operation,
-    key: &str,
-) -> Result<Option<OperationResult>, sqlx::Error> {
-    let row: Option<(Uuid, i64, String, String, String, Option<String>)> = sqlx::query_as(
-        "SELECT order_id, amount_minor, currency, reference, outcome, reason FROM provider_requests
-         WHERE operation = $1 AND idempotency_key = $2",
-    )
-    .bind(operation.name())
-    .bind(key)
-    .fetch_optional(executor)
-    .await?;
-    Ok(row.map(
-        |(order_id, amount_minor, currency, reference, outcome, reason)| OperationResult {
-            order_id,
-            operation,
-            amount_minor,
-            currency,
-            reference,
-            outcome: outcome_named(&outcome),
-            reason,
-        },
-    ))
+    }
 }
 
 /// One payment as the provider sees it (`GET /v1/payments/{order_id}`).

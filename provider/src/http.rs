@@ -129,6 +129,7 @@ async fn operate(
         Decided::TimedOut => {
             problem(StatusCode::GATEWAY_TIMEOUT, "the request timed out").into_response()
         }
+        Decided::KeyReused(why) => problem(StatusCode::UNPROCESSABLE_ENTITY, why).into_response(),
     })
 }
 

@@ -46,7 +46,13 @@ impl Api {
     }
 
     /// POSTs `operation` for `order` with `key`; the status and the body.
-    async fn ask(&self, order: Uuid, operation: &str, key: &str, minor: i64) -> (StatusCode, Value) {
+    async fn ask(
+        &self,
+        order: Uuid,
+        operation: &str,
+        key: &str,
+        minor: i64,
+    ) -> (StatusCode, Value) {
         let answer = self
             .client
             .post(format!("{}/v1/payments/{order}/{operation}", self.url))
@@ -103,9 +109,18 @@ async fn a_request_is_accepted_once_its_repeat_gets_the_result_and_the_result_is
     assert_eq!(notified[0], repeat, "the notification carries the result");
 
     // Capture, then the provider's own refusals: a second capture, a refund past the capture.
-    assert_eq!(api.ask(order, "capture", "k1", 4399).await.0, StatusCode::ACCEPTED);
-    assert_eq!(api.ask(order, "capture", "k2", 4399).await.0, StatusCode::ACCEPTED);
-    assert_eq!(api.ask(order, "refund", "r1", 5000).await.0, StatusCode::ACCEPTED);
+    assert_eq!(
+        api.ask(order, "capture", "k1", 4399).await.0,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        api.ask(order, "capture", "k2", 4399).await.0,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        api.ask(order, "refund", "r1", 5000).await.0,
+        StatusCode::ACCEPTED
+    );
     let (_, refused) = api.ask(order, "refund", "r1", 5000).await;
     assert_eq!(refused["outcome"], "declined");
     assert!(
@@ -132,12 +147,16 @@ async fn a_request_is_accepted_once_its_repeat_gets_the_result_and_the_result_is
         "{view}"
     );
     assert_eq!(view["operations"].as_array().unwrap().len(), 4);
-    let ledger: i64 = sqlx::query_scalar("SELECT count(*) FROM provider_ledger WHERE order_id = $1")
-        .bind(order)
-        .fetch_one(api.db.pool())
-        .await
-        .unwrap();
-    assert_eq!(ledger, 2, "money moved for the authorization and one capture only");
+    let ledger: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM provider_ledger WHERE order_id = $1")
+            .bind(order)
+            .fetch_one(api.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        ledger, 2,
+        "money moved for the authorization and one capture only"
+    );
     let unknown = api
         .client
         .get(format!("{}/v1/payments/{}", api.url, Uuid::now_v7()))
@@ -145,6 +164,37 @@ async fn a_request_is_accepted_once_its_repeat_gets_the_result_and_the_result_is
         .await
         .unwrap();
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+}
+
+/// A key names one request: the same key for another order or another amount is refused, 422, and books
+/// nothing; the first request's result is untouched.
+#[tokio::test]
+async fn a_key_used_again_for_another_request_is_refused() {
+    let api = Api::start(calm()).await;
+    let (first, other) = (Uuid::now_v7(), Uuid::now_v7());
+    assert_eq!(
+        api.ask(first, "authorize", "shared", 100).await.0,
+        StatusCode::ACCEPTED
+    );
+    for (order, minor) in [(other, 100), (first, 999)] {
+        let (status, body) = api.ask(order, "authorize", "shared", minor).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("Idempotency-Key"),
+            "{body}"
+        );
+    }
+    let booked: Vec<(Uuid, i64)> =
+        sqlx::query_as("SELECT order_id, amount_minor FROM provider_requests")
+            .fetch_all(api.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(booked, [(first, 100)]);
+    let (status, repeat) = api.ask(first, "authorize", "shared", 100).await;
+    assert_eq!(
+        (status, repeat["order_id"].as_str()),
+        (StatusCode::OK, Some(first.to_string().as_str()))
+    );
 }
 
 #[tokio::test]
@@ -158,7 +208,10 @@ async fn the_knobs_lose_duplicate_and_time_out_results_as_they_say() {
         losing.ask(Uuid::now_v7(), "authorize", "a", 100).await.0,
         StatusCode::ACCEPTED
     );
-    assert!(losing.notifications().await.is_empty(), "lost: never notified");
+    assert!(
+        losing.notifications().await.is_empty(),
+        "lost: never notified"
+    );
 
     let doubling = Api::start(ProviderConfig {
         duplicate_notification_rate: 1.0,
@@ -236,9 +289,16 @@ async fn the_settlement_statement_lists_each_money_movement_of_the_window() {
     let movements: Vec<(&str, &str)> = rows.iter().map(|r| (r[2], r[3])).collect();
     assert_eq!(
         movements,
-        [("authorize", "2500"), ("capture", "2500"), ("refund", "500")]
+        [
+            ("authorize", "2500"),
+            ("capture", "2500"),
+            ("refund", "500")
+        ]
     );
-    assert!(rows.iter().all(|r| r[1] == order.to_string() && r[4] == "EUR"));
+    assert!(
+        rows.iter()
+            .all(|r| r[1] == order.to_string() && r[4] == "EUR")
+    );
     assert_eq!(rows[1][0], format!("psp-capture-s"));
     // Another window has none of them; an empty window is refused with why.
     let earlier = statement(before - chrono::Duration::hours(2), before)
@@ -258,8 +318,14 @@ async fn bad_requests_are_refused_naming_what_is_wrong_and_book_nothing() {
     let api = Api::start(calm()).await;
     let order = Uuid::now_v7();
     let refusals = [
-        (api.ask(order, "authorize", "", 100).await, "Idempotency-Key"),
-        (api.ask(order, "authorize", "a,b", 100).await, "Idempotency-Key"),
+        (
+            api.ask(order, "authorize", "", 100).await,
+            "Idempotency-Key",
+        ),
+        (
+            api.ask(order, "authorize", "a,b", 100).await,
+            "Idempotency-Key",
+        ),
         (api.ask(order, "authorize", "k", -1).await, "negative"),
         (api.ask(order, "steal", "k", 100).await, "unknown operation"),
     ];

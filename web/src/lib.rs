@@ -10,9 +10,9 @@ use tokio::net::TcpListener;
 
 /// Serves `router` on `listener` until `shutdown` completes, then finishes the requests under way.
 ///
-/// Every accepted connection has `TCP_NODELAY`: hyper writes an answer's head and body apart, and without
-/// it the second write waits for the client's delayed acknowledgement of the first, about 40 ms on Linux, on
-/// every request of a kept-alive connection (which is what a service calling another one uses).
+/// Every accepted connection has `TCP_NODELAY`, so that an answer written in more than one piece is not held
+/// back by Nagle's algorithm until the client acknowledges the first (a delayed acknowledgement costs up to
+/// 40 ms on Linux) on the kept-alive connections services use to call each other.
 ///
 /// # Errors
 /// When accepting or serving fails.
