@@ -12,12 +12,12 @@
 //!   on the client's idempotency key (a double submit returns the same order id and writes one order). It
 //!   appends `OrderPlaced` to the order's stream and updates the read model `orders_view` in one transaction.
 //!   `CompleteOrder` / `CancelOrder` end the order. [`orders::get_order`] queries the read model.
-//! - **payments** ([`payments`]): authorize, capture, void and refund against a simulated provider
-//!   ([`payments::Provider`]) that keeps its own ledger (`provider_ledger`), committed on its own as an
-//!   external provider's would be, and is idempotent per (order, operation) (per request for refunds), so a
-//!   retried call never charges twice. A provider timeout is transient (retried in place); a duplicate
-//!   callback is recognised and ignored. The payment is event-sourced (`domain::PaymentState`, stream id =
-//!   order id) with a projection `payments`.
+//! - **payments** ([`payments`]): authorize, capture, void and refund through the payment provider, a
+//!   separate party reached over HTTP ([`payments::ProviderClient`]), idempotent per (order, operation) (per
+//!   request for refunds), so a retried call never charges twice. The provider's results come back as signed
+//!   notifications to the service's callback endpoint ([`payments::callback`]) and are recorded once each,
+//!   however often they come. A provider timeout is transient (retried in place). The payment is
+//!   event-sourced (`domain::PaymentState`, stream id = order id) with a projection `payments`.
 //! - **inventory** ([`inventory`]): reserves every line of an order or none; never oversells under any
 //!   concurrency (row locks in (SKU, bucket) order, `FOR UPDATE SKIP LOCKED` bucket picking with a locking
 //!   fallback, and a CHECK as the last line of defence); never rejects while stock is available.
@@ -52,12 +52,12 @@
 //!   partition in order. A `VoidPayment` handled before its `AuthorizePayment` (redriven from the dead
 //!   letters, say) is remembered and wins, and so is a `CancelDelivery` handled before its
 //!   `ScheduleDelivery`.
-//! - The payments handler waits for the provider (its latency) inside the consumer's transaction.
+//! - The payments handler waits for the provider's answer (not its result) inside the consumer's
+//!   transaction.
 //! - Provider timeouts are retried in place (they hold the partition), never sent to the delayed retry topic,
 //!   so they do not reorder requests.
-//! - The simulated provider and carrier are simulations: decisions (decline, delivery failure) are a
-//!   deterministic function of the seed and the order id; timeouts and duplicate callbacks are random from
-//!   the seed.
+//! - The carrier is a simulation: its decisions (delivery failure) are a deterministic function of the seed
+//!   and the order id (`domain::simulation::draw`), as the provider's declines are.
 //!
 //! ```no_run
 //! # async fn run(pool: sqlx::PgPool, codec: std::sync::Arc<schemas::AvroCodec>) -> Result<(), services::ServiceError> {
@@ -108,7 +108,7 @@ pub struct ServicesConfig {
     pub command_partitions: i32,
     /// Template of every service's consumer settings; `group_id` and `topics` are replaced per service.
     pub consumer: ConsumerConfig,
-    /// The payments service and its simulated provider.
+    /// The payments service: where the provider is, where its results come in.
     pub payments: PaymentsConfig,
     /// The delivery service's carrier simulation.
     pub carrier: CarrierConfig,
@@ -225,8 +225,9 @@ async fn run_responder<R: Responder>(
     Ok(())
 }
 
-/// Runs `service` on its commands topic (`<service>.commands`) until `cancel` fires. Payments gets its
-/// simulated provider; delivery its carrier simulation, and returns when both stopped, with the first error.
+/// Runs `service` on its commands topic (`<service>.commands`) until `cancel` fires. Payments also serves
+/// the provider's results; delivery runs its carrier simulation; either returns when both stopped, with the
+/// first error.
 ///
 /// # Errors
 /// When the service cannot start, or its consumer fails.
