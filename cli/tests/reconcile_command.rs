@@ -110,41 +110,19 @@ async fn bad_windows_are_refused_with_a_reason() {
 /// A provider serving on 127.0.0.1 over the test's database until dropped; its results go to a
 /// subscriber nobody serves (no payments service runs here).
 struct Provider {
-    url: String,
+    api: provider::LocalProvider,
     books: provider::Books,
-    stop: tokio_util::sync::CancellationToken,
 }
 
 impl Provider {
     async fn start(db: &testkit::TestDb) -> Self {
-        sqlx::query(
-            "INSERT INTO notify_subscribers (name, url, secret) VALUES ('payments', 'http://127.0.0.1:9', 's')",
-        )
-        .execute(db.pool())
-        .await
-        .unwrap();
-        let config = provider::ProviderConfig {
-            decline_rate: 0.0,
-            timeout_rate: 0.0,
-            duplicate_notification_rate: 0.0,
-            latency: std::time::Duration::ZERO,
-            ..provider::ProviderConfig::default()
-        };
-        let app = provider::router(provider::Books::new(db.pool().clone(), config.clone()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let stop = tokio_util::sync::CancellationToken::new();
-        let stopped = stop.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stopped.cancelled_owned())
-                .await
-                .unwrap();
-        });
+        let mut config = provider::ProviderConfig::without_faults();
+        config.callback.url = Some("http://127.0.0.1:9/nobody".into());
         Self {
-            url,
+            api: provider::LocalProvider::start(db.pool().clone(), config.clone())
+                .await
+                .unwrap(),
             books: provider::Books::new(db.pool().clone(), config),
-            stop,
         }
     }
 
@@ -191,12 +169,6 @@ impl Provider {
     }
 }
 
-impl Drop for Provider {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
 /// `--apply` killed with SIGKILL halfway, then run again: every repair done once, none twice, none lost;
 /// each cancelled order's money refunded once at the provider. (Several threads: the provider serves here
 /// while the test waits for the process.)
@@ -237,7 +209,7 @@ async fn apply_killed_halfway_and_run_again_repairs_each_difference_once() {
     };
     let reconcile = || {
         let mut command = common::orderflow_on(&db);
-        command.args(args).env("PROVIDER_URL", &provider.url);
+        command.args(args).env("PROVIDER_URL", provider.api.url());
         command
     };
 

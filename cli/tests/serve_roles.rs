@@ -8,6 +8,17 @@ use std::process::{Command, Stdio};
 
 use common::free_local_address;
 
+/// The users connected to `db`'s database, besides this query's own connection.
+async fn connected_users(db: &testkit::TestDb) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT usename::text FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn serve_payments_connects_as_the_payments_role() {
     let db = testkit::TestDb::new().await;
@@ -28,13 +39,7 @@ async fn serve_payments_connects_as_the_payments_role() {
         .spawn()
         .expect("the orderflow binary starts");
     common::wait_until_serving(&mut payments, &health, "payments").await;
-    let users: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT usename::text FROM pg_stat_activity
-         WHERE datname = current_database() AND pid <> pg_backend_pid()",
-    )
-    .fetch_all(db.pool())
-    .await
-    .unwrap();
+    let users = connected_users(&db).await;
     payments.kill().unwrap();
     payments.wait().unwrap();
     assert!(
@@ -118,13 +123,7 @@ async fn serve_provider_runs_as_its_role_registers_its_callback_and_answers() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let users: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT usename::text FROM pg_stat_activity
-         WHERE datname = current_database() AND pid <> pg_backend_pid()",
-    )
-    .fetch_all(db.pool())
-    .await
-    .unwrap();
+    let users = connected_users(&db).await;
     provider.kill().unwrap();
     provider.wait().unwrap();
     let answered = answered.expect("the provider's API answers");

@@ -269,57 +269,43 @@ async fn agreeing_books_are_clean_and_the_run_says_so() {
     );
 }
 
+/// A provider without faults whose results go to a payments service nobody runs here.
+fn unheard() -> provider::ProviderConfig {
+    let mut config = provider::ProviderConfig::without_faults();
+    config.callback.url = Some("http://127.0.0.1:9/nobody".into());
+    config
+}
+
 /// A provider on the test's database, over HTTP, and what `--apply` repairs through: it and the payments
 /// service's recorder (with a registry of its own).
 struct Provider {
     books: provider::Books,
     recorder: Recorder,
     repairer: reconcile::Repairer,
+    _api: provider::LocalProvider,
     _registry: schemas::registry::LocalRegistry,
-    stop: tokio_util::sync::CancellationToken,
 }
 
 impl Provider {
     async fn start(pool: &PgPool) -> Self {
-        // The provider notifies its results to the payments service: a subscriber must exist.
-        sqlx::query(
-            "INSERT INTO notify_subscribers (name, url, secret) VALUES ('payments', 'http://127.0.0.1:9', 's')",
-        )
-        .execute(pool)
-        .await
-        .unwrap();
-        let config = provider::ProviderConfig {
-            decline_rate: 0.0,
-            timeout_rate: 0.0,
-            duplicate_notification_rate: 0.0,
-            latency: std::time::Duration::ZERO,
-            ..provider::ProviderConfig::default()
-        };
-        let app = provider::router(provider::Books::new(pool.clone(), config.clone()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let stop = tokio_util::sync::CancellationToken::new();
-        let stopped = stop.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stopped.cancelled_owned())
-                .await
-                .unwrap();
-        });
+        let config = unheard();
+        let api = provider::LocalProvider::start(pool.clone(), config.clone())
+            .await
+            .unwrap();
         let registry = schemas::registry::LocalRegistry::start(pool.clone())
             .await
             .unwrap();
         let codec = std::sync::Arc::new(schemas::AvroCodec::new(registry.url()).unwrap());
         let topics = producers::topics::Topics::with_prefix(testkit::unique_name("reconcile"));
         let context = services::Context::new(pool.clone(), codec, topics, "test");
-        let client = ProviderClient::new(&url, std::time::Duration::from_secs(5)).unwrap();
+        let client = ProviderClient::new(api.url(), std::time::Duration::from_secs(5)).unwrap();
         let recorder = Recorder::new(context);
         Self {
             books: provider::Books::new(pool.clone(), config),
             repairer: reconcile::Repairer::new(client, recorder.clone()),
             recorder,
+            _api: api,
             _registry: registry,
-            stop,
         }
     }
 
@@ -361,12 +347,6 @@ impl Provider {
         .execute(pool)
         .await
         .unwrap();
-    }
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        self.stop.cancel();
     }
 }
 

@@ -210,6 +210,23 @@ impl Default for ProviderConfig {
     }
 }
 
+impl ProviderConfig {
+    /// A provider without faults: it declines, times out, loses and repeats nothing, at once. Its results
+    /// go to the default subscriber.
+    #[must_use]
+    pub fn without_faults() -> Self {
+        Self {
+            decline_rate: 0.0,
+            latency: Duration::ZERO,
+            timeout_rate: 0.0,
+            duplicate_notification_rate: 0.0,
+            lost_notification_rate: 0.0,
+            lost_ack_rate: 0.0,
+            ..Self::default()
+        }
+    }
+}
+
 /// What can go wrong in the provider.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
@@ -225,6 +242,64 @@ pub enum ProviderError {
     },
 }
 
+/// Registers `callback`'s subscriber, when its URL is set.
+async fn register(pool: &PgPool, callback: &CallbackConfig) -> Result<(), ProviderError> {
+    if let Some(url) = &callback.url {
+        let subscriber = notify::Subscriber {
+            name: callback.subscriber.clone(),
+            url: url.clone(),
+            secret: callback.secret.clone(),
+            kinds: Vec::new(),
+        };
+        notify::subscribe(pool, &subscriber).await?;
+    }
+    Ok(())
+}
+
+/// The provider's API served by this process on an ephemeral port of 127.0.0.1, without a notifier of its
+/// own (its results wait in `notifications` for whoever sends them): for tools and tests. Stops on drop.
+#[derive(Debug)]
+pub struct LocalProvider {
+    url: String,
+    stop: CancellationToken,
+}
+
+impl LocalProvider {
+    /// Serves a provider behaving as `config` over the books in `pool`, whose database is migrated; registers
+    /// where its results go when [`CallbackConfig::url`] is set.
+    ///
+    /// # Errors
+    /// When the subscriber cannot be registered, or no local port can be bound.
+    pub async fn start(pool: PgPool, config: ProviderConfig) -> Result<Self, ProviderError> {
+        register(&pool, &config.callback).await?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        let listen = |source| ProviderError::Listen { addr, source };
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
+        let url = format!("http://{}", listener.local_addr().map_err(listen)?);
+        let stop = CancellationToken::new();
+        let app = router(Books::new(pool, config));
+        let stopped = stop.clone().cancelled_owned();
+        tokio::spawn(async move {
+            if let Err(e) = web::serve(listener, app, stopped).await {
+                tracing::error!(error = %e, "the local provider failed");
+            }
+        });
+        Ok(Self { url, stop })
+    }
+
+    /// Where its API is.
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for LocalProvider {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
 /// Serves the provider's API on `listener` and sends its results until `cancel`: registers the callback
 /// subscriber (when [`CallbackConfig::url`] is set) and runs a notifier worker for it alone.
 ///
@@ -237,15 +312,7 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Result<(), ProviderError> {
     let callback = &config.callback;
-    if let Some(url) = &callback.url {
-        let subscriber = notify::Subscriber {
-            name: callback.subscriber.clone(),
-            url: url.clone(),
-            secret: callback.secret.clone(),
-            kinds: Vec::new(),
-        };
-        notify::subscribe(&pool, &subscriber).await?;
-    }
+    register(&pool, callback).await?;
     let notifier_config = notify::NotifierConfig {
         scope: notify::Scope::Only(vec![callback.subscriber.clone()]),
         lost_ack_rate: config.lost_ack_rate,

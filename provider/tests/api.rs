@@ -2,47 +2,40 @@
 //! results written as notifications in the transaction that books them (or not, or twice, by its knobs),
 //! one payment's view, the settlement statement, and bad requests named.
 
-use std::time::Duration;
-
-use provider::{Books, ProviderConfig};
+use provider::{LocalProvider, ProviderConfig};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 struct Api {
     db: testkit::TestDb,
-    url: String,
+    local: LocalProvider,
     client: reqwest::Client,
-    stop: CancellationToken,
 }
 
 impl Api {
     async fn start(config: ProviderConfig) -> Self {
         let db = testkit::TestDb::new().await;
-        sqlx::query(
-            "INSERT INTO notify_subscribers (name, url, secret) VALUES ('payments', 'http://127.0.0.1:9', 's')",
-        )
-        .execute(db.pool())
-        .await
-        .unwrap();
-        let app = provider::router(Books::new(db.pool().clone(), config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let stop = CancellationToken::new();
-        let stopped = stop.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stopped.cancelled_owned())
-                .await
-                .unwrap();
-        });
+        // Its results go to a payments service nobody runs here.
+        let config = ProviderConfig {
+            callback: provider::CallbackConfig {
+                url: Some("http://127.0.0.1:9/nobody".into()),
+                ..config.callback
+            },
+            ..config
+        };
+        let local = LocalProvider::start(db.pool().clone(), config)
+            .await
+            .unwrap();
         Self {
             db,
-            url,
+            local,
             client: reqwest::Client::new(),
-            stop,
         }
+    }
+
+    fn url(&self) -> &str {
+        self.local.url()
     }
 
     /// POSTs `operation` for `order` with `key`; the status and the body.
@@ -55,7 +48,7 @@ impl Api {
     ) -> (StatusCode, Value) {
         let answer = self
             .client
-            .post(format!("{}/v1/payments/{order}/{operation}", self.url))
+            .post(format!("{}/v1/payments/{order}/{operation}", self.url()))
             .header(provider::IDEMPOTENCY_KEY, key)
             .json(&json!({ "amount_minor": minor, "currency": "EUR" }))
             .send()
@@ -73,20 +66,8 @@ impl Api {
     }
 }
 
-impl Drop for Api {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
 fn calm() -> ProviderConfig {
-    ProviderConfig {
-        decline_rate: 0.0,
-        timeout_rate: 0.0,
-        duplicate_notification_rate: 0.0,
-        latency: Duration::ZERO,
-        ..ProviderConfig::default()
-    }
+    ProviderConfig::without_faults()
 }
 
 #[tokio::test]
@@ -130,7 +111,7 @@ async fn a_request_is_accepted_once_its_repeat_gets_the_result_and_the_result_is
 
     let view: Value = api
         .client
-        .get(format!("{}/v1/payments/{order}", api.url))
+        .get(format!("{}/v1/payments/{order}", api.url()))
         .send()
         .await
         .unwrap()
@@ -159,7 +140,7 @@ async fn a_request_is_accepted_once_its_repeat_gets_the_result_and_the_result_is
     );
     let unknown = api
         .client
-        .get(format!("{}/v1/payments/{}", api.url, Uuid::now_v7()))
+        .get(format!("{}/v1/payments/{}", api.url(), Uuid::now_v7()))
         .send()
         .await
         .unwrap();
@@ -267,7 +248,7 @@ async fn the_settlement_statement_lists_each_money_movement_of_the_window() {
     let after = chrono::Utc::now() + chrono::Duration::seconds(1);
     let statement = |from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>| {
         api.client
-            .get(format!("{}/v1/settlements", api.url))
+            .get(format!("{}/v1/settlements", api.url()))
             .query(&[("from", from.to_rfc3339()), ("to", to.to_rfc3339())])
             .send()
     };
@@ -338,7 +319,7 @@ async fn bad_requests_are_refused_naming_what_is_wrong_and_book_nothing() {
     }
     let not_a_uuid = api
         .client
-        .post(format!("{}/v1/payments/nope/authorize", api.url))
+        .post(format!("{}/v1/payments/nope/authorize", api.url()))
         .header(provider::IDEMPOTENCY_KEY, "k")
         .json(&json!({ "amount_minor": 1, "currency": "EUR" }))
         .send()

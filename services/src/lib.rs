@@ -77,6 +77,7 @@ pub mod orders;
 pub mod payments;
 pub mod shell;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -279,20 +280,13 @@ async fn run_payments(
         service.recorder().clone(),
         settings.callback.secret.clone(),
     );
-    let cancel = cancel.child_token();
     tracing::info!(addr = %settings.callback.listen, "payments listening for the provider's results");
-    let callbacks = tokio::spawn(payments::callback::serve(
-        listener,
-        endpoint,
-        cancel.clone(),
-    ));
-    let consumed = run_responder(pool, kafka, config, service, cancel.clone()).await;
-    cancel.cancel();
-    let served = match callbacks.await {
-        Ok(served) => served.map_err(|e| ServiceError::Task(format!("callback endpoint: {e}"))),
-        Err(e) => Err(ServiceError::Task(format!("callback endpoint: {e}"))),
+    let serve = |cancel: CancellationToken| async move {
+        web::serve(listener, endpoint, cancel.cancelled_owned())
+            .await
+            .map_err(|e| ServiceError::Task(format!("callback endpoint: {e}")))
     };
-    consumed.and(served)
+    run_beside(pool, kafka, config, service, serve, cancel).await
 }
 
 /// The delivery service and its carrier simulation, until `cancel` fires or either fails.
@@ -303,21 +297,39 @@ async fn run_delivery(
     config: &ServicesConfig,
     cancel: CancellationToken,
 ) -> Result<(), ServiceError> {
-    // A token of our own, so that a consumer that fails stops our carrier and not the caller's other parts.
-    let cancel = cancel.child_token();
-    let carrier = tokio::spawn(delivery::run_carrier(
-        context.clone(),
-        config.carrier.clone(),
-        cancel.clone(),
-    ));
+    let carrier = {
+        let (context, carrier) = (context.clone(), config.carrier.clone());
+        move |cancel| delivery::run_carrier(context, carrier, cancel)
+    };
     let delivery = delivery::Delivery::new(context, config.carrier.clone());
-    let consumed = run_responder(pool, kafka, config, delivery, cancel.clone()).await;
-    // Whatever ended the consumer ends the carrier too.
+    run_beside(pool, kafka, config, delivery, carrier, cancel).await
+}
+
+/// Runs `responder`'s consumer and `companion` (what the service runs beside it: the carrier, the callback
+/// endpoint) until `cancel` fires or either ends; returns the first error.
+async fn run_beside<R, C, F>(
+    pool: PgPool,
+    kafka: &KafkaConfig,
+    config: &ServicesConfig,
+    responder: R,
+    companion: C,
+    cancel: CancellationToken,
+) -> Result<(), ServiceError>
+where
+    R: Responder,
+    C: FnOnce(CancellationToken) -> F,
+    F: Future<Output = Result<(), ServiceError>> + Send + 'static,
+{
+    // A token of our own, so that a consumer that fails stops its companion and not the caller's other parts.
+    let cancel = cancel.child_token();
+    let companion = tokio::spawn(companion(cancel.clone()));
+    let consumed = run_responder(pool, kafka, config, responder, cancel.clone()).await;
+    // Whatever ended the consumer ends the companion too.
     cancel.cancel();
-    let carried = carrier
+    let companion = companion
         .await
-        .unwrap_or_else(|e| Err(ServiceError::Task(format!("carrier: {e}"))));
-    consumed.and(carried)
+        .unwrap_or_else(|e| Err(ServiceError::Task(format!("{} companion: {e}", R::SERVICE))));
+    consumed.and(companion)
 }
 
 /// Poll intervals and batch sizes must be positive; used by the carrier.

@@ -16,7 +16,6 @@ use notify::signature::{self, ID_HEADER, SIGNATURE_HEADER};
 use outbox::Metadata;
 use provider::OperationResult;
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{CALLBACK_PATH, Recorded, Recorder};
@@ -41,18 +40,6 @@ pub fn router(pool: PgPool, recorder: Recorder, secret: String) -> Router {
     Router::new()
         .route(CALLBACK_PATH, post(receive))
         .with_state(Arc::new(endpoint))
-}
-
-/// Serves `router` on `listener` until `cancel`; the requests in flight finish.
-///
-/// # Errors
-/// When serving fails.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    cancel: CancellationToken,
-) -> std::io::Result<()> {
-    web::serve(listener, router, cancel.cancelled_owned()).await
 }
 
 async fn receive(

@@ -286,6 +286,12 @@ impl Recorder {
         result: &OperationResult,
         metadata: &Metadata,
     ) -> Result<Recorded, ServiceError> {
+        // One recording at a time per order: a result that comes by the answer to a repeat and by
+        // notification at once is recorded by the first, and found kept by the second.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 1))")
+            .bind(result.order_id)
+            .execute(&mut *tx)
+            .await?;
         if result.outcome == Outcome::Approved && is_kept(tx, &result.reference).await? {
             metrics::counter!("payments_duplicate_results_total").increment(1);
             return Ok(Recorded::Already);
@@ -311,7 +317,7 @@ impl Recorder {
             }
             Recording::Conflict(reason) => {
                 metrics::counter!("payments_conflicting_results_total").increment(1);
-                tracing::error!(%order_id, operation = %result.operation, reference = %result.reference,
+                tracing::warn!(%order_id, operation = %result.operation, reference = %result.reference,
                     %reason, "a provider result the payment cannot take; kept for reconciliation");
                 keep_operation(tx, result, Some(&reason)).await?;
                 Ok(Recorded::Conflict(reason))

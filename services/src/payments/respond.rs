@@ -234,7 +234,7 @@ pub fn respond(
 pub enum Recording {
     /// Record it with this command (its events are the reply the saga waits for).
     Record(PaymentCommand),
-    /// The payment shows it already: a repeat of a declined authorization.
+    /// The payment shows it already: a repeat of a declined authorization, or of the authorization it holds.
     Already,
     /// The payment cannot take it (a result that came after the payment moved on, or a refusal of a
     /// capture, void or refund): kept beside the payment for reconciliation, with the reason.
@@ -271,6 +271,11 @@ pub fn recording(state: &PaymentState, result: &OperationResult) -> Result<Recor
             })
         }
         (Operation::Authorize, Outcome::Declined, S::Declined { .. }) => Ok(Recording::Already),
+        (Operation::Authorize, Outcome::Approved, S::Authorized { provider_ref, .. })
+            if *provider_ref == result.reference =>
+        {
+            Ok(Recording::Already)
+        }
         (Operation::Capture, Outcome::Approved, S::Authorized { .. }) => {
             record(PaymentCommand::Capture)
         }
@@ -552,5 +557,34 @@ mod tests {
             summary(&respond(partly, too_much, Currency::EUR).unwrap()),
             "not applicable"
         );
+    }
+
+    fn approved(order_id: OrderId, operation: Operation, reference: &str) -> OperationResult {
+        OperationResult {
+            order_id: order_id.as_uuid(),
+            operation,
+            amount_minor: 1000,
+            currency: "EUR".into(),
+            reference: reference.into(),
+            outcome: Outcome::Approved,
+            reason: None,
+        }
+    }
+
+    /// A result that comes twice, by the answer to a repeat and by notification, at once: the second finds
+    /// the payment showing it. The authorization it recorded is the same one, not a conflict; another
+    /// authorization of the same payment is one.
+    #[test]
+    fn an_authorization_the_payment_shows_is_already_recorded() {
+        let order_id = OrderId::new();
+        let states = states(order_id);
+        let authorized = &states.iter().find(|(n, _)| *n == "authorized").unwrap().1;
+        let same = approved(order_id, Operation::Authorize, "psp-authorize-1");
+        assert_eq!(recording(authorized, &same).unwrap(), Recording::Already);
+        let other = approved(order_id, Operation::Authorize, "psp-authorize-2");
+        assert!(matches!(
+            recording(authorized, &other).unwrap(),
+            Recording::Conflict(_)
+        ));
     }
 }
