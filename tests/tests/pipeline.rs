@@ -378,7 +378,9 @@ async fn flash_sale_sells_exactly_the_stock() {
     pipeline.stop().await.unwrap();
     assert_eq!(
         report.orders_by_state,
-        counts([("cancelled", 1900), ("completed", 100)])
+        counts([("cancelled", 1900), ("completed", 100)]),
+        "{}",
+        report.render()
     );
     assert_eq!(report.cancel_reasons, counts([("OutOfStock", 1900)]));
     assert_passed(&report);
