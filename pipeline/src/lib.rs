@@ -727,7 +727,7 @@ mod tests {
             assert_eq!(part.name().parse::<Part>(), Ok(part));
         }
         let refused = "shipping".parse::<Part>().unwrap_err();
-        assert!(refused.contains("relay, orders"), "{refused}");
+        assert!(refused.contains("relay, provider, orders"), "{refused}");
     }
 
     #[test]
