@@ -311,6 +311,8 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     cancel: CancellationToken,
 ) -> Result<(), ProviderError> {
+    // A token of our own: serving that fails stops the notifier, not the caller's other tasks.
+    let cancel = cancel.child_token();
     let callback = &config.callback;
     register(&pool, callback).await?;
     let notifier_config = notify::NotifierConfig {
