@@ -1,7 +1,8 @@
 //! `--apply`: what a run does about the differences it found. Each repair commits with the row that keys it
 //! by the difference (`reconcile_repairs`), so a second run, or a run after one killed halfway, repeats
-//! nothing; and every call to the provider carries an idempotency key derived from the difference, so a run
-//! killed after the provider acted and before its row committed moves no money twice either.
+//! nothing; and every call to the provider carries an idempotency key derived from the order it repairs, so a
+//! run killed after the provider acted and before its row committed moves no money twice either (the next
+//! run finds the provider's books settled).
 //!
 //! | class | repair |
 //! |---|---|
