@@ -2,7 +2,8 @@
 //!
 //! Long-running parts, each until SIGINT or SIGTERM: `relay`, `registry` and `serve <part>` (the relay, a
 //! service or the orchestrator, one per process). Operators' commands: `migrate`, `smoke`, `status`,
-//! `outbox` (backlog, quarantine) and `dlq` (list, show, redrive). `demo` runs the whole pipeline on the
+//! `outbox` (backlog, quarantine), `dlq` (list, show, redrive), `replay` (topics, projections) and `group
+//! reset`. `demo` runs the whole pipeline on the
 //! local environment and `bench` measures parts of it. Settings come from flags or, for each flag that names
 //! one, the environment variable of the same meaning, or a `--config` file; `orderflow --help` lists them.
 
@@ -23,6 +24,7 @@ mod provider_args;
 mod reconcile;
 mod registry;
 mod relay;
+mod replay;
 mod serve;
 mod smoke;
 mod status;
@@ -242,6 +244,16 @@ enum Command {
     /// run is recorded (`reconcile history`); --apply repairs what it safely can. Exit 0 when clean, 1 when
     /// differences remain.
     Reconcile(reconcile::ReconcileArgs),
+    /// Replay a range of a topic (by offsets or time, filtered by event type, key or header) into another
+    /// topic or through a projection's handlers; --rebuild rebuilds a projection and restores it. Dry run by
+    /// default; resumable (`replay resume ID`); every replay recorded (`replay history`). Exit 2 for input
+    /// it cannot carry out, with nothing written.
+    Replay(replay::ReplayArgs),
+    /// Consumer groups: move a group's offsets (`group reset`), dry run by default.
+    Group {
+        #[command(subcommand)]
+        command: replay::GroupCommand,
+    },
     /// The whole pipeline on the local environment: a realistic mix of orders (declines, out of stock,
     /// delivery failures, double submits, a flash sale), a progress bar, and a summary with consistency
     /// checks; exits non-zero when a check fails.
@@ -280,7 +292,11 @@ async fn main() -> std::process::ExitCode {
         Err(e) => {
             // The cause chain, one line, without a backtrace: this is for operators.
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            if replay::is_bad_input(&e) {
+                std::process::ExitCode::from(2)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }
@@ -340,6 +356,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reconcile(args) => {
             reconcile::run(&db_settings, &cli.connections.schema_registry_url, args).await
         }
+        Command::Replay(args) => {
+            replay::run(
+                &db_settings,
+                &kafka,
+                &cli.connections.schema_registry_url,
+                args,
+            )
+            .await
+        }
+        Command::Group { command } => replay::group(&db_settings, &kafka, command).await,
         Command::Demo(args) => {
             demo::run(&roles, &kafka, &cli.connections.schema_registry_url, &args).await
         }

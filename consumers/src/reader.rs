@@ -1,12 +1,12 @@
 //! Reading a whole topic as it is now, without a consumer group: for operators (dead letters) and tests.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use producers::KafkaConfig;
 use producers::headers::{self, RecordHeaders};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::Message as _;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
@@ -35,7 +35,8 @@ pub async fn read_to_end(kafka: &KafkaConfig, topic: &str) -> Result<Vec<Record>
         .map_err(|e| ConsumerError::Read(format!("reader thread failed: {e}")))?
 }
 
-/// The number of records in `topic` now (high minus low watermark, summed over partitions).
+/// The number of offsets in `topic` now (high minus low watermark, summed over partitions): its records,
+/// plus the commit markers of transactional producers.
 pub async fn count(kafka: &KafkaConfig, topic: &str) -> Result<i64, ConsumerError> {
     let kafka = kafka.clone();
     let topic = topic.to_owned();
@@ -59,7 +60,7 @@ fn reader(kafka: &KafkaConfig) -> Result<BaseConsumer, ConsumerError> {
             format!("orderflow-reader-{}", uuid::Uuid::now_v7().simple()),
         )
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "true");
     Ok(config.create()?)
 }
 
@@ -87,9 +88,7 @@ fn watermarks(consumer: &BaseConsumer, topic: &str) -> Result<Vec<(i32, i64, i64
 
 /// Runs `call` again while the broker answers that it does not lead the partition yet, for up to
 /// [`TIMEOUT`]: a broker that just restarted, or a partition whose leadership moves, says so for a moment.
-fn with_leader_retries<T>(
-    mut call: impl FnMut() -> KafkaResult<T>,
-) -> Result<T, rdkafka::error::KafkaError> {
+fn with_leader_retries<T>(mut call: impl FnMut() -> KafkaResult<T>) -> Result<T, KafkaError> {
     let deadline = std::time::Instant::now() + TIMEOUT;
     loop {
         match call() {
@@ -125,24 +124,39 @@ fn read_blocking(kafka: &KafkaConfig, topic: &str) -> Result<Vec<Record>, Consum
         return Ok(records);
     }
     consumer.assign(&assignment)?;
+    // A partition is read when its end is reached: a transactional producer's commit markers take offsets
+    // that no record has, so counting records would never get there.
     let ends: HashMap<i32, i64> = marks.iter().map(|&(p, _, high)| (p, high)).collect();
+    let mut left: HashSet<i32> = marks
+        .iter()
+        .filter(|&&(_, low, high)| high > low)
+        .map(|&(p, _, _)| p)
+        .collect();
     let mut quiet_since = std::time::Instant::now();
-    while remaining > 0 {
+    while !left.is_empty() {
         if quiet_since.elapsed() > TIMEOUT {
             return Err(ConsumerError::Read(format!(
-                "{topic}: nothing read for {TIMEOUT:?} with {remaining} records left; watermarks (partition, \
-                 low, high) {marks:?}"
+                "{topic}: nothing read for {TIMEOUT:?} with partitions {left:?} not read to their end; \
+                 watermarks (partition, low, high) {marks:?}"
             )));
         }
-        let Some(message) = consumer.poll(Duration::from_millis(500)) else {
-            continue;
+        let message = match consumer.poll(Duration::from_millis(500)) {
+            None => continue,
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                left.remove(&partition);
+                continue;
+            }
+            Some(received) => received?,
         };
-        let message = message?;
         quiet_since = std::time::Instant::now();
-        if message.offset() >= ends[&message.partition()] {
+        let end = ends[&message.partition()];
+        if message.offset() >= end {
+            left.remove(&message.partition());
             continue;
         }
-        remaining -= 1;
+        if message.offset() + 1 >= end {
+            left.remove(&message.partition());
+        }
         records.push(Record {
             partition: message.partition(),
             offset: message.offset(),

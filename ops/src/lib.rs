@@ -2,9 +2,13 @@
 //!
 //! - [`reconcile`]: finance's reconciliation of the provider's statement against our payments, orders and
 //!   notifications, for a window; differences classified with the money at stake, every run recorded.
-//!   [`reconcile::apply`] re-sends given-up notifications and leaves money differences to a person (the
-//!   money repairs are not built yet).
+//!   [`reconcile::apply`] repairs what it safely can through the provider and leaves the rest to a person.
+//! - [`replay`]: operators' replays of a range of a topic into another topic or through a projection's
+//!   handler (a rebuild), dry run by default, resumable, each recorded.
+//! - [`groups`]: consumer group offsets moved by operators (`orderflow group reset`).
 //!
-//! Topic replay and region failover are planned for this crate and do not exist in any form yet.
+//! Region failover is planned for this crate and does not exist in any form yet.
 
+pub mod groups;
 pub mod reconcile;
+pub mod replay;
