@@ -563,3 +563,98 @@ async fn provider_timeouts_and_lost_notifications_leave_the_provider_books_equal
     .unwrap();
     assert!(never_notified > 0, "the provider lost some results");
 }
+
+/// The event-carried columns of every `orders_view` row, in order.
+async fn orders_view(
+    pool: &sqlx::PgPool,
+) -> Vec<(uuid::Uuid, uuid::Uuid, String, Option<String>, i64, String)> {
+    sqlx::query_as(
+        "SELECT order_id, customer_id, status, cancel_reason, total_minor, currency FROM orders_view
+         ORDER BY order_id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn rebuilding_orders_view_after_rows_are_lost_restores_it_from_the_events() {
+    let Run {
+        db,
+        pipeline,
+        _turn,
+    } = start(&Part::ALL, |c| c.provider.decline_rate = 0.3).await;
+    let report = run(&pipeline, &Workload::happy(40), Duration::from_secs(180)).await;
+    assert_passed(&report);
+    let original = orders_view(db.pool()).await;
+    assert_eq!(original.len(), 40);
+    assert!(
+        ["completed", "cancelled"]
+            .iter()
+            .all(|s| original.iter().any(|row| row.2 == *s)),
+        "both ends among the orders"
+    );
+
+    // Ten rows lost, one altered.
+    sqlx::query(
+        "DELETE FROM orders_view WHERE order_id IN (SELECT order_id FROM orders_view ORDER BY order_id LIMIT 10)",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    sqlx::query("UPDATE orders_view SET total_minor = total_minor + 1 WHERE order_id = $1")
+        .bind(original[20].0)
+        .execute(db.pool())
+        .await
+        .unwrap();
+
+    let shared = pipeline.shared();
+    let (progress, cancel) = (
+        ProgressBar::hidden(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let replayer = ops::replay::Replayer {
+        pool: db.pool(),
+        kafka: &shared.config.kafka,
+        codec: Arc::clone(&shared.codec),
+        progress: &progress,
+        cancel: &cancel,
+        max_batch: 25,
+    };
+    let spec = ops::replay::ReplaySpec {
+        source: shared.config.services.topics.events(Service::Orders),
+        partitions: None,
+        range: ops::replay::Range::default(),
+        filters: ops::replay::Filters::default(),
+        target: ops::replay::Target::Group {
+            group: "orders-view".into(),
+            rebuild: true,
+        },
+        rate: None,
+    };
+    let rebuilt = replayer
+        .start(spec, ops::replay::Mode::Apply, "test")
+        .await
+        .unwrap();
+    pipeline.stop().await.unwrap();
+
+    let differences = rebuilt.differences.unwrap();
+    assert_eq!(
+        (
+            differences.rebuilt,
+            differences.missing,
+            differences.differing,
+            differences.restored
+        ),
+        (40, 10, 1, 11),
+        "{differences:?}"
+    );
+    assert_eq!(orders_view(db.pool()).await, original);
+    let (left,): (i64,) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM orders_view_rebuilds) + (SELECT count(*) FROM inbox WHERE consumer_group LIKE 'orders-view/%')",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(left, 0, "the rebuild's rows and inbox scope are dropped");
+}
