@@ -30,6 +30,10 @@ pub enum BenchCommand {
     /// Statement lines matched per second by `orderflow reconcile`, beside one SQL full outer join of the
     /// same tables in the same run, on a database of its own; the last line printed is the ratio.
     Reconcile(crate::bench_reconcile::ReconcileBenchArgs),
+    /// Records per second copied topic to topic by `orderflow replay --apply`, beside a copy loop written
+    /// with Confluent's Python client on the same broker and records in the same run; the last line printed
+    /// is the ratio.
+    Replay(crate::bench_replay::ReplayBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -94,6 +98,7 @@ pub async fn run(
         BenchCommand::Consumers(args) => consumers_bench(db_settings, kafka, args).await,
         BenchCommand::Pipeline(args) => crate::bench_pipeline::run(db_settings, kafka, args).await,
         BenchCommand::Reconcile(args) => crate::bench_reconcile::run(db_settings, args).await,
+        BenchCommand::Replay(args) => crate::bench_replay::run(db_settings, kafka, args).await,
     }
 }
 
@@ -259,7 +264,12 @@ async fn consume_all(
     Ok(elapsed)
 }
 
-fn make_records(topic: &str, count: usize, payload_bytes: usize, keys: usize) -> Vec<OutboxRecord> {
+pub(crate) fn make_records(
+    topic: &str,
+    count: usize,
+    payload_bytes: usize,
+    keys: usize,
+) -> Vec<OutboxRecord> {
     let payload: Vec<u8> = (0..payload_bytes).map(|i| b'a' + (i % 26) as u8).collect();
     let traceparent = headers::new_traceparent();
     (0..count)
@@ -285,7 +295,7 @@ fn make_records(topic: &str, count: usize, payload_bytes: usize, keys: usize) ->
 }
 
 /// Sends every record with a producer configured like the relay's and waits for every acknowledgement.
-async fn raw_producer_rate(
+pub(crate) async fn raw_producer_rate(
     kafka: &KafkaConfig,
     producer: &ProducerConfig,
     records: &[OutboxRecord],

@@ -16,6 +16,7 @@ mod bench;
 mod bench_open_loop;
 mod bench_pipeline;
 mod bench_reconcile;
+mod bench_replay;
 mod config_file;
 mod demo;
 mod dlq;

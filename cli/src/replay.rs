@@ -82,7 +82,7 @@ struct SpecArgs {
     #[arg(long)]
     apply: bool,
     /// Records per Kafka transaction and checkpoint.
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    #[arg(long, default_value_t = replay::DEFAULT_BATCH as u64, value_parser = clap::value_parser!(u64).range(1..=200_000))]
     batch: u64,
 }
 
@@ -178,7 +178,7 @@ pub async fn run(
         codec: Arc::new(schemas::AvroCodec::new(registry_url).context("bad registry URL")?),
         progress: &progress,
         cancel: &cancel,
-        max_batch: usize::try_from(args.spec.batch).unwrap_or(10_000),
+        max_batch: usize::try_from(args.spec.batch).unwrap_or(replay::DEFAULT_BATCH),
     };
     let report = match args.command {
         Some(ReplayCommand::Resume { id }) => {

@@ -56,6 +56,11 @@ pub const REPLAY_SOURCE: &str = "replay.source";
 /// Header of a replayed record: when it was written, RFC 3339 in UTC.
 pub const REPLAY_AT: &str = "replay.at";
 
+/// Records per landing (a Kafka transaction and a checkpoint) unless told otherwise. Each landing stops the
+/// reading for a commit's round trips (about 30 ms here): `orderflow bench replay` took 4.1 s for 200,000
+/// records with 10,000 and 2.5 s with 50,000.
+pub const DEFAULT_BATCH: usize = 50_000;
+
 /// Records a dry run decodes and shows: the first of each event type, of this many types at most.
 pub const SAMPLES: usize = 5;
 
@@ -192,7 +197,7 @@ impl Replayer<'_> {
         mode: Mode,
         run_by: &str,
     ) -> Result<Report, ReplayError> {
-        self.check_target(&spec).await?;
+        let target_marks = self.check_target(&spec).await?;
         let ranges = resolve(
             self.kafka,
             &spec.source,
@@ -210,12 +215,8 @@ impl Replayer<'_> {
                 written: 0,
             })
             .collect();
-        let marks = match (&spec.target, mode) {
-            (Target::Topic(target), Mode::Apply) => {
-                Some(topic::current_marks(self.kafka, target).await?)
-            }
-            _ => None,
-        };
+        // A resume reads the target from here for records written after the last checkpoint.
+        let marks = target_marks.filter(|_| mode == Mode::Apply);
         if let Some(marks) = &marks {
             let mut conn = self.pool.acquire().await?;
             store::checkpoint(&mut conn, id, &[], Counts::default(), Some(marks)).await?;
@@ -251,7 +252,11 @@ impl Replayer<'_> {
             .await
     }
 
-    async fn check_target(&self, spec: &ReplaySpec) -> Result<(), ReplayError> {
+    /// Checks that `spec`'s target can take records; for a topic, returns its partitions' high watermarks.
+    async fn check_target(
+        &self,
+        spec: &ReplaySpec,
+    ) -> Result<Option<BTreeMap<i32, i64>>, ReplayError> {
         match &spec.target {
             Target::Topic(target) if *target == spec.source => Err(ReplayError::BadInput(format!(
                 "the target topic is the source topic {target}: to make consumers read records again, use \
@@ -259,7 +264,7 @@ impl Replayer<'_> {
             ))),
             Target::Topic(target) => topic::current_marks(self.kafka, target)
                 .await
-                .map(|_| ())
+                .map(Some)
                 .map_err(|e| match e {
                     ReplayError::BadInput(why) => {
                         ReplayError::BadInput(format!("target {why}; create it first"))
@@ -270,7 +275,8 @@ impl Replayer<'_> {
                 let projection = Projection::for_group(group).map_err(ReplayError::BadInput)?;
                 projection
                     .check_source(&spec.source)
-                    .map_err(ReplayError::BadInput)
+                    .map_err(ReplayError::BadInput)?;
+                Ok(None)
             }
         }
     }

@@ -1,6 +1,7 @@
 //! The range of a replay: which partitions, from which offset to which, resolved against the broker once,
 //! when the replay starts (a resume continues the range it resolved then).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -12,6 +13,9 @@ use serde::{Deserialize, Serialize};
 use super::ReplayError;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The consumer that looks things up.
+type Looker = BaseConsumer<super::run::Quiet>;
 
 /// What part of each partition to replay. Ends are exclusive: `to` is the first offset (or the first record's
 /// time) left out.
@@ -107,7 +111,7 @@ pub async fn resolve(
 ///
 /// # Errors
 /// [`ReplayError::BadInput`] when the topic does not exist.
-pub(super) fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>, ReplayError> {
+pub(super) fn partitions_of(consumer: &Looker, topic: &str) -> Result<Vec<i32>, ReplayError> {
     let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
     let mut partitions: Vec<i32> = metadata
         .topics()
@@ -122,6 +126,49 @@ pub(super) fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Result<Vec<
     }
     partitions.sort_unstable();
     Ok(partitions)
+}
+
+/// `(low, high)` watermarks of `partitions` of `topic`, in two requests for them all (offsets for the
+/// timestamps -2, earliest, and -1, latest) rather than two per partition.
+pub(super) fn watermarks(
+    consumer: &Looker,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<BTreeMap<i32, (i64, i64)>, ReplayError> {
+    let ask = |which: Offset| -> Result<BTreeMap<i32, i64>, ReplayError> {
+        let mut wanted = TopicPartitionList::new();
+        for &partition in partitions {
+            wanted.add_partition_offset(topic, partition, which)?;
+        }
+        consumer
+            .offsets_for_times(wanted, TIMEOUT)?
+            .elements()
+            .iter()
+            .map(|e| match e.offset() {
+                Offset::Offset(offset) => Ok((e.partition(), offset)),
+                other => Err(ReplayError::Failed(format!(
+                    "the broker answered {other:?} for the {} offset of {topic}/{}",
+                    if which == Offset::End {
+                        "latest"
+                    } else {
+                        "earliest"
+                    },
+                    e.partition()
+                ))),
+            })
+            .collect()
+    };
+    // As timestamps of a look-up, Beginning (-2) and End (-1) ask for the earliest and latest offsets.
+    let (lows, highs) = (ask(Offset::Beginning)?, ask(Offset::End)?);
+    partitions
+        .iter()
+        .map(|&p| match (lows.get(&p), highs.get(&p)) {
+            (Some(&low), Some(&high)) => Ok((p, (low, high))),
+            _ => Err(ReplayError::Failed(format!(
+                "the broker gave no watermarks for {topic}/{p}"
+            ))),
+        })
+        .collect()
 }
 
 fn resolve_blocking(
@@ -144,9 +191,10 @@ fn resolve_blocking(
             wanted.to_vec()
         }
     };
+    let marks = watermarks(&consumer, topic, &chosen)?;
     let mut ranges = Vec::with_capacity(chosen.len());
     for partition in chosen {
-        let (low, high) = consumer.fetch_watermarks(topic, partition, TIMEOUT)?;
+        let (low, high) = marks[&partition];
         let resolved = match range {
             Range::Offsets { from, to } => offsets(partition, low, high, *from, *to),
             Range::Times { from, to } => {
@@ -175,7 +223,7 @@ fn resolve_blocking(
 
 /// The first offset of `partition` whose record's timestamp is at or after `time`, or `high` when none is.
 fn offset_for_time(
-    consumer: &BaseConsumer,
+    consumer: &Looker,
     topic: &str,
     partition: i32,
     time: DateTime<Utc>,

@@ -22,9 +22,43 @@ use super::ReplayError;
 use super::filter::Filters;
 use super::store::{Counts, Cursor};
 
-/// A consumer of no group for look-ups (metadata, watermarks, offsets for times).
-pub(super) fn plain_consumer(kafka: &KafkaConfig) -> Result<BaseConsumer, ReplayError> {
-    Ok(reading_config(kafka).create()?)
+/// A consumer of no group for look-ups (metadata, watermarks, offsets for times) and reads.
+pub(super) fn plain_consumer(kafka: &KafkaConfig) -> Result<BaseConsumer<Quiet>, ReplayError> {
+    Ok(reading_config(kafka).create_with_context(Quiet)?)
+}
+
+/// A consumer context that logs librdkafka's errors as the default one does, except a partition's end:
+/// librdkafka now and then reports it on the client's queue instead of the partition's, as a "global
+/// error", which it is not. The loops below do not depend on seeing it ([`is_read`]).
+pub(super) struct Quiet;
+
+impl rdkafka::ClientContext for Quiet {
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error {
+            KafkaError::Global(rdkafka::types::RDKafkaErrorCode::PartitionEOF) => {
+                tracing::debug!(reason, "end of a partition, reported as a global error");
+            }
+            error => tracing::error!(%error, reason, "librdkafka"),
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for Quiet {}
+
+/// Whether `consumer` has read partition `partition` of `topic` up to `end`: its position is there (past any
+/// transaction markers at the end, which no record shows).
+pub(super) fn is_read<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &impl rdkafka::consumer::Consumer<C>,
+    topic: &str,
+    partition: i32,
+    end: i64,
+) -> bool {
+    consumer.position().ok().is_some_and(|positions| {
+        matches!(
+            positions.find_partition(topic, partition).map(|e| e.offset()),
+            Some(Offset::Offset(at)) if at >= end
+        )
+    })
 }
 
 /// Settings of a consumer that reads assigned partitions and commits nothing.
@@ -142,7 +176,8 @@ pub(super) async fn drive<S: Sink>(
     sink: &mut S,
 ) -> Result<(Tally, bool), ReplayError> {
     let mut tally = Tally::default();
-    let consumer: StreamConsumer = reading_config(reading.kafka).create()?;
+    let consumer: StreamConsumer<Quiet> =
+        reading_config(reading.kafka).create_with_context(Quiet)?;
     let mut assignment = TopicPartitionList::new();
     for cursor in cursors.iter().filter(|c| !c.is_done()) {
         assignment.add_partition_offset(
@@ -180,7 +215,6 @@ pub(super) async fn drive<S: Sink>(
                     if let Some(&i) = index.get(&partition) {
                         cursors[i].next = cursors[i].range.end;
                         moved.insert(i);
-                        pause(&consumer, reading.topic, partition);
                     }
                     continue;
                 }
@@ -195,6 +229,7 @@ pub(super) async fn drive<S: Sink>(
             }
             moved.insert(i);
             if message.offset() >= cursor.range.end {
+                // Past the range, which ends before the high watermark: stop fetching what is not wanted.
                 cursor.next = cursor.range.end;
                 pause(&consumer, reading.topic, message.partition());
                 continue;
@@ -222,6 +257,23 @@ pub(super) async fn drive<S: Sink>(
                 0
             },
         };
+        if tally.counts.read == before.read {
+            // A quiet batch: a partition whose last offsets are transaction markers shows its end only by
+            // the consumer's position.
+            for (i, cursor) in cursors.iter_mut().enumerate() {
+                if !cursor.is_done()
+                    && is_read(
+                        &consumer,
+                        reading.topic,
+                        cursor.range.partition,
+                        cursor.range.end,
+                    )
+                {
+                    cursor.next = cursor.range.end;
+                    moved.insert(i);
+                }
+            }
+        }
         let moved: Vec<Cursor> = moved.into_iter().map(|i| cursors[i]).collect();
         if !moved.is_empty() || sink.pending() > 0 {
             sink.land(&moved, batch).await?;
@@ -232,7 +284,7 @@ pub(super) async fn drive<S: Sink>(
     }
 }
 
-fn pause(consumer: &StreamConsumer, topic: &str, partition: i32) {
+fn pause(consumer: &StreamConsumer<Quiet>, topic: &str, partition: i32) {
     let mut done = TopicPartitionList::new();
     done.add_partition(topic, partition);
     if let Err(e) = consumer.pause(&done) {

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use producers::{KafkaConfig, ProducerConfig};
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::consumer::Consumer as _;
 use rdkafka::message::{BorrowedMessage, Header, Headers as _, Message as _, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
@@ -162,6 +162,13 @@ impl super::run::Sink for TopicSink {
     }
 
     async fn land(&mut self, moved: &[Cursor], counts: Counts) -> Result<(), ReplayError> {
+        if self.in_transaction {
+            // Committing flushes the batch at once (awaiting the deliveries first would wait out the
+            // linger) and fails when a record of it failed.
+            let producer = self.producer.clone();
+            blocking(move || producer.commit_transaction(TIMEOUT)).await?;
+            self.in_transaction = false;
+        }
         for delivery in self.deliveries.drain(..) {
             let delivered = delivery
                 .await
@@ -169,11 +176,6 @@ impl super::run::Sink for TopicSink {
                 .map_err(|(e, _)| e)?;
             let mark = self.marks.entry(delivered.partition).or_default();
             *mark = (*mark).max(delivered.offset + 1);
-        }
-        if self.in_transaction {
-            let producer = self.producer.clone();
-            blocking(move || producer.commit_transaction(TIMEOUT)).await?;
-            self.in_transaction = false;
         }
         let mut conn = self.pool.acquire().await?;
         store::checkpoint(&mut conn, self.replay_id, moved, counts, Some(&self.marks)).await
@@ -188,10 +190,11 @@ pub(super) async fn current_marks(
     let (kafka, topic) = (kafka.clone(), topic.to_owned());
     tokio::task::spawn_blocking(move || {
         let consumer = super::run::plain_consumer(&kafka)?;
-        super::plan::partitions_of(&consumer, &topic)?
+        let partitions = super::plan::partitions_of(&consumer, &topic)?;
+        Ok(super::plan::watermarks(&consumer, &topic, &partitions)?
             .into_iter()
-            .map(|p| Ok((p, consumer.fetch_watermarks(&topic, p, TIMEOUT)?.1)))
-            .collect()
+            .map(|(p, (_, high))| (p, high))
+            .collect())
     })
     .await
     .map_err(|e| ReplayError::Failed(format!("watermark thread failed: {e}")))?
@@ -227,12 +230,12 @@ fn written_after_blocking(
     id: Uuid,
     marks: &BTreeMap<i32, i64>,
 ) -> Result<Found, ReplayError> {
-    let consumer: BaseConsumer = super::run::plain_consumer(kafka)?;
+    let consumer = super::run::plain_consumer(kafka)?;
     let mut found = Found::default();
     let mut assignment = TopicPartitionList::new();
     let mut left = std::collections::BTreeSet::new();
-    for partition in super::plan::partitions_of(&consumer, target)? {
-        let (low, high) = consumer.fetch_watermarks(target, partition, TIMEOUT)?;
+    let partitions = super::plan::partitions_of(&consumer, target)?;
+    for (partition, (low, high)) in super::plan::watermarks(&consumer, target, &partitions)? {
         let from = marks.get(&partition).copied().unwrap_or(low).max(low);
         found.marks.insert(partition, high);
         if from < high {
@@ -254,6 +257,15 @@ fn written_after_blocking(
             )));
         }
         let Some(received) = consumer.poll(Duration::from_millis(200)) else {
+            // Quiet: partitions that end with transaction markers show their end by the position alone.
+            left.retain(|&p| {
+                !super::run::is_read(
+                    &consumer,
+                    target,
+                    p,
+                    found.marks.get(&p).copied().unwrap_or(0),
+                )
+            });
             continue;
         };
         let message = match received {
