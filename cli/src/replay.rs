@@ -221,7 +221,10 @@ fn render_report(report: &Report) -> String {
     let _ = writeln!(
         out,
         "replay {} ({mode}): {} -> {}, {}",
-        report.id, spec.source, spec.target, spec.range
+        report.id,
+        spec.source,
+        spec.target,
+        spec.describe()
     );
     let _ = writeln!(
         out,
@@ -321,9 +324,13 @@ fn render_history(rows: &[replay::ReplayRow]) -> String {
     }
     let mut out = String::new();
     for row in rows {
+        let arguments = serde_json::from_value::<ReplaySpec>(row.arguments.clone()).map_or_else(
+            |e| format!("(arguments do not read: {e})"),
+            |spec| spec.describe(),
+        );
         let _ = writeln!(
             out,
-            "{}  {}  by {}  {}  {} -> {}  read {} matched {} written {}  {}{}",
+            "{}  {}  by {}  {}  {} -> {}, {arguments}  read {} matched {} written {}  {}{}",
             row.id,
             at(Some(row.started_at)),
             row.run_by,

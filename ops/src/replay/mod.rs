@@ -1,7 +1,7 @@
 //! Operators' replays of a range of a Kafka topic: `orderflow replay`.
 //!
 //! A replay reads a range of a source topic (some or all partitions, by offsets or by time, resolved once
-//! when it starts: [`plan`]), keeps the records its [`Filters`] match, and
+//! when it starts: [`resolve`]), keeps the records its [`Filters`] match, and
 //! - in a **dry run** (the default) writes nothing: it reports per partition the offsets and timestamps it
 //!   would cover, the count per event type, and the first record of each type decoded through the schema
 //!   registry;
@@ -13,7 +13,7 @@
 //!   and restores it.
 //!
 //! Every replay is a row of `replays` (who, when, arguments, counts, outcome) and its checkpoints rows of
-//! `replay_partitions`, saved after the target has the records ([`store`]). A replay stopped by a signal,
+//! `replay_partitions`, saved after the target has the records ([`history`] lists them). A replay stopped by a signal,
 //! killed, or failed continues with [`Replayer::resume`]. Two replays with the same arguments are two
 //! replays: into a topic, the second writes every record again (with its own `replay.id`), and consumers of
 //! that topic apply each event once because the `event_id` is the same.
@@ -131,6 +131,33 @@ pub struct ReplaySpec {
     pub target: Target,
     /// Records written per second at most.
     pub rate: Option<u32>,
+}
+
+impl ReplaySpec {
+    /// The range and filters in one line, e.g. `times [.., ..), partitions 0,2, event types OrderPlaced`.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        let mut parts = vec![self.range.to_string()];
+        let list = |values: &[String]| values.join(",");
+        if let Some(partitions) = &self.partitions {
+            let partitions: Vec<String> = partitions.iter().map(ToString::to_string).collect();
+            parts.push(format!("partitions {}", list(&partitions)));
+        }
+        let filters = &self.filters;
+        if !filters.event_types.is_empty() {
+            parts.push(format!("event types {}", list(&filters.event_types)));
+        }
+        if !filters.keys.is_empty() {
+            parts.push(format!("keys {}", list(&filters.keys)));
+        }
+        for (name, value) in &filters.headers {
+            parts.push(format!("header {name}={value}"));
+        }
+        if let Some(rate) = self.rate {
+            parts.push(format!("at most {rate}/s"));
+        }
+        parts.join(", ")
+    }
 }
 
 /// A decoded record of a dry run.
@@ -407,9 +434,9 @@ impl Replayer<'_> {
                     replay_id: id,
                     scope: scope.clone(),
                     into: if *rebuild {
-                        projection::Into::Rebuild(id)
+                        projection::Destination::Rebuild(id)
                     } else {
-                        projection::Into::Live
+                        projection::Destination::Live
                     },
                     batch: Vec::new(),
                     skipped: 0,

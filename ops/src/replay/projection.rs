@@ -119,7 +119,7 @@ impl Projection {
 
 /// Where a projection's handler writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Into {
+pub(super) enum Destination {
     /// The live `orders_view`.
     Live,
     /// `orders_view_rebuilds` rows of this replay.
@@ -134,7 +134,7 @@ pub(super) struct ProjectionSink {
     pub replay_id: Uuid,
     /// The inbox scope: the group's own, or a fresh one for a rebuild.
     pub scope: String,
-    pub into: Into,
+    pub into: Destination,
     pub batch: Vec<OwnedMessage>,
     /// Records the inbox had seen already in this scope.
     pub skipped: i64,
@@ -208,7 +208,7 @@ impl super::run::Sink for ProjectionSink {
 /// and a state change of an order already ended change nothing.
 async fn apply(
     conn: &mut PgConnection,
-    into: Into,
+    into: Destination,
     event: &OrderEvent,
     time: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
@@ -220,12 +220,12 @@ async fn apply(
             total,
             ..
         } => sqlx::query(match into {
-            Into::Live => {
+            Destination::Live => {
                 "INSERT INTO orders_view (order_id, customer_id, status, total_minor, currency, placed_at)
                  VALUES ($1, $2, 'placed', $3, $4, $5)
                  ON CONFLICT (order_id) DO NOTHING"
             }
-            Into::Rebuild(_) => {
+            Destination::Rebuild(_) => {
                 "INSERT INTO orders_view_rebuilds
                      (order_id, customer_id, status, total_minor, currency, placed_at, replay_id)
                  VALUES ($1, $2, 'placed', $3, $4, $5, $6)
@@ -243,11 +243,11 @@ async fn apply(
                 _ => ("completed", None),
             };
             sqlx::query(match into {
-                Into::Live => {
+                Destination::Live => {
                     "UPDATE orders_view SET status = $2, cancel_reason = $3, ended_at = $4
                      WHERE order_id = $1 AND status = 'placed'"
                 }
-                Into::Rebuild(_) => {
+                Destination::Rebuild(_) => {
                     "UPDATE orders_view_rebuilds SET status = $2, cancel_reason = $3, ended_at = $4
                      WHERE order_id = $1 AND status = 'placed' AND replay_id = $5"
                 }
@@ -259,8 +259,8 @@ async fn apply(
         }
     };
     let query = match into {
-        Into::Live => query,
-        Into::Rebuild(id) => query.bind(id),
+        Destination::Live => query,
+        Destination::Rebuild(id) => query.bind(id),
     };
     query.execute(conn).await?;
     Ok(())

@@ -292,10 +292,10 @@ fn pause(consumer: &StreamConsumer<Quiet>, topic: &str, partition: i32) {
     }
 }
 
-/// Spaces matched records `1/rate` apart on average, catching up after a slow stretch.
+/// Spaces matched records `1/rate` apart on average from the first one, catching up after a slow stretch.
 struct Pacer {
     interval: Option<Duration>,
-    started: Instant,
+    started: Option<Instant>,
     sent: u32,
 }
 
@@ -303,7 +303,7 @@ impl Pacer {
     fn new(rate: Option<u32>) -> Self {
         Self {
             interval: rate.map(|r| Duration::from_secs(1) / r.max(1)),
-            started: Instant::now(),
+            started: None,
             sent: 0,
         }
     }
@@ -312,7 +312,7 @@ impl Pacer {
         let Some(interval) = self.interval else {
             return;
         };
-        let due = self.started + interval * self.sent;
+        let due = *self.started.get_or_insert_with(Instant::now) + interval * self.sent;
         self.sent = self.sent.saturating_add(1);
         // Sleeping shorter than the timer's resolution would only slow a high rate down.
         if due > Instant::now() + Duration::from_millis(2) {
