@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Ask a Kafka-protocol broker for its metadata; exit 0 when it answers with at least one broker.
 
-Usage: kafka_ping.py [--all-partitions-led] HOST:PORT[,HOST:PORT...] [TIMEOUT_SECONDS]
+Usage: kafka_ping.py [--all-partitions-led] [--topic NAME] HOST:PORT[,HOST:PORT...] [TIMEOUT_SECONDS]
 
 With --all-partitions-led it also waits for every partition of every topic to have a leader: a broker
 restarted after a kill -9 answers metadata requests before it leads its partitions again, and a client that
-reads a topic in between gets an error.
+reads a topic in between gets an error. With --topic it also waits for that topic to exist (MirrorMaker 2's
+`heartbeats`, say).
 
 Uses only the standard library, so `./dev up` can wait for the broker before anything is built.
 Sends a Metadata v0 request (api key 3) for all topics and reads the brokers and partitions of the answer.
@@ -51,9 +52,10 @@ def metadata(host, port, timeout):
         brokers.append(f"{node_id}@{broker_host}:{broker_port}")
     (topic_count,) = struct.unpack(">i", answer[pos:pos + 4])
     pos += 4
-    partitions, leaderless = 0, 0
+    partitions, leaderless, topics = 0, 0, set()
     for _ in range(topic_count):
         (_topic_error, name_len) = struct.unpack(">hh", answer[pos:pos + 4])
+        topics.add(answer[pos + 4:pos + 4 + name_len].decode())
         pos += 4 + name_len
         (partition_count,) = struct.unpack(">i", answer[pos:pos + 4])
         pos += 4
@@ -65,13 +67,21 @@ def metadata(host, port, timeout):
             partitions += 1
             if error != 0 or leader < 0:
                 leaderless += 1
-    return brokers, partitions, leaderless
+    return brokers, partitions, leaderless, topics
 
 
 def main():
     args = sys.argv[1:]
     all_led = "--all-partitions-led" in args
     args = [a for a in args if a != "--all-partitions-led"]
+    wanted_topic = None
+    if "--topic" in args:
+        at = args.index("--topic")
+        if at + 1 >= len(args):
+            print(__doc__, file=sys.stderr)
+            return 2
+        wanted_topic = args[at + 1]
+        del args[at:at + 2]
     if not args:
         print(__doc__, file=sys.stderr)
         return 2
@@ -80,7 +90,7 @@ def main():
     for server in args[0].split(","):
         host, _, port = server.strip().rpartition(":")
         try:
-            brokers, partitions, leaderless = metadata(host or "localhost", int(port), timeout)
+            brokers, partitions, leaderless, topics = metadata(host or "localhost", int(port), timeout)
         except (OSError, ValueError, struct.error) as e:
             errors.append(f"{server}: {e}")
             continue
@@ -88,6 +98,8 @@ def main():
             errors.append(f"{server}: metadata lists no broker")
         elif all_led and leaderless:
             errors.append(f"{server}: {leaderless} of {partitions} partitions have no leader yet")
+        elif wanted_topic is not None and wanted_topic not in topics:
+            errors.append(f"{server}: no topic {wanted_topic} yet")
         else:
             print(f"{server}: brokers {', '.join(brokers)}; {partitions} partitions")
             return 0

@@ -35,13 +35,25 @@ fn local_kafka_version() -> String {
 fn compose_runs_two_kraft_regions_on_the_local_kafka_version_the_registry_and_postgres() {
     let compose = load();
     let services = compose["services"].as_hash().expect("a services map");
-    for name in ["kafka-east", "kafka-west", "schema-registry", "postgres"] {
+    for name in ["kafka-east", "kafka-west", "mm2", "schema-registry", "postgres"] {
         assert!(
             services.contains_key(&Yaml::from_str(name)),
             "service {name}"
         );
     }
     let image = format!("apache/kafka:{}", local_kafka_version());
+    let mm2 = &compose["services"]["mm2"];
+    assert_eq!(
+        mm2["image"].as_str(),
+        Some(image.as_str()),
+        "MirrorMaker 2 at the brokers' version"
+    );
+    let mounted = mm2["volumes"][0].as_str().unwrap().split(':').next().unwrap();
+    assert!(
+        compose_dir().join(mounted).ends_with("env/mm2/mm2.properties")
+            && compose_dir().join(mounted).is_file(),
+        "mm2 runs ./dev up's settings, not {mounted}"
+    );
     for region in ["kafka-east", "kafka-west"] {
         let kafka = &compose["services"][region];
         assert_eq!(
