@@ -35,7 +35,13 @@ fn local_kafka_version() -> String {
 fn compose_runs_two_kraft_regions_on_the_local_kafka_version_the_registry_and_postgres() {
     let compose = load();
     let services = compose["services"].as_hash().expect("a services map");
-    for name in ["kafka-east", "kafka-west", "mm2", "schema-registry", "postgres"] {
+    for name in [
+        "kafka-east",
+        "kafka-west",
+        "mm2",
+        "schema-registry",
+        "postgres",
+    ] {
         assert!(
             services.contains_key(&Yaml::from_str(name)),
             "service {name}"
@@ -48,9 +54,16 @@ fn compose_runs_two_kraft_regions_on_the_local_kafka_version_the_registry_and_po
         Some(image.as_str()),
         "MirrorMaker 2 at the brokers' version"
     );
-    let mounted = mm2["volumes"][0].as_str().unwrap().split(':').next().unwrap();
+    let mounted = mm2["volumes"][0]
+        .as_str()
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap();
     assert!(
-        compose_dir().join(mounted).ends_with("env/mm2/mm2.properties")
+        compose_dir()
+            .join(mounted)
+            .ends_with("env/mm2/mm2.properties")
             && compose_dir().join(mounted).is_file(),
         "mm2 runs ./dev up's settings, not {mounted}"
     );

@@ -81,14 +81,15 @@ async fn each_region_receives_the_others_events_whole_and_nothing_comes_back() {
     let (east, west) = (testkit::kafka(), testkit::kafka_west());
     // xr-*: the drills' topics, which MirrorMaker 2 replicates.
     let topic = format!("{}.orders.events", testkit::unique_name("xr"));
-    let (from_east, from_west) = tokio::join!(
-        write(&east, "east", &topic),
-        write(&west, "west", &topic)
-    );
+    let (from_east, from_west) =
+        tokio::join!(write(&east, "east", &topic), write(&west, "west", &topic));
 
     let in_west = replicated(&west, &format!("east.{topic}"), RECORDS).await;
     let in_east = replicated(&east, &format!("west.{topic}"), RECORDS).await;
-    for (records, ids, origin) in [(&in_west, &from_east, "east"), (&in_east, &from_west, "west")] {
+    for (records, ids, origin) in [
+        (&in_west, &from_east, "east"),
+        (&in_east, &from_west, "west"),
+    ] {
         let got: BTreeSet<String> = records
             .iter()
             .map(|r| r.headers[headers::EVENT_ID].clone())
@@ -98,7 +99,10 @@ async fn each_region_receives_the_others_events_whole_and_nothing_comes_back() {
         for record in records.iter() {
             assert_eq!(record.headers[headers::ORIGIN_REGION], origin);
             let i: usize = record.headers["index"].parse().unwrap();
-            assert_eq!(record.key.as_deref(), Some(format!("order-{}", i % 7).as_str()));
+            assert_eq!(
+                record.key.as_deref(),
+                Some(format!("order-{}", i % 7).as_str())
+            );
             assert_eq!(record.payload, format!("{origin} {i}").into_bytes());
         }
     }
@@ -114,11 +118,18 @@ async fn each_region_receives_the_others_events_whole_and_nothing_comes_back() {
                     && (t[5..].starts_with("east.") || t[5..].starts_with("west."))
             })
             .collect();
-        assert!(doubled.is_empty(), "topics with two region prefixes in {region}: {doubled:?}");
+        assert!(
+            doubled.is_empty(),
+            "topics with two region prefixes in {region}: {doubled:?}"
+        );
     }
     assert!(
-        in_west.iter().all(|r| r.headers[headers::ORIGIN_REGION] != "west")
-            && in_east.iter().all(|r| r.headers[headers::ORIGIN_REGION] != "east"),
+        in_west
+            .iter()
+            .all(|r| r.headers[headers::ORIGIN_REGION] != "west")
+            && in_east
+                .iter()
+                .all(|r| r.headers[headers::ORIGIN_REGION] != "east"),
         "a record replicated into the region it came from"
     );
 }
