@@ -23,6 +23,7 @@ mod dlq;
 mod notify;
 mod provider_args;
 mod reconcile;
+mod region;
 mod registry;
 mod relay;
 mod replay;
@@ -250,6 +251,11 @@ enum Command {
     /// default; resumable (`replay resume ID`); every replay recorded (`replay history`). Exit 2 for input
     /// it cannot carry out, with nothing written.
     Replay(replay::ReplayArgs),
+    /// Replication between regions (MirrorMaker 2): lag per replicated partition, heartbeats, checkpoints.
+    Region {
+        #[command(subcommand)]
+        command: region::RegionCommand,
+    },
     /// Consumer groups: move a group's offsets (`group reset`), dry run by default.
     Group {
         #[command(subcommand)]
@@ -367,6 +373,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Group { command } => replay::group(&db_settings, &kafka, command).await,
+        Command::Region { command } => region::run(&kafka, &command).await,
         Command::Demo(args) => {
             demo::run(&roles, &kafka, &cli.connections.schema_registry_url, &args).await
         }

@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// The region recorded on every record this process writes.
     #[arg(long, env = "REGION", default_value = "local")]
     region: String,
+    /// The other regions whose replicated orders events (<region>.orders.events, MirrorMaker 2's naming)
+    /// the global view reads besides this region's (`serve orders-global`), comma-separated.
+    #[arg(long, env = "REMOTE_REGIONS", value_delimiter = ',')]
+    remote_regions: Vec<String>,
     /// The relay's settings (`serve relay` only).
     #[command(flatten, next_help_heading = "Relay (serve relay)")]
     relay: crate::relay::RelayConfigArgs,
@@ -90,6 +94,10 @@ pub async fn run(
     let mut config = PipelineConfig::new(kafka.clone());
     config.services.topics = producers::topics::Topics::with_prefix(args.topic_prefix.clone());
     config.services.region.clone_from(&args.region);
+    config
+        .services
+        .remote_regions
+        .clone_from(&args.remote_regions);
     config.services.group_prefix.clone_from(&args.group_prefix);
     config.relay = args.relay.config();
     let payments = &mut config.services.payments;

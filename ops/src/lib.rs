@@ -7,8 +7,11 @@
 //!   handler (a rebuild), dry run by default, resumable, each recorded.
 //! - [`groups`]: consumer group offsets moved by operators (`orderflow group reset`).
 //!
-//! Region failover is planned for this crate and does not exist in any form yet.
+//! - [`region`]: the replication between regions as operators see it (`orderflow region status`).
+//!
+//! Region failover is planned for this crate and does not exist yet.
 
 pub mod groups;
 pub mod reconcile;
+pub mod region;
 pub mod replay;

@@ -60,11 +60,14 @@ pub enum Part {
     /// The simulated payment provider, a separate party: its HTTP API, its books, and its results sent to
     /// the payments service by a notifier worker of its own.
     Provider,
+    /// `orders_global`: this region's orders and the other regions' replicated ones
+    /// (`services::orders::global`).
+    GlobalView,
 }
 
 impl Part {
     /// Every part, in start order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Relay,
         Self::Provider,
         Self::Service(Service::Orders),
@@ -73,6 +76,7 @@ impl Part {
         Self::Service(Service::Delivery),
         Self::Orchestrator,
         Self::Notifier,
+        Self::GlobalView,
     ];
 
     /// The part's name on the command line: `relay`, a service's name, or `orchestrator`.
@@ -84,6 +88,7 @@ impl Part {
             Self::Orchestrator => "orchestrator",
             Self::Notifier => "notifier",
             Self::Provider => "provider",
+            Self::GlobalView => "orders-global",
         }
     }
 
@@ -103,6 +108,9 @@ impl Part {
                 "Sends notifications until acknowledged (also `orderflow notify run`)"
             }
             Self::Provider => "The simulated payment provider: its HTTP API, books and results",
+            Self::GlobalView => {
+                "The global view of orders: this region's and the other regions' replicated ones"
+            }
         }
     }
 
@@ -118,6 +126,7 @@ impl Part {
             Self::Orchestrator => db::Role::Orchestrator,
             Self::Notifier => db::Role::Notifier,
             Self::Provider => db::Role::Provider,
+            Self::GlobalView => db::Role::Orders,
         }
     }
 
@@ -129,6 +138,8 @@ impl Part {
             Self::Relay | Self::Notifier | Self::Provider => Vec::new(),
             Self::Service(service) => vec![topics.commands(service)],
             Self::Orchestrator => Service::ALL.map(|s| topics.events(s)).to_vec(),
+            // And the other regions' replicated copies, when there are other regions.
+            Self::GlobalView => vec![topics.events(Service::Orders)],
         }
     }
 
@@ -140,7 +151,7 @@ impl Part {
             Self::Relay => topics.all(),
             Self::Service(service) => vec![topics.events(service)],
             Self::Orchestrator => Service::ALL.map(|s| topics.commands(s)).to_vec(),
-            Self::Notifier | Self::Provider => Vec::new(),
+            Self::Notifier | Self::Provider | Self::GlobalView => Vec::new(),
         }
     }
 }
@@ -196,6 +207,13 @@ pub fn topology(topics: &Topics) -> String {
             Part::Provider => (
                 "the payments service's HTTP requests".to_owned(),
                 "its books; results POSTed to the payments service".to_owned(),
+            ),
+            Part::GlobalView => (
+                format!(
+                    "{} and the other regions' replicated copies (`<region>.orders.events`)",
+                    list(part.consumes(topics))
+                ),
+                "the `orders_global` table".to_owned(),
             ),
             _ => (list(part.consumes(topics)), list(part.produces(topics))),
         };
@@ -694,6 +712,15 @@ pub async fn run_part(part: Part, shared: Shared, cancel: CancellationToken) -> 
                 })?;
             Ok(provider::run(pool, config.provider.clone(), listener, cancel).await?)
         }
+        Part::GlobalView => Ok(services::orders::global::run(
+            pool,
+            kafka,
+            codec,
+            services,
+            config.partitions,
+            cancel,
+        )
+        .await?),
         Part::Orchestrator => {
             let mut settings = sagas::OrchestratorConfig::new(&services.topics);
             settings.region.clone_from(&services.region);
@@ -738,9 +765,10 @@ mod tests {
                 .into_iter()
                 .filter(|p| *p != Part::Relay && p.produces(&topics).contains(&topic))
                 .collect();
+            // Besides the global view, which reads every region's orders events as a projection.
             let readers: Vec<Part> = Part::ALL
                 .into_iter()
-                .filter(|p| p.consumes(&topics).contains(&topic))
+                .filter(|p| *p != Part::GlobalView && p.consumes(&topics).contains(&topic))
                 .collect();
             assert_eq!(writers.len(), 1, "{topic} written by {writers:?}");
             assert_eq!(readers.len(), 1, "{topic} read by {readers:?}");

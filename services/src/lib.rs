@@ -103,6 +103,9 @@ pub struct ServicesConfig {
     pub topics: Topics,
     /// The region written into every record's `origin_region` header.
     pub region: String,
+    /// The other regions whose orders events MirrorMaker 2 replicates into this region's cluster
+    /// (`<region>.orders.events`): the global view ([`orders::global`]) reads them too.
+    pub remote_regions: Vec<String>,
     /// Consumer groups are `<group_prefix><service>`, e.g. `orderflow-inventory`.
     pub group_prefix: String,
     /// Partitions of a commands topic created at start when missing (an existing topic is left as it is).
@@ -120,6 +123,7 @@ impl Default for ServicesConfig {
         Self {
             topics: Topics::default(),
             region: "local".into(),
+            remote_regions: Vec::new(),
             group_prefix: "orderflow-".into(),
             command_partitions: 4,
             consumer: ConsumerConfig::new("", Vec::new()),

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::shell::{Decision, Responder, Shell};
 use crate::{Context, ServiceError};
 
+pub mod global;
 mod respond;
 
 pub use respond::{Response, respond};

@@ -1,0 +1,399 @@
+//! Replication between regions as operators see it: `orderflow region status`.
+//!
+//! MirrorMaker 2 copies each region's topics into the other regions' clusters under the region's prefix
+//! (`east.orders.events` in west). For every such copy and partition, status compares the source partition
+//! with its copy by the records' timestamps, which replication keeps: the copy's last timestamp says how far
+//! it got, and the source records after it are the lag (in records, and in seconds between the newest source
+//! record and the copy's newest). Offsets are not compared: the copy's offsets are its own. It also reads
+//! the age of MirrorMaker 2's newest heartbeat per flow (`<source>.heartbeats` in the target) and of its
+//! newest checkpoint per consumer group (`<source>.checkpoints.internal`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use producers::KafkaConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::message::Message as _;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A region: its name (MirrorMaker 2's cluster alias) and its cluster.
+#[derive(Clone, Debug)]
+pub struct Region {
+    pub name: String,
+    pub kafka: KafkaConfig,
+}
+
+/// One partition of one replicated topic.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PartitionLag {
+    /// `east->west`.
+    pub flow: String,
+    /// The topic in its source region, e.g. `orders.events`.
+    pub topic: String,
+    pub partition: i32,
+    /// The source partition's high watermark, and its copy's.
+    pub source_end: i64,
+    pub replicated_end: i64,
+    /// Source records newer than the copy's newest.
+    pub lag_records: i64,
+    /// Between the source's newest record and the copy's newest, when records lag.
+    pub lag_seconds: f64,
+}
+
+/// How fresh one flow's heartbeats and checkpoints are.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Flow {
+    pub flow: String,
+    /// Seconds since MirrorMaker 2's newest heartbeat of the flow reached the target; `None`: none yet.
+    pub heartbeat_age_seconds: Option<f64>,
+    /// Per consumer group, seconds since its newest checkpoint (offsets translated for a failover).
+    pub checkpoint_age_seconds: BTreeMap<String, f64>,
+}
+
+/// Everything `region status` shows.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Status {
+    pub partitions: Vec<PartitionLag>,
+    pub flows: Vec<Flow>,
+}
+
+impl Status {
+    /// The partitions whose lag passes either limit.
+    pub fn lagging(
+        &self,
+        max_records: i64,
+        max_seconds: f64,
+    ) -> impl Iterator<Item = &PartitionLag> {
+        self.partitions
+            .iter()
+            .filter(move |p| p.lag_records > max_records || p.lag_seconds > max_seconds)
+    }
+}
+
+/// The replication between every ordered pair of `regions`, also reported as the gauges
+/// `replication_lag_records` and `replication_lag_seconds` `{flow, topic, partition}`.
+///
+/// # Errors
+/// A message naming the cluster that does not answer.
+pub async fn status(regions: &[Region]) -> Result<Status, String> {
+    let regions = regions.to_vec();
+    tokio::task::spawn_blocking(move || status_blocking(&regions))
+        .await
+        .map_err(|e| format!("status thread failed: {e}"))?
+}
+
+fn status_blocking(regions: &[Region]) -> Result<Status, String> {
+    let mut status = Status::default();
+    for source in regions {
+        for target in regions.iter().filter(|r| r.name != source.name) {
+            let flow = format!("{}->{}", source.name, target.name);
+            let (from, to) = (looker(&source.kafka)?, looker(&target.kafka)?);
+            let prefix = format!("{}.", source.name);
+            let source_topics = topics(&from, &source.kafka)?;
+            // (topic in the source, its copy in the target, partition)
+            let mut copied = Vec::new();
+            for copy in topics(&to, &target.kafka)? {
+                let Some(topic) = copy.strip_prefix(&prefix) else {
+                    continue;
+                };
+                if is_data_topic(topic) && source_topics.iter().any(|t| t == topic) {
+                    for partition in partitions(&from, topic)? {
+                        copied.push((topic.to_owned(), copy.clone(), partition));
+                    }
+                }
+            }
+            let sources: Vec<(String, i32)> =
+                copied.iter().map(|(t, _, p)| (t.clone(), *p)).collect();
+            let copies: Vec<(String, i32)> =
+                copied.iter().map(|(_, c, p)| (c.clone(), *p)).collect();
+            let (source_low, source_end) = (
+                offsets(&from, &sources, |_| Offset::Beginning)?,
+                offsets(&from, &sources, |_| Offset::End)?,
+            );
+            let copy_end = offsets(&to, &copies, |_| Offset::End)?;
+            let source_newest = newest_timestamps(&from, &sources, &source_end)?;
+            let copy_newest = newest_timestamps(&to, &copies, &copy_end)?;
+            // The first source record after the copy's newest, where the copy has one.
+            let after: Vec<(String, i32)> = sources
+                .iter()
+                .zip(&copies)
+                .filter(|(_, c)| copy_newest.contains_key(*c))
+                .map(|(s, _)| s.clone())
+                .collect();
+            let first_uncopied = offsets(&from, &after, |(topic, partition)| {
+                let copy = (format!("{prefix}{topic}"), *partition);
+                Offset::Offset(copy_newest[&copy].timestamp_millis() + 1)
+            })?;
+            for ((topic, _, partition), (s, c)) in copied.iter().zip(sources.iter().zip(&copies)) {
+                let end = source_end[s];
+                let lag_records = match first_uncopied.get(s) {
+                    Some(&first) if first >= 0 => (end - first).max(0),
+                    Some(_) => 0,
+                    // Nothing copied yet: every source record lags.
+                    None => end - source_low[s],
+                };
+                let lag_seconds = match (source_newest.get(s), copy_newest.get(c)) {
+                    (Some(newest), Some(copied)) if lag_records > 0 => {
+                        (*newest - *copied).num_milliseconds().max(0) as f64 / 1000.0
+                    }
+                    _ => 0.0,
+                };
+                let labels = [
+                    ("flow", flow.clone()),
+                    ("topic", topic.clone()),
+                    ("partition", partition.to_string()),
+                ];
+                metrics::gauge!("replication_lag_records", &labels).set(lag_records as f64);
+                metrics::gauge!("replication_lag_seconds", &labels).set(lag_seconds);
+                status.partitions.push(PartitionLag {
+                    flow: flow.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    source_end: end,
+                    replicated_end: copy_end[c],
+                    lag_records,
+                    lag_seconds,
+                });
+            }
+            let heartbeats = (format!("{prefix}heartbeats"), 0);
+            let heartbeat_end = offsets(&to, std::slice::from_ref(&heartbeats), |_| Offset::End)
+                .unwrap_or_default();
+            status.flows.push(Flow {
+                flow: flow.clone(),
+                heartbeat_age_seconds: newest_timestamps(
+                    &to,
+                    std::slice::from_ref(&heartbeats),
+                    &heartbeat_end,
+                )
+                .ok()
+                .and_then(|newest| newest.get(&heartbeats).copied())
+                .map(age_seconds),
+                checkpoint_age_seconds: checkpoints(
+                    &to,
+                    &format!("{}.checkpoints.internal", source.name),
+                )
+                .into_iter()
+                .map(|(group, at)| (group, age_seconds(at)))
+                .collect(),
+            });
+        }
+    }
+    Ok(status)
+}
+
+/// MirrorMaker 2's own topics, which status leaves out.
+fn is_data_topic(name: &str) -> bool {
+    !(name == "heartbeats"
+        || name.ends_with(".internal")
+        || name.starts_with("mm2-")
+        || name.starts_with("__"))
+}
+
+fn looker(kafka: &KafkaConfig) -> Result<BaseConsumer, String> {
+    let mut config = kafka.client_config();
+    config
+        .set(
+            "group.id",
+            format!("orderflow-region-{}", uuid::Uuid::now_v7().simple()),
+        )
+        .set("enable.auto.commit", "false");
+    config.create().map_err(|e| e.to_string())
+}
+
+fn topics(consumer: &BaseConsumer, kafka: &KafkaConfig) -> Result<Vec<String>, String> {
+    Ok(consumer
+        .fetch_metadata(None, TIMEOUT)
+        .map_err(|e| format!("{} does not answer: {e}", kafka.bootstrap))?
+        .topics()
+        .iter()
+        .map(|t| t.name().to_owned())
+        .collect())
+}
+
+fn partitions(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>, String> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), TIMEOUT)
+        .map_err(|e| e.to_string())?;
+    let mut partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    partitions.sort_unstable();
+    Ok(partitions)
+}
+
+type Key = (String, i32);
+
+/// The offsets of `wanted` for the look-up `at` gives each (a time, or Beginning/End for the watermarks),
+/// in one request; -1 where no record is that late.
+fn offsets(
+    consumer: &BaseConsumer,
+    wanted: &[Key],
+    at: impl Fn(&Key) -> Offset,
+) -> Result<HashMap<Key, i64>, String> {
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut list = TopicPartitionList::new();
+    for key in wanted {
+        list.add_partition_offset(&key.0, key.1, at(key))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(consumer
+        .offsets_for_times(list, TIMEOUT)
+        .map_err(|e| e.to_string())?
+        .elements()
+        .iter()
+        .map(|e| {
+            let offset = match e.offset() {
+                Offset::Offset(offset) => offset,
+                _ => -1,
+            };
+            ((e.topic().to_owned(), e.partition()), offset)
+        })
+        .collect())
+}
+
+/// The timestamp of the newest record of each of `wanted` that holds one, read at once from the last few
+/// offsets before each one's `end` (the very last may be a transaction marker, which no record shows).
+fn newest_timestamps(
+    consumer: &BaseConsumer,
+    wanted: &[Key],
+    end: &HashMap<Key, i64>,
+) -> Result<HashMap<Key, DateTime<Utc>>, String> {
+    let mut newest = HashMap::new();
+    let mut list = TopicPartitionList::new();
+    let mut left = std::collections::HashSet::new();
+    for key in wanted {
+        let Some(&high) = end.get(key).filter(|high| **high > 0) else {
+            continue;
+        };
+        list.add_partition_offset(&key.0, key.1, Offset::Offset((high - 5).max(0)))
+            .map_err(|e| e.to_string())?;
+        left.insert(key.clone());
+    }
+    if left.is_empty() {
+        return Ok(newest);
+    }
+    consumer.assign(&list).map_err(|e| e.to_string())?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                let key = (message.topic().to_owned(), message.partition());
+                if let Some(at) = message
+                    .timestamp()
+                    .to_millis()
+                    .and_then(DateTime::from_timestamp_millis)
+                {
+                    newest.insert(key.clone(), at);
+                }
+                if end
+                    .get(&key)
+                    .is_some_and(|high| message.offset() + 1 >= *high)
+                {
+                    left.remove(&key);
+                }
+            }
+            None => {
+                // Quiet: a partition whose last offsets are transaction markers is read when the position
+                // is at its end.
+                let positions = consumer.position().map_err(|e| e.to_string())?;
+                left.retain(|key| {
+                    !matches!(
+                        positions.find_partition(&key.0, key.1).map(|e| e.offset()),
+                        Some(Offset::Offset(at)) if end.get(key).is_some_and(|high| at >= *high)
+                    )
+                });
+            }
+            Some(Err(_)) => {}
+        }
+    }
+    consumer.unassign().map_err(|e| e.to_string())?;
+    Ok(newest)
+}
+
+/// Per consumer group, the newest checkpoint's timestamp in `topic` (MirrorMaker 2's
+/// `<source>.checkpoints.internal`, keyed by group, topic and partition). Reads the last 10,000 records.
+fn checkpoints(consumer: &BaseConsumer, topic: &str) -> BTreeMap<String, DateTime<Utc>> {
+    let mut newest = BTreeMap::new();
+    let Ok((low, high)) = consumer.fetch_watermarks(topic, 0, TIMEOUT) else {
+        return newest;
+    };
+    let from = (high - 10_000).max(low);
+    if from >= high {
+        return newest;
+    }
+    let mut assignment = TopicPartitionList::new();
+    if assignment
+        .add_partition_offset(topic, 0, Offset::Offset(from))
+        .is_err()
+        || consumer.assign(&assignment).is_err()
+    {
+        return newest;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let message = match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => message,
+            _ => continue,
+        };
+        if let (Some(group), Some(at)) = (
+            message.key().and_then(checkpoint_group),
+            message
+                .timestamp()
+                .to_millis()
+                .and_then(DateTime::from_timestamp_millis),
+        ) {
+            newest.insert(group, at);
+        }
+        if message.offset() + 1 >= high {
+            break;
+        }
+    }
+    newest
+}
+
+/// The consumer group of a MirrorMaker 2 checkpoint's key: Kafka's struct encoding, the group first, as a
+/// string with a 2-byte big-endian length.
+fn checkpoint_group(key: &[u8]) -> Option<String> {
+    let len = usize::from(u16::from_be_bytes([*key.first()?, *key.get(1)?]));
+    String::from_utf8(key.get(2..2 + len)?.to_vec()).ok()
+}
+
+fn age_seconds(at: DateTime<Utc>) -> f64 {
+    (Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_key_starts_with_its_group() {
+        let mut key = vec![0, 5];
+        key.extend(b"mygrp");
+        key.extend([0, 3]);
+        key.extend(b"top");
+        key.extend(7_i32.to_be_bytes());
+        assert_eq!(checkpoint_group(&key).as_deref(), Some("mygrp"));
+        assert_eq!(checkpoint_group(&[0, 9, b'x']), None);
+    }
+
+    #[test]
+    fn mirror_makers_own_topics_are_left_out() {
+        assert!(is_data_topic("orders.events"));
+        for own in [
+            "heartbeats",
+            "checkpoints.internal",
+            "mm2-offset-syncs.west.internal",
+        ] {
+            assert!(!is_data_topic(own), "{own}");
+        }
+    }
+}
