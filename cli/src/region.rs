@@ -12,10 +12,16 @@ pub enum RegionCommand {
     /// heartbeat per flow and of its newest checkpoint per consumer group. Exit 1 when a partition lags
     /// past a limit.
     Status(StatusArgs),
+    /// Move a consumer group that read a region's topics there to read their copies in another region, at
+    /// the offsets MirrorMaker 2 translated (its newest checkpoints). Dry run by default, showing each
+    /// partition's offset before and after; refused while the group has active members in the target
+    /// region. What the group read after its last checkpoint is read again, and its inbox skips it.
+    Failover(FailoverArgs),
 }
 
+/// Where the regions' clusters are.
 #[derive(Debug, clap::Args)]
-pub struct StatusArgs {
+struct RegionsArg {
     /// The regions, NAME=BOOTSTRAP comma-separated; the names are MirrorMaker 2's cluster aliases (the
     /// prefixes of the copies).
     #[arg(
@@ -26,6 +32,59 @@ pub struct StatusArgs {
         value_parser = parse_region
     )]
     regions: Vec<(String, String)>,
+}
+
+impl RegionsArg {
+    /// The regions, with the -X properties (security settings) of every client.
+    fn regions(&self, kafka: &KafkaConfig) -> Vec<Region> {
+        self.regions
+            .iter()
+            .map(|(name, bootstrap)| {
+                let mut cluster = KafkaConfig::new(bootstrap);
+                cluster.properties.clone_from(&kafka.properties);
+                Region {
+                    name: name.clone(),
+                    kafka: cluster,
+                }
+            })
+            .collect()
+    }
+
+    fn find(&self, kafka: &KafkaConfig, name: &str) -> anyhow::Result<Region> {
+        let known: Vec<&str> = self.regions.iter().map(|(n, _)| n.as_str()).collect();
+        self.regions(kafka)
+            .into_iter()
+            .find(|r| r.name == name)
+            .ok_or_else(|| {
+                crate::replay::BadInput(format!(
+                    "unknown region {name} (--regions names {})",
+                    known.join(", ")
+                ))
+                .into()
+            })
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FailoverArgs {
+    group: String,
+    /// The region the group read in, e.g. east.
+    #[arg(long)]
+    from: String,
+    /// The region whose copies it reads from now, e.g. west.
+    #[arg(long)]
+    to: String,
+    /// Commit the translated offsets. Without it, a dry run.
+    #[arg(long)]
+    apply: bool,
+    #[command(flatten)]
+    regions: RegionsArg,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    regions: RegionsArg,
     /// Exit 1 when a partition lags by more records than this.
     #[arg(long, default_value_t = 1000)]
     max_lag_records: i64,
@@ -47,24 +106,59 @@ fn parse_region(text: &str) -> Result<(String, String), String> {
 }
 
 pub async fn run(kafka: &KafkaConfig, command: &RegionCommand) -> anyhow::Result<()> {
-    let RegionCommand::Status(args) = command;
+    match command {
+        RegionCommand::Status(args) => status(kafka, args).await,
+        RegionCommand::Failover(args) => failover(kafka, args).await,
+    }
+}
+
+async fn failover(kafka: &KafkaConfig, args: &FailoverArgs) -> anyhow::Result<()> {
+    let (from, to) = (
+        args.regions.find(kafka, &args.from)?,
+        args.regions.find(kafka, &args.to)?,
+    );
     anyhow::ensure!(
-        args.regions.len() >= 2,
+        from.name != to.name,
+        crate::replay::BadInput("--from and --to name the same region".into())
+    );
+    let moved = region::failover(&args.group, &from, &to, args.apply)
+        .await
+        .with_context(|| format!("cannot fail group {} over", args.group))?;
+    println!(
+        "{:<40}  {:>9}  {:>10}  {:>10}  {:>14}",
+        "topic",
+        "partition",
+        "before",
+        "after",
+        format!("({} offset)", from.name)
+    );
+    for m in &moved {
+        let before = m.before.map_or_else(|| "-".into(), |b| b.to_string());
+        println!(
+            "{:<40}  {:>9}  {before:>10}  {:>10}  {:>14}",
+            m.topic, m.partition, m.after, m.upstream
+        );
+    }
+    if args.apply {
+        println!(
+            "group {} now reads {}'s copies in {} from the offsets after",
+            args.group, from.name, to.name
+        );
+    } else {
+        println!(
+            "dry run: nothing changed; add --apply to commit these offsets in {}",
+            to.name
+        );
+    }
+    Ok(())
+}
+
+async fn status(kafka: &KafkaConfig, args: &StatusArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.regions.regions.len() >= 2,
         crate::replay::BadInput("--regions needs two regions or more".into())
     );
-    let regions: Vec<Region> = args
-        .regions
-        .iter()
-        .map(|(name, bootstrap)| {
-            let mut cluster = KafkaConfig::new(bootstrap);
-            // -X properties (security settings) apply to every region's clients.
-            cluster.properties.clone_from(&kafka.properties);
-            Region {
-                name: name.clone(),
-                kafka: cluster,
-            }
-        })
-        .collect();
+    let regions = args.regions.regions(kafka);
     let status = region::status(&regions)
         .await
         .map_err(anyhow::Error::msg)

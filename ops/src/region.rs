@@ -18,6 +18,8 @@ use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
+use crate::groups::GroupError;
+
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A region: its name (MirrorMaker 2's cluster alias) and its cluster.
@@ -359,11 +361,9 @@ fn checkpoints(consumer: &BaseConsumer, topic: &str) -> BTreeMap<String, DateTim
     newest
 }
 
-/// The consumer group of a MirrorMaker 2 checkpoint's key: Kafka's struct encoding, the group first, as a
-/// string with a 2-byte big-endian length.
+/// The consumer group of a MirrorMaker 2 checkpoint's key.
 fn checkpoint_group(key: &[u8]) -> Option<String> {
-    let len = usize::from(u16::from_be_bytes([*key.first()?, *key.get(1)?]));
-    String::from_utf8(key.get(2..2 + len)?.to_vec()).ok()
+    checkpoint_key(key).map(|(group, _, _)| group)
 }
 
 fn age_seconds(at: DateTime<Utc>) -> f64 {
@@ -375,14 +375,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_checkpoint_key_starts_with_its_group() {
+    fn a_checkpoint_reads_as_group_topic_partition_and_both_offsets() {
         let mut key = vec![0, 5];
         key.extend(b"mygrp");
-        key.extend([0, 3]);
-        key.extend(b"top");
+        key.extend([0, 8]);
+        key.extend(b"east.top");
         key.extend(7_i32.to_be_bytes());
+        assert_eq!(
+            checkpoint_key(&key),
+            Some(("mygrp".into(), "east.top".into(), 7))
+        );
         assert_eq!(checkpoint_group(&key).as_deref(), Some("mygrp"));
+        assert_eq!(
+            checkpoint_key(&key[..key.len() - 1]),
+            None,
+            "a partition cut short"
+        );
         assert_eq!(checkpoint_group(&[0, 9, b'x']), None);
+
+        let mut value = vec![0, 0];
+        value.extend(120_i64.to_be_bytes());
+        value.extend(117_i64.to_be_bytes());
+        value.extend([0, 0]);
+        assert_eq!(checkpoint_value(&value), Some((120, 117)));
+        value[1] = 1;
+        assert_eq!(checkpoint_value(&value), None, "an unknown version");
     }
 
     #[test]
@@ -396,4 +413,181 @@ mod tests {
             assert!(!is_data_topic(own), "{own}");
         }
     }
+}
+
+/// One partition of a group's failover: the copy's partition in the target region, the group's committed
+/// offset there before, and the offset MirrorMaker 2 translated from the source region's (`upstream`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Translated {
+    /// The copy, e.g. `east.orders.events`.
+    pub topic: String,
+    pub partition: i32,
+    pub before: Option<i64>,
+    pub after: i64,
+    /// The group's offset in the source region that `after` stands for.
+    pub upstream: i64,
+}
+
+/// Moves consumer group `group`, which read `from`'s topics in `from`, to read their copies in `to` at the
+/// offsets MirrorMaker 2 translated (its newest checkpoints, `<from>.checkpoints.internal` in `to`); a dry
+/// run unless `apply`.
+///
+/// What is lost at most is what `from` had not replicated when it was lost (its unreplicated tail, there
+/// again when it returns); what the group read in `from` after its newest checkpoint is read again in `to`,
+/// and its inbox applies each of those events once.
+///
+/// # Errors
+/// [`GroupError::BadInput`] when the group has active members in `to` (named) or no checkpoint there.
+pub async fn failover(
+    group: &str,
+    from: &Region,
+    to: &Region,
+    apply: bool,
+) -> Result<Vec<Translated>, GroupError> {
+    let (group, from, to) = (group.to_owned(), from.clone(), to.clone());
+    tokio::task::spawn_blocking(move || failover_blocking(&group, &from, &to, apply))
+        .await
+        .map_err(|e| GroupError::Failed(format!("failover thread failed: {e}")))?
+}
+
+fn failover_blocking(
+    group: &str,
+    from: &Region,
+    to: &Region,
+    apply: bool,
+) -> Result<Vec<Translated>, GroupError> {
+    let mut config = to.kafka.client_config();
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = config.create()?;
+    let groups = consumer.fetch_group_list(Some(group), TIMEOUT)?;
+    if let Some(info) = groups.groups().iter().find(|g| g.name() == group)
+        && !info.members().is_empty()
+    {
+        let members: Vec<String> = info
+            .members()
+            .iter()
+            .map(|m| format!("{} ({} on {})", m.id(), m.client_id(), m.client_host()))
+            .collect();
+        return Err(GroupError::BadInput(format!(
+            "group {group} has {} active member(s) in {}: {}; stop them before failing it over",
+            members.len(),
+            to.name,
+            members.join(", ")
+        )));
+    }
+    let topic = format!("{}.checkpoints.internal", from.name);
+    let checkpoints = read_checkpoints(&consumer, &topic, group)?;
+    if checkpoints.is_empty() {
+        return Err(GroupError::BadInput(format!(
+            "no checkpoint of group {group} in {topic} on {}: MirrorMaker 2 has translated none of its \
+             offsets (is the group among mm2.properties' groups, and has it committed offsets in {}?)",
+            to.name, from.name
+        )));
+    }
+    let mut wanted = TopicPartitionList::new();
+    for (topic, partition) in checkpoints.keys() {
+        wanted.add_partition(topic, *partition);
+    }
+    let committed = consumer.committed_offsets(wanted, TIMEOUT)?;
+    let moved: Vec<Translated> = checkpoints
+        .into_iter()
+        .map(|((topic, partition), (upstream, downstream))| Translated {
+            before: match committed
+                .find_partition(&topic, partition)
+                .map(|e| e.offset())
+            {
+                Some(Offset::Offset(offset)) => Some(offset),
+                _ => None,
+            },
+            topic,
+            partition,
+            after: downstream,
+            upstream,
+        })
+        .collect();
+    if apply {
+        let mut offsets = TopicPartitionList::new();
+        for m in &moved {
+            offsets.add_partition_offset(&m.topic, m.partition, Offset::Offset(m.after))?;
+        }
+        consumer
+            .commit(&offsets, rdkafka::consumer::CommitMode::Sync)
+            .map_err(|e| {
+                GroupError::Failed(format!(
+                    "{} refused the translated offsets of group {group} (did a member join meanwhile?): {e}",
+                    to.name
+                ))
+            })?;
+    }
+    Ok(moved)
+}
+
+/// The newest checkpoint of `group` per copied partition in `topic`: (upstream, downstream) offsets.
+fn read_checkpoints(
+    consumer: &BaseConsumer,
+    topic: &str,
+    group: &str,
+) -> Result<BTreeMap<Key, (i64, i64)>, GroupError> {
+    let mut newest = BTreeMap::new();
+    let (low, high) = match consumer.fetch_watermarks(topic, 0, TIMEOUT) {
+        Ok(marks) => marks,
+        Err(e)
+            if e.rdkafka_error_code()
+                == Some(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition) =>
+        {
+            return Ok(newest);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if high <= low {
+        return Ok(newest);
+    }
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(topic, 0, Offset::Offset(low))?;
+    consumer.assign(&assignment)?;
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while std::time::Instant::now() < deadline {
+        let Some(received) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = received?;
+        if let (Some(key), Some(value)) = (message.key(), message.payload())
+            && let Some((g, copy, partition)) = checkpoint_key(key)
+            && g == group
+            && let Some(offsets) = checkpoint_value(value)
+        {
+            newest.insert((copy, partition), offsets);
+        }
+        if message.offset() + 1 >= high {
+            break;
+        }
+    }
+    consumer.unassign()?;
+    Ok(newest)
+}
+
+/// A checkpoint's key: group, topic (the copy's name) and partition, in Kafka's struct encoding (strings
+/// with a 2-byte length, the partition a 4-byte integer, all big-endian).
+fn checkpoint_key(key: &[u8]) -> Option<(String, String, i32)> {
+    let string = |at: usize| -> Option<(String, usize)> {
+        let len = usize::from(u16::from_be_bytes([*key.get(at)?, *key.get(at + 1)?]));
+        let text = String::from_utf8(key.get(at + 2..at + 2 + len)?.to_vec()).ok()?;
+        Some((text, at + 2 + len))
+    };
+    let (group, at) = string(0)?;
+    let (topic, at) = string(at)?;
+    let partition = i32::from_be_bytes(key.get(at..at + 4)?.try_into().ok()?);
+    Some((group, topic, partition))
+}
+
+/// A checkpoint's value: a 2-byte version (0), then the upstream and downstream offsets, 8 bytes each.
+fn checkpoint_value(value: &[u8]) -> Option<(i64, i64)> {
+    if value.get(..2)? != [0, 0] {
+        return None;
+    }
+    let upstream = i64::from_be_bytes(value.get(2..10)?.try_into().ok()?);
+    let downstream = i64::from_be_bytes(value.get(10..18)?.try_into().ok()?);
+    Some((upstream, downstream))
 }
