@@ -34,6 +34,9 @@ pub enum BenchCommand {
     /// with Confluent's Python client on the same broker and records in the same run; the last line printed
     /// is the ratio.
     Replay(crate::bench_replay::ReplayBenchArgs),
+    /// At a steady rate of orders placed in east, commit-to-visible lag p50/p99 in west's orders_global
+    /// (through MirrorMaker 2) beside east's own, in the same run; the last line printed is the ratio.
+    Replication(crate::bench_replication::ReplicationBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -99,6 +102,9 @@ pub async fn run(
         BenchCommand::Pipeline(args) => crate::bench_pipeline::run(db_settings, kafka, args).await,
         BenchCommand::Reconcile(args) => crate::bench_reconcile::run(db_settings, args).await,
         BenchCommand::Replay(args) => crate::bench_replay::run(db_settings, kafka, args).await,
+        BenchCommand::Replication(args) => {
+            crate::bench_replication::run(db_settings, kafka, args).await
+        }
     }
 }
 

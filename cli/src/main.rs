@@ -17,6 +17,7 @@ mod bench_open_loop;
 mod bench_pipeline;
 mod bench_reconcile;
 mod bench_replay;
+mod bench_replication;
 mod config_file;
 mod demo;
 mod dlq;
