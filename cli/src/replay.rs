@@ -139,12 +139,8 @@ pub fn is_bad_input(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         cause.is::<BadInput>()
             || matches!(
-                cause.downcast_ref::<replay::ReplayError>(),
-                Some(replay::ReplayError::BadInput(_))
-            )
-            || matches!(
-                cause.downcast_ref::<groups::GroupError>(),
-                Some(groups::GroupError::BadInput(_))
+                cause.downcast_ref::<ops::OperatorError>(),
+                Some(ops::OperatorError::BadInput(_))
             )
     })
 }

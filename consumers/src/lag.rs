@@ -49,13 +49,7 @@ fn lag_blocking(
     let consumer: BaseConsumer = config.create()?;
     let mut wanted = TopicPartitionList::new();
     for topic in topics {
-        let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic.as_str() && t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
+        let partitions = producers::partitions(consumer.client(), topic, TIMEOUT)?;
         if partitions.is_empty() {
             return Err(ConsumerError::Read(format!("topic {topic} does not exist")));
         }

@@ -66,13 +66,7 @@ fn reader(kafka: &KafkaConfig) -> Result<BaseConsumer, ConsumerError> {
 
 /// (partition, low, high) of every partition of `topic`.
 fn watermarks(consumer: &BaseConsumer, topic: &str) -> Result<Vec<(i32, i64, i64)>, ConsumerError> {
-    let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
+    let partitions = producers::partitions(consumer.client(), topic, TIMEOUT)?;
     if partitions.is_empty() {
         return Err(ConsumerError::Read(format!("topic {topic} does not exist")));
     }

@@ -20,6 +20,8 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::OperatorError;
+
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where to move a group's offsets.
@@ -44,25 +46,11 @@ pub struct Moved {
     pub after: i64,
 }
 
-/// Why a reset did not happen.
-#[derive(Debug, thiserror::Error)]
-pub enum GroupError {
-    /// Unknown group or topic, an offset outside the partition, an active group; nothing was changed.
-    #[error("{0}")]
-    BadInput(String),
-    #[error("kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("{0}")]
-    Failed(String),
-}
-
 /// Computes, and with `apply` commits, the offsets of `group` on `topic` moved `to`; records the reset as
 /// `run_by`.
 ///
 /// # Errors
-/// [`GroupError::BadInput`] naming the problem (the active members of the group, by name), and nothing
+/// [`OperatorError::BadInput`] naming the problem (the active members of the group, by name), and nothing
 /// changed; Kafka and database errors.
 pub async fn reset(
     pool: &PgPool,
@@ -72,16 +60,16 @@ pub async fn reset(
     to: ResetTo,
     apply: bool,
     run_by: &str,
-) -> Result<Vec<Moved>, GroupError> {
+) -> Result<Vec<Moved>, OperatorError> {
     let outcome = {
         let (kafka, group, topic) = (kafka.clone(), group.to_owned(), topic.to_owned());
         tokio::task::spawn_blocking(move || reset_blocking(&kafka, &group, &topic, to, apply))
             .await
-            .map_err(|e| GroupError::Failed(format!("reset thread failed: {e}")))?
+            .map_err(|e| OperatorError::Failed(format!("reset thread failed: {e}")))?
     };
     let (offsets, result, error) = match &outcome {
         Ok(moved) => (serde_json::to_value(moved).ok(), "done", None),
-        Err(GroupError::BadInput(why)) => (None, "refused", Some(why.clone())),
+        Err(OperatorError::BadInput(why)) => (None, "refused", Some(why.clone())),
         Err(e) => (None, "failed", Some(e.to_string())),
     };
     sqlx::query(
@@ -108,7 +96,7 @@ fn reset_blocking(
     topic: &str,
     to: ResetTo,
     apply: bool,
-) -> Result<Vec<Moved>, GroupError> {
+) -> Result<Vec<Moved>, OperatorError> {
     let mut config = kafka.client_config();
     config
         .set("group.id", group)
@@ -122,26 +110,19 @@ fn reset_blocking(
             .map(|m| format!("{} ({} on {})", m.id(), m.client_id(), m.client_host()))
             .collect();
         if !members.is_empty() {
-            return Err(GroupError::BadInput(format!(
+            return Err(OperatorError::BadInput(format!(
                 "group {group} has {} active member(s): {}; stop them before resetting its offsets",
                 members.len(),
                 members.join(", ")
             )));
         }
     }
-    let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
-    let mut partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
+    let partitions = producers::partitions(consumer.client(), topic, TIMEOUT)?;
     if partitions.is_empty() {
-        return Err(GroupError::BadInput(format!(
+        return Err(OperatorError::BadInput(format!(
             "topic {topic} does not exist"
         )));
     }
-    partitions.sort_unstable();
     let mut wanted = TopicPartitionList::new();
     for &partition in &partitions {
         wanted.add_partition(topic, partition);
@@ -155,7 +136,7 @@ fn reset_blocking(
         _ => None,
     };
     if partitions.iter().all(|&p| before(p).is_none()) {
-        return Err(GroupError::BadInput(format!(
+        return Err(OperatorError::BadInput(format!(
             "unknown group {group}: it has no active members and no committed offsets on {topic}"
         )));
     }
@@ -168,13 +149,13 @@ fn reset_blocking(
             ResetTo::Latest => high,
             ResetTo::Offset(offset) if (low..=high).contains(&offset) => offset,
             ResetTo::Offset(offset) => {
-                return Err(GroupError::BadInput(format!(
+                return Err(OperatorError::BadInput(format!(
                     "offset {offset} is outside partition {partition} of {topic}, which holds [{low}, {high}]"
                 )));
             }
             ResetTo::ShiftBy(by) => {
                 let from = before.ok_or_else(|| {
-                    GroupError::BadInput(format!(
+                    OperatorError::BadInput(format!(
                         "group {group} has no committed offset on partition {partition} of {topic} to shift"
                     ))
                 })?;
@@ -205,7 +186,7 @@ fn reset_blocking(
             offsets.add_partition_offset(topic, m.partition, Offset::Offset(m.after))?;
         }
         consumer.commit(&offsets, CommitMode::Sync).map_err(|e| {
-            GroupError::Failed(format!(
+            OperatorError::Failed(format!(
                 "the broker refused the new offsets of group {group} (did a member join meanwhile?): {e}"
             ))
         })?;

@@ -11,7 +11,10 @@
 //!
 //! Region failover is planned for this crate and does not exist yet.
 
+mod error;
 pub mod groups;
 pub mod reconcile;
 pub mod region;
 pub mod replay;
+
+pub use error::OperatorError;

@@ -18,7 +18,7 @@ use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
-use crate::groups::GroupError;
+use crate::OperatorError;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -217,16 +217,7 @@ fn topics(consumer: &BaseConsumer, kafka: &KafkaConfig) -> Result<Vec<String>, S
 }
 
 fn partitions(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>, String> {
-    let metadata = consumer
-        .fetch_metadata(Some(topic), TIMEOUT)
-        .map_err(|e| e.to_string())?;
-    let mut partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    partitions.sort_unstable();
-    Ok(partitions)
+    producers::partitions(consumer.client(), topic, TIMEOUT).map_err(|e| e.to_string())
 }
 
 type Key = (String, i32);
@@ -437,17 +428,17 @@ pub struct Translated {
 /// and its inbox applies each of those events once.
 ///
 /// # Errors
-/// [`GroupError::BadInput`] when the group has active members in `to` (named) or no checkpoint there.
+/// [`OperatorError::BadInput`] when the group has active members in `to` (named) or no checkpoint there.
 pub async fn failover(
     group: &str,
     from: &Region,
     to: &Region,
     apply: bool,
-) -> Result<Vec<Translated>, GroupError> {
+) -> Result<Vec<Translated>, OperatorError> {
     let (group, from, to) = (group.to_owned(), from.clone(), to.clone());
     tokio::task::spawn_blocking(move || failover_blocking(&group, &from, &to, apply))
         .await
-        .map_err(|e| GroupError::Failed(format!("failover thread failed: {e}")))?
+        .map_err(|e| OperatorError::Failed(format!("failover thread failed: {e}")))?
 }
 
 fn failover_blocking(
@@ -455,7 +446,7 @@ fn failover_blocking(
     from: &Region,
     to: &Region,
     apply: bool,
-) -> Result<Vec<Translated>, GroupError> {
+) -> Result<Vec<Translated>, OperatorError> {
     let mut config = to.kafka.client_config();
     config
         .set("group.id", group)
@@ -470,7 +461,7 @@ fn failover_blocking(
             .iter()
             .map(|m| format!("{} ({} on {})", m.id(), m.client_id(), m.client_host()))
             .collect();
-        return Err(GroupError::BadInput(format!(
+        return Err(OperatorError::BadInput(format!(
             "group {group} has {} active member(s) in {}: {}; stop them before failing it over",
             members.len(),
             to.name,
@@ -480,7 +471,7 @@ fn failover_blocking(
     let topic = format!("{}.checkpoints.internal", from.name);
     let checkpoints = read_checkpoints(&consumer, &topic, group)?;
     if checkpoints.is_empty() {
-        return Err(GroupError::BadInput(format!(
+        return Err(OperatorError::BadInput(format!(
             "no checkpoint of group {group} in {topic} on {}: MirrorMaker 2 has translated none of its \
              offsets (is the group among mm2.properties' groups, and has it committed offsets in {}?)",
             to.name, from.name
@@ -515,7 +506,7 @@ fn failover_blocking(
         consumer
             .commit(&offsets, rdkafka::consumer::CommitMode::Sync)
             .map_err(|e| {
-                GroupError::Failed(format!(
+                OperatorError::Failed(format!(
                     "{} refused the translated offsets of group {group} (did a member join meanwhile?): {e}",
                     to.name
                 ))
@@ -529,7 +520,7 @@ fn read_checkpoints(
     consumer: &BaseConsumer,
     topic: &str,
     group: &str,
-) -> Result<BTreeMap<Key, (i64, i64)>, GroupError> {
+) -> Result<BTreeMap<Key, (i64, i64)>, OperatorError> {
     let mut newest = BTreeMap::new();
     let (low, high) = match consumer.fetch_watermarks(topic, 0, TIMEOUT) {
         Ok(marks) => marks,

@@ -9,10 +9,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use consumers::{ConsumerConfig, ConsumerRuntime, Handler, HandlerError, Incoming};
 use indicatif::ProgressBar;
-use ops::groups::{self, GroupError, ResetTo};
-use ops::replay::{
-    Filters, Mode, REPLAY_ID, REPLAY_SOURCE, Range, ReplayError, ReplaySpec, Replayer, Target,
-};
+use ops::OperatorError;
+use ops::groups::{self, ResetTo};
+use ops::replay::{Filters, Mode, REPLAY_ID, REPLAY_SOURCE, Range, ReplaySpec, Replayer, Target};
 use producers::KafkaConfig;
 use producers::headers::{self, RecordHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -331,8 +330,8 @@ async fn input_it_cannot_carry_out_is_refused_by_name_and_nothing_is_written() {
     let replayer = setup.replayer(db.pool());
     let target = new_topic(&setup.kafka).await;
 
-    let refused = |result: Result<ops::replay::Report, ReplayError>| match result {
-        Err(ReplayError::BadInput(why)) => why,
+    let refused = |result: Result<ops::replay::Report, OperatorError>| match result {
+        Err(OperatorError::BadInput(why)) => why,
         other => panic!("expected bad input, got {other:?}"),
     };
     let mut unknown = source.spec(Target::Topic(target.clone()));
@@ -460,7 +459,7 @@ async fn a_resume_finds_what_was_written_after_the_last_checkpoint_and_writes_it
     assert_eq!(indexes(&copied), (0..RECORDS).collect());
 
     let why = match replayer.resume(report.id).await {
-        Err(ReplayError::BadInput(why)) => why,
+        Err(OperatorError::BadInput(why)) => why,
         other => panic!("{other:?}"),
     };
     assert!(why.contains("finished"), "{why}");
@@ -648,7 +647,7 @@ async fn group_reset_refuses_an_active_group_and_a_rewind_to_a_time_redelivers_e
     )
     .await;
     match refused {
-        Err(GroupError::BadInput(why)) => {
+        Err(OperatorError::BadInput(why)) => {
             assert!(
                 why.contains(&format!("group {group} has 1 active member(s)")),
                 "{why}"

@@ -162,6 +162,26 @@ pub enum KafkaAdminError {
     },
 }
 
+/// The partitions of `topic` on `client`'s cluster, in order; none when the topic does not exist.
+///
+/// # Errors
+/// When the cluster does not answer within `timeout`.
+pub fn partitions<C: rdkafka::client::ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<i32>, KafkaError> {
+    let metadata = client.fetch_metadata(Some(topic), timeout)?;
+    let mut partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    partitions.sort_unstable();
+    Ok(partitions)
+}
+
 /// Creates `topic` with `partitions` partitions and replication factor 1 when it does not exist yet.
 ///
 /// An existing topic is left as it is, whatever its partition count.

@@ -444,7 +444,7 @@ async fn a_group_failed_over_to_the_other_region_applies_every_event_once() {
             {
                 break moved;
             }
-            Ok(_) | Err(ops::groups::GroupError::BadInput(_)) => {}
+            Ok(_) | Err(ops::OperatorError::BadInput(_)) => {}
             Err(e) => panic!("{e}"),
         }
         assert!(

@@ -38,6 +38,8 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::OperatorError;
+
 pub use filter::{Filters, parse_header};
 pub use plan::{PartitionRange, Range, resolve};
 pub use projection::{Differences, Projection};
@@ -63,21 +65,6 @@ pub const DEFAULT_BATCH: usize = 50_000;
 
 /// Records a dry run decodes and shows: the first of each event type, of this many types at most.
 pub const SAMPLES: usize = 5;
-
-/// Why a replay did not start or did not finish.
-#[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
-    /// The command's input cannot be carried out (unknown topic or group, an empty range, filters that match
-    /// nothing); nothing was written.
-    #[error("{0}")]
-    BadInput(String),
-    #[error("kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("{0}")]
-    Failed(String),
-}
 
 /// Whether a replay writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,14 +203,14 @@ impl Replayer<'_> {
     /// Records and runs a new replay of `spec`, as `run_by`.
     ///
     /// # Errors
-    /// [`ReplayError::BadInput`] for input it cannot carry out (nothing written), else what failed; a
+    /// [`OperatorError::BadInput`] for input it cannot carry out (nothing written), else what failed; a
     /// replay that failed after it started is recorded as failed and can be resumed.
     pub async fn start(
         &self,
         spec: ReplaySpec,
         mode: Mode,
         run_by: &str,
-    ) -> Result<Report, ReplayError> {
+    ) -> Result<Report, OperatorError> {
         let target_marks = self.check_target(&spec).await?;
         let ranges = resolve(
             self.kafka,
@@ -255,24 +242,24 @@ impl Replayer<'_> {
     /// Continues replay `id` from its checkpoints.
     ///
     /// # Errors
-    /// [`ReplayError::BadInput`] for an unknown replay, a dry run or a finished replay; else as
+    /// [`OperatorError::BadInput`] for an unknown replay, a dry run or a finished replay; else as
     /// [`start`](Self::start).
-    pub async fn resume(&self, id: Uuid) -> Result<Report, ReplayError> {
+    pub async fn resume(&self, id: Uuid) -> Result<Report, OperatorError> {
         let (row, cursors, marks) = store::load(self.pool, id).await?;
         if row.mode != Mode::Apply.as_str() {
-            return Err(ReplayError::BadInput(format!(
+            return Err(OperatorError::BadInput(format!(
                 "replay {id} was a dry run, which writes nothing to resume; run the command again"
             )));
         }
         if row.outcome == "finished" {
-            return Err(ReplayError::BadInput(format!(
+            return Err(OperatorError::BadInput(format!(
                 "replay {id} finished at {}; nothing to resume",
                 row.finished_at
                     .map_or_else(|| "an unknown time".into(), |t| t.to_rfc3339())
             )));
         }
         let spec: ReplaySpec = serde_json::from_value(row.arguments).map_err(|e| {
-            ReplayError::Failed(format!("replay {id}'s recorded arguments do not read: {e}"))
+            OperatorError::Failed(format!("replay {id}'s recorded arguments do not read: {e}"))
         })?;
         store::reopen(self.pool, id).await?;
         self.finish(id, spec, Mode::Apply, cursors, marks, true)
@@ -283,26 +270,28 @@ impl Replayer<'_> {
     async fn check_target(
         &self,
         spec: &ReplaySpec,
-    ) -> Result<Option<BTreeMap<i32, i64>>, ReplayError> {
+    ) -> Result<Option<BTreeMap<i32, i64>>, OperatorError> {
         match &spec.target {
-            Target::Topic(target) if *target == spec.source => Err(ReplayError::BadInput(format!(
-                "the target topic is the source topic {target}: to make consumers read records again, use \
+            Target::Topic(target) if *target == spec.source => {
+                Err(OperatorError::BadInput(format!(
+                    "the target topic is the source topic {target}: to make consumers read records again, use \
                  `orderflow group reset`"
-            ))),
+                )))
+            }
             Target::Topic(target) => topic::current_marks(self.kafka, target)
                 .await
                 .map(Some)
                 .map_err(|e| match e {
-                    ReplayError::BadInput(why) => {
-                        ReplayError::BadInput(format!("target {why}; create it first"))
+                    OperatorError::BadInput(why) => {
+                        OperatorError::BadInput(format!("target {why}; create it first"))
                     }
                     other => other,
                 }),
             Target::Group { group, .. } => {
-                let projection = Projection::for_group(group).map_err(ReplayError::BadInput)?;
+                let projection = Projection::for_group(group).map_err(OperatorError::BadInput)?;
                 projection
                     .check_source(&spec.source)
-                    .map_err(ReplayError::BadInput)?;
+                    .map_err(OperatorError::BadInput)?;
                 Ok(None)
             }
         }
@@ -317,7 +306,7 @@ impl Replayer<'_> {
         cursors: Vec<Cursor>,
         marks: BTreeMap<i32, i64>,
         resuming: bool,
-    ) -> Result<Report, ReplayError> {
+    ) -> Result<Report, OperatorError> {
         match self.execute(id, spec, mode, cursors, marks, resuming).await {
             Ok(report) => {
                 let (matched,): (i64,) =
@@ -335,7 +324,7 @@ impl Replayer<'_> {
                         report.tally.counts.read, report.spec.source
                     );
                     store::finish(self.pool, id, Ending::Failed, Some(&why), None).await?;
-                    return Err(ReplayError::BadInput(why));
+                    return Err(OperatorError::BadInput(why));
                 }
                 let ending = if report.stopped {
                     Ending::Stopped
@@ -364,7 +353,7 @@ impl Replayer<'_> {
         mut cursors: Vec<Cursor>,
         marks: BTreeMap<i32, i64>,
         resuming: bool,
-    ) -> Result<Report, ReplayError> {
+    ) -> Result<Report, OperatorError> {
         let reading = Reading {
             kafka: self.kafka,
             topic: &spec.source,
@@ -471,7 +460,7 @@ impl Replayer<'_> {
         target: &str,
         marks: &BTreeMap<i32, i64>,
         cursors: &mut [Cursor],
-    ) -> Result<i64, ReplayError> {
+    ) -> Result<i64, OperatorError> {
         let found = topic::written_after(self.kafka, target, id, marks).await?;
         let mut moved = Vec::new();
         for cursor in cursors.iter_mut() {

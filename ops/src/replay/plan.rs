@@ -10,7 +10,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
-use super::ReplayError;
+use crate::OperatorError;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -86,14 +86,14 @@ impl PartitionRange {
 /// Resolves `range` on `partitions` of `topic` (every partition when `None`).
 ///
 /// # Errors
-/// [`ReplayError::BadInput`] for a topic or a partition that does not exist, an offset before the first one
+/// [`OperatorError::BadInput`] for a topic or a partition that does not exist, an offset before the first one
 /// kept or past the high watermark, a backwards range, or a range holding no records.
 pub async fn resolve(
     kafka: &KafkaConfig,
     topic: &str,
     partitions: Option<&[i32]>,
     range: &Range,
-) -> Result<Vec<PartitionRange>, ReplayError> {
+) -> Result<Vec<PartitionRange>, OperatorError> {
     let (kafka, topic, partitions, range) = (
         kafka.clone(),
         topic.to_owned(),
@@ -104,27 +104,20 @@ pub async fn resolve(
         resolve_blocking(&kafka, &topic, partitions.as_deref(), &range)
     })
     .await
-    .map_err(|e| ReplayError::Failed(format!("range thread failed: {e}")))?
+    .map_err(|e| OperatorError::Failed(format!("range thread failed: {e}")))?
 }
 
 /// The partitions of `topic`, in order.
 ///
 /// # Errors
-/// [`ReplayError::BadInput`] when the topic does not exist.
-pub(super) fn partitions_of(consumer: &Looker, topic: &str) -> Result<Vec<i32>, ReplayError> {
-    let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
-    let mut partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
+/// [`OperatorError::BadInput`] when the topic does not exist.
+pub(super) fn partitions_of(consumer: &Looker, topic: &str) -> Result<Vec<i32>, OperatorError> {
+    let partitions = producers::partitions(consumer.client(), topic, TIMEOUT)?;
     if partitions.is_empty() {
-        return Err(ReplayError::BadInput(format!(
+        return Err(OperatorError::BadInput(format!(
             "topic {topic} does not exist"
         )));
     }
-    partitions.sort_unstable();
     Ok(partitions)
 }
 
@@ -134,8 +127,8 @@ pub(super) fn watermarks(
     consumer: &Looker,
     topic: &str,
     partitions: &[i32],
-) -> Result<BTreeMap<i32, (i64, i64)>, ReplayError> {
-    let ask = |which: Offset| -> Result<BTreeMap<i32, i64>, ReplayError> {
+) -> Result<BTreeMap<i32, (i64, i64)>, OperatorError> {
+    let ask = |which: Offset| -> Result<BTreeMap<i32, i64>, OperatorError> {
         let mut wanted = TopicPartitionList::new();
         for &partition in partitions {
             wanted.add_partition_offset(topic, partition, which)?;
@@ -146,7 +139,7 @@ pub(super) fn watermarks(
             .iter()
             .map(|e| match e.offset() {
                 Offset::Offset(offset) => Ok((e.partition(), offset)),
-                other => Err(ReplayError::Failed(format!(
+                other => Err(OperatorError::Failed(format!(
                     "the broker answered {other:?} for the {} offset of {topic}/{}",
                     if which == Offset::End {
                         "latest"
@@ -164,7 +157,7 @@ pub(super) fn watermarks(
         .iter()
         .map(|&p| match (lows.get(&p), highs.get(&p)) {
             (Some(&low), Some(&high)) => Ok((p, (low, high))),
-            _ => Err(ReplayError::Failed(format!(
+            _ => Err(OperatorError::Failed(format!(
                 "the broker gave no watermarks for {topic}/{p}"
             ))),
         })
@@ -176,14 +169,14 @@ fn resolve_blocking(
     topic: &str,
     wanted: Option<&[i32]>,
     range: &Range,
-) -> Result<Vec<PartitionRange>, ReplayError> {
+) -> Result<Vec<PartitionRange>, OperatorError> {
     let consumer = super::run::plain_consumer(kafka)?;
     let existing = partitions_of(&consumer, topic)?;
     let chosen = match wanted {
         None => existing.clone(),
         Some(wanted) => {
             if let Some(missing) = wanted.iter().find(|p| !existing.contains(p)) {
-                return Err(ReplayError::BadInput(format!(
+                return Err(OperatorError::BadInput(format!(
                     "topic {topic} has no partition {missing} (it has {})",
                     describe_partitions(&existing)
                 )));
@@ -210,10 +203,10 @@ fn resolve_blocking(
                 })
             }
         };
-        ranges.push(resolved.map_err(ReplayError::BadInput)?);
+        ranges.push(resolved.map_err(OperatorError::BadInput)?);
     }
     if ranges.iter().all(PartitionRange::is_empty) {
-        return Err(ReplayError::BadInput(format!(
+        return Err(OperatorError::BadInput(format!(
             "{topic} holds no records in {range} (partitions {})",
             describe_partitions(&ranges.iter().map(|r| r.partition).collect::<Vec<_>>())
         )));
@@ -228,7 +221,7 @@ fn offset_for_time(
     partition: i32,
     time: DateTime<Utc>,
     high: i64,
-) -> Result<i64, ReplayError> {
+) -> Result<i64, OperatorError> {
     let mut wanted = TopicPartitionList::new();
     wanted.add_partition_offset(topic, partition, Offset::Offset(time.timestamp_millis()))?;
     let found = consumer.offsets_for_times(wanted, TIMEOUT)?;

@@ -25,8 +25,8 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::ReplayError;
 use super::store::{self, Counts, Cursor};
+use crate::OperatorError;
 
 /// A read model a replay may re-run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,7 +143,7 @@ pub(super) struct ProjectionSink {
 impl super::run::Sink for ProjectionSink {
     const WRITES: bool = true;
 
-    async fn take(&mut self, message: &BorrowedMessage<'_>) -> Result<(), ReplayError> {
+    async fn take(&mut self, message: &BorrowedMessage<'_>) -> Result<(), OperatorError> {
         self.batch.push(message.detach());
         Ok(())
     }
@@ -152,7 +152,7 @@ impl super::run::Sink for ProjectionSink {
         self.batch.len()
     }
 
-    async fn land(&mut self, moved: &[Cursor], counts: Counts) -> Result<(), ReplayError> {
+    async fn land(&mut self, moved: &[Cursor], counts: Counts) -> Result<(), OperatorError> {
         let mut tx = self.pool.begin().await?;
         for message in std::mem::take(&mut self.batch) {
             let at = |what: &str| {
@@ -175,7 +175,7 @@ impl super::run::Sink for ProjectionSink {
             };
             let event_id: Uuid = header(producers::headers::EVENT_ID)
                 .and_then(|v| v.parse().ok())
-                .ok_or_else(|| ReplayError::Failed(at("no readable event_id header")))?;
+                .ok_or_else(|| OperatorError::Failed(at("no readable event_id header")))?;
             if !consumers::inbox::claim(&mut tx, &self.scope, event_id, message.topic()).await? {
                 self.skipped += 1;
                 continue;
@@ -190,7 +190,7 @@ impl super::run::Sink for ProjectionSink {
                 .codec
                 .decode_as(message.payload().unwrap_or_default())
                 .await
-                .map_err(|e| ReplayError::Failed(at(&e.to_string())))?;
+                .map_err(|e| OperatorError::Failed(at(&e.to_string())))?;
             let time = message
                 .timestamp()
                 .to_millis()
@@ -300,7 +300,7 @@ pub(super) async fn compare_and_restore(
     replay_id: Uuid,
     scope: &str,
     restore: bool,
-) -> Result<Differences, ReplayError> {
+) -> Result<Differences, OperatorError> {
     let mut tx = pool.begin().await?;
     let (rebuilt, missing, differing, view_ahead): (i64, i64, i64, i64) = sqlx::query_as(
         "SELECT count(*),

@@ -18,12 +18,12 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::ReplayError;
 use super::filter::Filters;
 use super::store::{Counts, Cursor};
+use crate::OperatorError;
 
 /// A consumer of no group for look-ups (metadata, watermarks, offsets for times) and reads.
-pub(super) fn plain_consumer(kafka: &KafkaConfig) -> Result<BaseConsumer<Quiet>, ReplayError> {
+pub(super) fn plain_consumer(kafka: &KafkaConfig) -> Result<BaseConsumer<Quiet>, OperatorError> {
     Ok(reading_config(kafka).create_with_context(Quiet)?)
 }
 
@@ -96,13 +96,13 @@ pub(super) trait Sink {
     const WRITES: bool;
 
     /// Takes a record the filters matched.
-    async fn take(&mut self, message: &BorrowedMessage<'_>) -> Result<(), ReplayError>;
+    async fn take(&mut self, message: &BorrowedMessage<'_>) -> Result<(), OperatorError>;
 
     /// Records taken and not landed yet.
     fn pending(&self) -> usize;
 
     /// Lands what was taken and saves `moved` (the partitions whose cursors moved) and `counts`.
-    async fn land(&mut self, moved: &[Cursor], counts: Counts) -> Result<(), ReplayError>;
+    async fn land(&mut self, moved: &[Cursor], counts: Counts) -> Result<(), OperatorError>;
 }
 
 /// What a run saw, per partition and per event type.
@@ -174,7 +174,7 @@ pub(super) async fn drive<S: Sink>(
     reading: &Reading<'_>,
     cursors: &mut [Cursor],
     sink: &mut S,
-) -> Result<(Tally, bool), ReplayError> {
+) -> Result<(Tally, bool), OperatorError> {
     let mut tally = Tally::default();
     let consumer: StreamConsumer<Quiet> =
         reading_config(reading.kafka).create_with_context(Quiet)?;
@@ -332,7 +332,7 @@ pub(super) struct DryRun {
 impl Sink for DryRun {
     const WRITES: bool = false;
 
-    async fn take(&mut self, message: &BorrowedMessage<'_>) -> Result<(), ReplayError> {
+    async fn take(&mut self, message: &BorrowedMessage<'_>) -> Result<(), OperatorError> {
         if self.samples.len() < self.keep {
             let event_type = header(message, producers::headers::EVENT_TYPE).unwrap_or_default();
             if !self.types.contains(event_type) {
@@ -347,7 +347,7 @@ impl Sink for DryRun {
         0
     }
 
-    async fn land(&mut self, _moved: &[Cursor], _counts: Counts) -> Result<(), ReplayError> {
+    async fn land(&mut self, _moved: &[Cursor], _counts: Counts) -> Result<(), OperatorError> {
         Ok(())
     }
 }

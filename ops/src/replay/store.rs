@@ -8,7 +8,8 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::plan::PartitionRange;
-use super::{Mode, ReplayError, ReplaySpec};
+use super::{Mode, ReplaySpec};
+use crate::OperatorError;
 
 /// One partition's place in a replay.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -62,7 +63,7 @@ pub async fn insert(
     mode: Mode,
     spec: &ReplaySpec,
     ranges: &[PartitionRange],
-) -> Result<(), ReplayError> {
+) -> Result<(), OperatorError> {
     let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO replays (id, run_by, mode, source_topic, target, arguments)
@@ -73,7 +74,7 @@ pub async fn insert(
     .bind(mode.as_str())
     .bind(&spec.source)
     .bind(spec.target.to_string())
-    .bind(serde_json::to_value(spec).map_err(|e| ReplayError::Failed(e.to_string()))?)
+    .bind(serde_json::to_value(spec).map_err(|e| OperatorError::Failed(e.to_string()))?)
     .execute(&mut *tx)
     .await?;
     let (partitions, starts, ends): (Vec<i32>, Vec<i64>, Vec<i64>) = ranges
@@ -98,9 +99,9 @@ pub async fn insert(
 pub async fn load(
     pool: &PgPool,
     id: Uuid,
-) -> Result<(ReplayRow, Vec<Cursor>, BTreeMap<i32, i64>), ReplayError> {
+) -> Result<(ReplayRow, Vec<Cursor>, BTreeMap<i32, i64>), OperatorError> {
     let row = row(pool, id).await?.ok_or_else(|| {
-        ReplayError::BadInput(format!("no replay {id} (see `orderflow replay history`)"))
+        OperatorError::BadInput(format!("no replay {id} (see `orderflow replay history`)"))
     })?;
     let cursors = sqlx::query_as::<_, (i32, i64, i64, i64, i64)>(
         "SELECT partition, start_offset, end_offset, next_offset, written
@@ -126,7 +127,7 @@ pub async fn load(
             .fetch_one(pool)
             .await?;
     let marks: BTreeMap<String, i64> =
-        serde_json::from_value(marks).map_err(|e| ReplayError::Failed(e.to_string()))?;
+        serde_json::from_value(marks).map_err(|e| OperatorError::Failed(e.to_string()))?;
     let marks = marks
         .into_iter()
         .filter_map(|(p, offset)| Some((p.parse().ok()?, offset)))
@@ -142,7 +143,7 @@ pub async fn checkpoint(
     cursors: &[Cursor],
     counts: Counts,
     marks: Option<&BTreeMap<i32, i64>>,
-) -> Result<(), ReplayError> {
+) -> Result<(), OperatorError> {
     let (partitions, nexts, written): (Vec<i32>, Vec<i64>, Vec<i64>) = cursors
         .iter()
         .map(|c| (c.range.partition, c.next, c.written))
@@ -206,7 +207,7 @@ pub async fn finish(
     ending: Ending,
     error: Option<&str>,
     differences: Option<&serde_json::Value>,
-) -> Result<(), ReplayError> {
+) -> Result<(), OperatorError> {
     sqlx::query(
         "UPDATE replays SET outcome = $2, error = $3, differences = coalesce($4, differences),
                 finished_at = clock_timestamp()
@@ -222,7 +223,7 @@ pub async fn finish(
 }
 
 /// Marks replay `id` running again, for a resume.
-pub async fn reopen(pool: &PgPool, id: Uuid) -> Result<(), ReplayError> {
+pub async fn reopen(pool: &PgPool, id: Uuid) -> Result<(), OperatorError> {
     sqlx::query(
         "UPDATE replays SET outcome = 'running', error = NULL, finished_at = NULL WHERE id = $1",
     )
@@ -277,7 +278,7 @@ fn from_row(r: Row) -> ReplayRow {
 }
 
 /// Replay `id`, if there is one.
-pub async fn row(pool: &PgPool, id: Uuid) -> Result<Option<ReplayRow>, ReplayError> {
+pub async fn row(pool: &PgPool, id: Uuid) -> Result<Option<ReplayRow>, OperatorError> {
     Ok(sqlx::query_as::<_, Row>(concat!(
         "SELECT ",
         columns!(),
@@ -293,7 +294,7 @@ pub async fn row(pool: &PgPool, id: Uuid) -> Result<Option<ReplayRow>, ReplayErr
 ///
 /// # Errors
 /// Database errors.
-pub async fn history(pool: &PgPool, limit: i64) -> Result<Vec<ReplayRow>, ReplayError> {
+pub async fn history(pool: &PgPool, limit: i64) -> Result<Vec<ReplayRow>, OperatorError> {
     Ok(sqlx::query_as::<_, Row>(concat!(
         "SELECT ",
         columns!(),

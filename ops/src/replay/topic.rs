@@ -22,7 +22,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::store::{self, Counts, Cursor};
-use super::{REPLAY_AT, REPLAY_ID, REPLAY_SOURCE, ReplayError};
+use super::{REPLAY_AT, REPLAY_ID, REPLAY_SOURCE};
+use crate::OperatorError;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -51,7 +52,7 @@ impl TopicSink {
         source: &str,
         target: &str,
         marks: BTreeMap<i32, i64>,
-    ) -> Result<Self, ReplayError> {
+    ) -> Result<Self, OperatorError> {
         let settings = ProducerConfig {
             linger: Duration::from_millis(20),
             delivery_timeout: TIMEOUT,
@@ -91,17 +92,17 @@ fn transactional_id(id: Uuid) -> String {
 
 async fn blocking<T: Send + 'static>(
     call: impl FnOnce() -> rdkafka::error::KafkaResult<T> + Send + 'static,
-) -> Result<T, ReplayError> {
+) -> Result<T, OperatorError> {
     tokio::task::spawn_blocking(call)
         .await
-        .map_err(|e| ReplayError::Failed(format!("producer thread failed: {e}")))?
-        .map_err(ReplayError::from)
+        .map_err(|e| OperatorError::Failed(format!("producer thread failed: {e}")))?
+        .map_err(OperatorError::from)
 }
 
 impl super::run::Sink for TopicSink {
     const WRITES: bool = true;
 
-    async fn take(&mut self, message: &BorrowedMessage<'_>) -> Result<(), ReplayError> {
+    async fn take(&mut self, message: &BorrowedMessage<'_>) -> Result<(), OperatorError> {
         if !self.in_transaction {
             self.producer.begin_transaction()?;
             self.in_transaction = true;
@@ -161,7 +162,7 @@ impl super::run::Sink for TopicSink {
         self.deliveries.len()
     }
 
-    async fn land(&mut self, moved: &[Cursor], counts: Counts) -> Result<(), ReplayError> {
+    async fn land(&mut self, moved: &[Cursor], counts: Counts) -> Result<(), OperatorError> {
         if self.in_transaction {
             // Committing flushes the batch at once (awaiting the deliveries first would wait out the
             // linger) and fails when a record of it failed.
@@ -172,7 +173,7 @@ impl super::run::Sink for TopicSink {
         for delivery in self.deliveries.drain(..) {
             let delivered = delivery
                 .await
-                .map_err(|_| ReplayError::Failed("the producer went away".into()))?
+                .map_err(|_| OperatorError::Failed("the producer went away".into()))?
                 .map_err(|(e, _)| e)?;
             let mark = self.marks.entry(delivered.partition).or_default();
             *mark = (*mark).max(delivered.offset + 1);
@@ -186,7 +187,7 @@ impl super::run::Sink for TopicSink {
 pub(super) async fn current_marks(
     kafka: &KafkaConfig,
     topic: &str,
-) -> Result<BTreeMap<i32, i64>, ReplayError> {
+) -> Result<BTreeMap<i32, i64>, OperatorError> {
     let (kafka, topic) = (kafka.clone(), topic.to_owned());
     tokio::task::spawn_blocking(move || {
         let consumer = super::run::plain_consumer(&kafka)?;
@@ -197,7 +198,7 @@ pub(super) async fn current_marks(
             .collect())
     })
     .await
-    .map_err(|e| ReplayError::Failed(format!("watermark thread failed: {e}")))?
+    .map_err(|e| OperatorError::Failed(format!("watermark thread failed: {e}")))?
 }
 
 /// What a resume found on the target past the last checkpoint.
@@ -217,11 +218,11 @@ pub(super) async fn written_after(
     target: &str,
     id: Uuid,
     marks: &BTreeMap<i32, i64>,
-) -> Result<Found, ReplayError> {
+) -> Result<Found, OperatorError> {
     let (kafka, target, marks) = (kafka.clone(), target.to_owned(), marks.clone());
     tokio::task::spawn_blocking(move || written_after_blocking(&kafka, &target, id, &marks))
         .await
-        .map_err(|e| ReplayError::Failed(format!("resume thread failed: {e}")))?
+        .map_err(|e| OperatorError::Failed(format!("resume thread failed: {e}")))?
 }
 
 fn written_after_blocking(
@@ -229,7 +230,7 @@ fn written_after_blocking(
     target: &str,
     id: Uuid,
     marks: &BTreeMap<i32, i64>,
-) -> Result<Found, ReplayError> {
+) -> Result<Found, OperatorError> {
     let consumer = super::run::plain_consumer(kafka)?;
     let mut found = Found::default();
     let mut assignment = TopicPartitionList::new();
@@ -251,7 +252,7 @@ fn written_after_blocking(
     let deadline = std::time::Instant::now() + TIMEOUT;
     while !left.is_empty() {
         if std::time::Instant::now() > deadline {
-            return Err(ReplayError::Failed(format!(
+            return Err(OperatorError::Failed(format!(
                 "reading {target} to its end to resume took over {TIMEOUT:?}; an open transaction of \
                  another producer may hold its readers back"
             )));
@@ -283,7 +284,7 @@ fn written_after_blocking(
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(parse_source)
             .ok_or_else(|| {
-                ReplayError::Failed(format!(
+                OperatorError::Failed(format!(
                     "{target}/{}/{} carries replay.id {id} without a readable {REPLAY_SOURCE}",
                     message.partition(),
                     message.offset()
