@@ -6,10 +6,10 @@
 //! - [`replay`]: operators' replays of a range of a topic into another topic or through a projection's
 //!   handler (a rebuild), dry run by default, resumable, each recorded.
 //! - [`groups`]: consumer group offsets moved by operators (`orderflow group reset`).
+//! - [`region`]: the replication between regions as operators see it (`orderflow region status`), and a
+//!   consumer group's failover to another region's copies at MirrorMaker 2's translated offsets.
 //!
-//! - [`region`]: the replication between regions as operators see it (`orderflow region status`).
-//!
-//! Region failover is planned for this crate and does not exist yet.
+//! Every command's refusals and failures are an [`OperatorError`].
 
 mod error;
 pub mod groups;
