@@ -90,6 +90,22 @@ pub async fn reset(
     outcome
 }
 
+/// The active members of `group` on `consumer`'s cluster, each as `member id (client id on host)`: a group
+/// with any cannot have its offsets moved by someone else.
+pub(crate) fn active_members(
+    consumer: &BaseConsumer,
+    group: &str,
+) -> Result<Vec<String>, OperatorError> {
+    let groups = consumer.fetch_group_list(Some(group), TIMEOUT)?;
+    Ok(groups
+        .groups()
+        .iter()
+        .filter(|g| g.name() == group)
+        .flat_map(|g| g.members())
+        .map(|m| format!("{} ({} on {})", m.id(), m.client_id(), m.client_host()))
+        .collect())
+}
+
 fn reset_blocking(
     kafka: &KafkaConfig,
     group: &str,
@@ -102,20 +118,13 @@ fn reset_blocking(
         .set("group.id", group)
         .set("enable.auto.commit", "false");
     let consumer: BaseConsumer = config.create()?;
-    let groups = consumer.fetch_group_list(Some(group), TIMEOUT)?;
-    if let Some(info) = groups.groups().iter().find(|g| g.name() == group) {
-        let members: Vec<String> = info
-            .members()
-            .iter()
-            .map(|m| format!("{} ({} on {})", m.id(), m.client_id(), m.client_host()))
-            .collect();
-        if !members.is_empty() {
-            return Err(OperatorError::BadInput(format!(
-                "group {group} has {} active member(s): {}; stop them before resetting its offsets",
-                members.len(),
-                members.join(", ")
-            )));
-        }
+    let members = active_members(&consumer, group)?;
+    if !members.is_empty() {
+        return Err(OperatorError::BadInput(format!(
+            "group {group} has {} active member(s): {}; stop them before resetting its offsets",
+            members.len(),
+            members.join(", ")
+        )));
     }
     let partitions = producers::partitions(consumer.client(), topic, TIMEOUT)?;
     if partitions.is_empty() {

@@ -452,15 +452,8 @@ fn failover_blocking(
         .set("group.id", group)
         .set("enable.auto.commit", "false");
     let consumer: BaseConsumer = config.create()?;
-    let groups = consumer.fetch_group_list(Some(group), TIMEOUT)?;
-    if let Some(info) = groups.groups().iter().find(|g| g.name() == group)
-        && !info.members().is_empty()
-    {
-        let members: Vec<String> = info
-            .members()
-            .iter()
-            .map(|m| format!("{} ({} on {})", m.id(), m.client_id(), m.client_host()))
-            .collect();
+    let members = crate::groups::active_members(&consumer, group)?;
+    if !members.is_empty() {
         return Err(OperatorError::BadInput(format!(
             "group {group} has {} active member(s) in {}: {}; stop them before failing it over",
             members.len(),
