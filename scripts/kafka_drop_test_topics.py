@@ -4,15 +4,16 @@
 Usage: kafka_drop_test_topics.py HOST:PORT
 
 Tests name their topics with testkit::unique_name, `<prefix>-<32 hex digits>` (a UUID v7), and leave them
-behind. Thousands of them make a broker restarted after kill -9 recover for minutes. Only names with a run
-of 32 hex digits are deleted: the demo's, serve's and a developer's own topics are kept.
+behind; each run of `orderflow demo` and `orderflow bench pipeline` (the tests run both) has its own topics,
+`demo-<12 hex digits>.*` and `bench-<12 hex digits>.*`. Thousands of them make a broker restarted after
+kill -9 recover for minutes. Only those are deleted: serve's and a developer's own topics are kept.
 """
 import re
 import sys
 
 from confluent_kafka.admin import AdminClient
 
-TEST_TOPIC = re.compile(r"[0-9a-f]{32}")
+TEST_TOPIC = re.compile(r"[0-9a-f]{32}|^(demo|bench)-[0-9A-F]{12}\.")
 BATCH = 500
 
 

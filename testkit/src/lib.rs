@@ -28,6 +28,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 #[cfg(feature = "testcontainers")]
 pub mod containers;
+pub mod local;
 pub mod proxy;
 
 /// Postgres of the local environment (`./dev up`), used when `DATABASE_URL` is not set.

@@ -4,20 +4,11 @@
 //! after the suite, one region at a time:
 //! `cargo test -p orderflow-tests --test broker_restart -- --ignored --test-threads=1`.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use producers::KafkaConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-
-fn orderflow_home() -> PathBuf {
-    std::env::var_os("ORDERFLOW_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".orderflow")
-        })
-}
+use testkit::local;
 
 #[tokio::test]
 #[ignore = "kills the shared local broker; `./dev test` runs it alone after the suite"]
@@ -32,13 +23,6 @@ async fn region_west_keeps_acknowledged_records_across_a_kill_9_and_dev_up_resta
 }
 
 async fn survives_a_kill_9(region: &str, kafka: &KafkaConfig) {
-    let pid_file = orderflow_home().join(format!("run/kafka-{region}.pid"));
-    let pid = std::fs::read_to_string(&pid_file).unwrap_or_else(|e| {
-        panic!(
-            "no local broker started by ./dev ({}: {e})",
-            pid_file.display()
-        )
-    });
     let topic = testkit::unique_name("restart");
     producers::ensure_topic(kafka, &topic, 2).await.unwrap();
     let producer: FutureProducer = kafka
@@ -62,33 +46,20 @@ async fn survives_a_kill_9(region: &str, kafka: &KafkaConfig) {
     }
     drop(producer);
 
-    let killed = Command::new("kill")
-        .args(["-9", pid.trim()])
-        .status()
-        .unwrap();
-    assert!(killed.success(), "kill -9 {pid} (region {region})");
-    // ./dev manages the local broker only when KAFKA_BOOTSTRAP does not point elsewhere.
-    let dev = |command: &str| {
-        Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../dev"))
-            .arg(command)
-            .env_remove("KAFKA_BOOTSTRAP")
-            .status()
-            .unwrap()
-    };
+    let pid = local::kill_broker(region);
     assert!(
-        !dev("status").success(),
+        !local::dev("status").success(),
         "status reports region {region} down after kill -9"
     );
-    let up = dev("up");
+    let up = local::dev("up");
     assert!(up.success(), "./dev up restarts region {region}");
-    let restarted = std::fs::read_to_string(&pid_file).unwrap();
     assert_ne!(
-        restarted.trim(),
-        pid.trim(),
+        local::broker_pid(region),
+        pid,
         "a new broker process in {region}"
     );
     assert!(
-        dev("status").success(),
+        local::dev("status").success(),
         "status reports every region up again"
     );
 
