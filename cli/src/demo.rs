@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use indicatif::ProgressBar;
 use pipeline::report::{Report, wait_until_ended};
-use pipeline::workload::Workload;
+use pipeline::workload::{Placed, Workload};
 use pipeline::{Pipeline, PipelineConfig, RegistrySetting};
 use producers::KafkaConfig;
 use producers::topics::Topics;
@@ -17,10 +17,10 @@ use producers::topics::Topics;
 pub struct DemoArgs {
     /// Orders to place.
     #[arg(long, default_value_t = 2000)]
-    orders: usize,
+    pub(crate) orders: usize,
     /// Order submissions in flight at once.
     #[arg(long, default_value_t = 32)]
-    concurrency: usize,
+    pub(crate) concurrency: usize,
     /// Share of deliveries the simulated carrier fails before dispatch, from 0 to 1.
     #[arg(long, default_value_t = 0.05, value_parser = crate::provider_args::parse_share)]
     delivery_failure_rate: f64,
@@ -29,23 +29,55 @@ pub struct DemoArgs {
     flash_sale_units: u32,
     /// Give up waiting for the sagas after this many seconds.
     #[arg(long, default_value_t = 600)]
-    timeout_secs: u64,
+    pub(crate) timeout_secs: u64,
     /// Use the registry at SCHEMA_REGISTRY_URL instead of serving one in this process.
     #[arg(long)]
     external_registry: bool,
     /// Append the log here; the terminal shows only progress and the summary. Default:
     /// $ORDERFLOW_HOME/logs/demo-<time>.log, with ORDERFLOW_HOME defaulting to ~/.orderflow.
     #[arg(long, env = "DEMO_LOG_FILE", value_name = "FILE")]
-    log_file: Option<PathBuf>,
+    pub(crate) log_file: Option<PathBuf>,
     /// The orders HTTP API the demo serves while it runs (try `curl` on it).
     #[command(flatten, next_help_heading = "Orders API")]
-    api: crate::api_args::ApiArgs,
+    pub(crate) api: crate::api_args::ApiArgs,
     /// The simulated payment provider's faults.
     #[command(flatten, next_help_heading = "Payment provider")]
     provider: crate::provider_args::ProviderKnobs,
+    /// The regions: 2 runs east and west at once, each with the whole pipeline on its own cluster and
+    /// database, --orders split between them; MirrorMaker 2 (`./dev up`) replicates their events, and
+    /// the summary compares both regions' global views and shows the replication lag.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub regions: u8,
+    /// With --regions 2, region west's cluster (region east's is --kafka-bootstrap).
+    #[arg(long, env = "KAFKA_BOOTSTRAP_WEST", default_value = "127.0.0.1:9094")]
+    pub west_bootstrap: String,
+    /// With --regions 2, region west's database on the server of DATABASE_URL, created when missing
+    /// (region east's is DATABASE_URL's).
+    #[arg(long, default_value = "orderflow_west", value_parser = parse_database_name)]
+    pub west_database: String,
+}
+
+/// A database name the demo may create: lowercase ASCII letters, digits and `_`.
+fn parse_database_name(name: &str) -> Result<String, String> {
+    if !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        Ok(name.to_owned())
+    } else {
+        Err(format!(
+            "{name:?} is not a database name the demo creates: use lowercase letters, digits and _"
+        ))
+    }
 }
 
 impl DemoArgs {
+    /// Where the demo's log goes, once [`DemoArgs::pin_log_file`] has chosen.
+    pub fn log_file(&self) -> Option<&std::path::Path> {
+        self.log_file.as_deref()
+    }
+
     /// Where the demo's log goes: the path given, else a new one under $ORDERFLOW_HOME/logs, kept for the
     /// rest of the run.
     pub fn pin_log_file(&mut self) -> PathBuf {
@@ -64,7 +96,6 @@ impl DemoArgs {
     }
 }
 
-/// Parses a share: a number from 0 to 1.
 /// Runs the demo; every part runs in this process, on topics and consumer groups of this run only.
 pub async fn run(
     roles: &db::RoleConfig,
@@ -72,6 +103,9 @@ pub async fn run(
     registry_url: &str,
     args: &DemoArgs,
 ) -> anyhow::Result<()> {
+    if args.regions == 2 {
+        return crate::demo_regions::run(roles, kafka, registry_url, args).await;
+    }
     // The workload's order submissions and the report run as the migrating user (they stand for the orders
     // API's clients and an operator): a connection per submission in flight, and a few more.
     let submissions = u32::try_from(args.concurrency).unwrap_or(u32::MAX);
@@ -84,7 +118,12 @@ pub async fn run(
     let mut workload = Workload::demo(args.orders);
     workload.concurrency = args.concurrency;
     workload.flash_sale_units = args.flash_sale_units;
-    let mut config = demo_config(kafka, &workload.run_id, args, registry_url);
+    let mut config = demo_config(
+        kafka,
+        &format!("demo-{}", workload.run_id),
+        args,
+        registry_url,
+    );
     // Each part on its own role: a connection per partition worker (6 partitions), plus its timers or
     // carrier and the inbox pruning; about 50 for the six parts, within Postgres's default 100.
     config.roles = Some(roles.clone().with_limits(8, Duration::from_secs(120)));
@@ -106,18 +145,20 @@ pub async fn run(
     }
     let outcome = drive(&pipeline, &workload, args).await;
     let stopped = pipeline.stop().await;
-    let report = outcome?;
+    let (_, report) = outcome?;
     stopped?;
     print!("{}", report.render());
     anyhow::ensure!(report.passed(), "a consistency check failed");
     Ok(())
 }
 
-async fn drive(
+/// Stocks, places the workload's orders, waits for their sagas, repairs and checks: what was placed, and
+/// the run's report.
+pub async fn drive(
     pipeline: &Pipeline,
     workload: &Workload,
     args: &DemoArgs,
-) -> anyhow::Result<Report> {
+) -> anyhow::Result<(Placed, Report)> {
     let shared = pipeline.shared();
     workload
         .stock(shared)
@@ -138,25 +179,27 @@ async fn drive(
     }
     // Finance's job at the end of the day: repair what the faults left, then check the books agree.
     let repairer = shared.repairer()?;
-    Report::gather(
+    let report = Report::gather(
         &shared.pool,
         &placed,
         &workload.flash_sku(),
         workload.flash_sale_units,
         Some(&repairer),
     )
-    .await
+    .await?;
+    Ok((placed, report))
 }
 
-fn demo_config(
+/// The demo's pipeline on `kafka`, its topics named `<name>.<service>.<kind>` and its groups `<name>-<part>`.
+pub fn demo_config(
     kafka: &KafkaConfig,
-    run_id: &str,
+    name: &str,
     args: &DemoArgs,
     registry_url: &str,
 ) -> PipelineConfig {
     let mut config = PipelineConfig::new(kafka.clone());
-    config.services.topics = Topics::with_prefix(format!("demo-{run_id}."));
-    config.services.group_prefix = format!("demo-{run_id}-");
+    config.services.topics = Topics::with_prefix(format!("{name}."));
+    config.services.group_prefix = format!("{name}-");
     config.services.carrier.failure_rate = args.delivery_failure_rate;
     args.provider.apply(&mut config.provider);
     if args.external_registry {

@@ -20,6 +20,7 @@ mod bench_replay;
 mod bench_replication;
 mod config_file;
 mod demo;
+mod demo_regions;
 mod dlq;
 mod notify;
 mod provider_args;

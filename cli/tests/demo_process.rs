@@ -87,3 +87,69 @@ fn a_share_outside_0_to_1_is_refused() {
         "{stderr}"
     );
 }
+
+/// `demo --regions 2`: east and west take orders at once, MirrorMaker 2 (`./dev up`) replicates their
+/// events, and both global views end up the same, which the summary shows with one checksum per region.
+#[tokio::test]
+async fn a_two_region_demo_converges_to_one_global_view() {
+    let db = testkit::TestDb::new().await;
+    let west_database = format!("{}_west", db.name());
+    let output = Command::new(env!("CARGO_BIN_EXE_orderflow"))
+        .args(["demo", "--regions", "2", "--orders", "40"])
+        .args(["--west-database", &west_database])
+        // Lost results wait for the saga's deadline, a minute in the demo (see above).
+        .args(["--lost-notification-rate", "0"])
+        .env("DATABASE_URL", db.url())
+        .env("HTTP_ADDR", "127.0.0.1:0")
+        .env("KAFKA_BOOTSTRAP", &testkit::kafka().bootstrap)
+        .env("KAFKA_BOOTSTRAP_WEST", &testkit::kafka_west().bootstrap)
+        .env(
+            "DEMO_LOG_FILE",
+            std::env::temp_dir().join(format!("{}.log", testkit::unique_name("demo"))),
+        )
+        .output()
+        .expect("the orderflow binary runs");
+    db::drop_database(&testkit::database_url(), &west_database)
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    for line in [
+        "== region east\norders by final state: ",
+        "== region west\norders by final state: ",
+        "replication lag into east: p50 ",
+        "replication lag into west: p50 ",
+        "check ok   global views agree: both regions hold the same 40 orders",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+    let checksums: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("orders_global in "))
+        .map(|l| {
+            assert!(l.contains(":  40 orders of both regions"), "{l}");
+            l.rsplit(' ').next().unwrap()
+        })
+        .collect();
+    assert_eq!(checksums.len(), 2, "{stdout}");
+    assert_eq!(checksums[0], checksums[1], "{stdout}");
+}
+
+#[test]
+fn a_region_count_or_database_name_the_demo_cannot_use_is_refused() {
+    for (args, named) in [
+        (["--regions", "3"], "--regions"),
+        (["--west-database", "West-DB"], "--west-database"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_orderflow"))
+            .arg("demo")
+            .args(args)
+            .output()
+            .expect("the orderflow binary runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(named), "{stderr}");
+    }
+}

@@ -170,6 +170,27 @@ pub async fn require_migrated(pool: &PgPool) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Database `name` on the server of `server`, created when it does not exist yet; returns its URL. `name` must
+/// be lowercase ASCII letters, digits and `_`.
+pub async fn ensure_database(server: &str, name: &str) -> Result<String, DbError> {
+    let (options, mut admin) = admin_connection(server).await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(checked_identifier(name))
+            .fetch_one(&mut admin)
+            .await
+            .map_err(|source| DbError::Admin {
+                action: format!("look up database {name}"),
+                source,
+            })?;
+    admin.close().await.ok();
+    if exists {
+        Ok(options.database(name).to_url_lossy().to_string())
+    } else {
+        create_database(server, name).await
+    }
+}
+
 /// Creates database `name` on the server of `server` (a URL whose database is only used to connect) and
 /// returns the URL of the new database. `name` must be lowercase ASCII letters, digits and `_`.
 pub async fn create_database(server: &str, name: &str) -> Result<String, DbError> {
