@@ -94,6 +94,16 @@ pub struct StatusArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Instead of printing once, serve the same figures as Prometheus gauges on GET http://ADDR/metrics,
+    /// read again every --every seconds, until SIGINT or SIGTERM (e.g. 127.0.0.1:9465; port 0 picks one
+    /// and prints it): replication_lag_records and _lag_seconds per flow, topic and partition,
+    /// _heartbeat_age_seconds per flow, _checkpoint_age_seconds per flow and group, and
+    /// replication_status_up (0 while the clusters cannot be read).
+    #[arg(long, value_name = "ADDR", conflicts_with = "json")]
+    serve: Option<std::net::SocketAddr>,
+    /// With --serve, seconds between two readings.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    every: u64,
 }
 
 fn parse_region(text: &str) -> Result<(String, String), String> {
@@ -159,6 +169,9 @@ async fn status(kafka: &KafkaConfig, args: &StatusArgs) -> anyhow::Result<()> {
         crate::replay::BadInput("--regions needs two regions or more".into())
     );
     let regions = args.regions.regions(kafka);
+    if let Some(addr) = args.serve {
+        return serve(&regions, addr, std::time::Duration::from_secs(args.every)).await;
+    }
     let status = region::status(&regions)
         .await
         .map_err(anyhow::Error::msg)
@@ -209,5 +222,55 @@ async fn status(kafka: &KafkaConfig, args: &StatusArgs) -> anyhow::Result<()> {
         args.max_lag_seconds,
         lagging.join(", ")
     );
+    Ok(())
+}
+
+/// Serves the replication's figures as Prometheus gauges on `addr`, reading them every `every`, until SIGINT
+/// or SIGTERM.
+async fn serve(
+    regions: &[Region],
+    addr: std::net::SocketAddr,
+    every: std::time::Duration,
+) -> anyhow::Result<()> {
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("failed to install the metrics recorder")?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("failed to listen on {addr}"))?;
+    println!(
+        "replication metrics: http://{}/metrics, read every {} s",
+        listener.local_addr()?,
+        every.as_secs()
+    );
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(crate::cancel_on_signal(shutdown.clone()));
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || std::future::ready(metrics.render())),
+    );
+    let server = tokio::spawn(web::serve(
+        listener,
+        app,
+        shutdown.clone().cancelled_owned(),
+    ));
+    while !shutdown.is_cancelled() {
+        let up = match region::status(regions).await {
+            Ok(status) => {
+                status.publish();
+                1.0
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the replication's state");
+                0.0
+            }
+        };
+        metrics::gauge!("replication_status_up").set(up);
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+    server.await?.context("the metrics endpoint failed")?;
     Ok(())
 }

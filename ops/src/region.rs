@@ -64,6 +64,37 @@ pub struct Status {
 }
 
 impl Status {
+    /// Sets the replication gauges from this status, through the `metrics` facade (`orderflow region status
+    /// --serve` exports them to Prometheus): `replication_lag_records` and
+    /// `replication_lag_seconds` per flow, topic and partition;
+    /// `replication_heartbeat_age_seconds` per flow; `replication_checkpoint_age_seconds`
+    /// per flow and consumer group.
+    pub fn publish(&self) {
+        for p in &self.partitions {
+            let labels = [
+                ("flow", p.flow.clone()),
+                ("topic", p.topic.clone()),
+                ("partition", p.partition.to_string()),
+            ];
+            metrics::gauge!("replication_lag_records", &labels).set(p.lag_records as f64);
+            metrics::gauge!("replication_lag_seconds", &labels).set(p.lag_seconds);
+        }
+        for flow in &self.flows {
+            if let Some(age) = flow.heartbeat_age_seconds {
+                metrics::gauge!("replication_heartbeat_age_seconds", "flow" => flow.flow.clone())
+                    .set(age);
+            }
+            for (group, age) in &flow.checkpoint_age_seconds {
+                metrics::gauge!(
+                    "replication_checkpoint_age_seconds",
+                    "flow" => flow.flow.clone(),
+                    "group" => group.clone()
+                )
+                .set(*age);
+            }
+        }
+    }
+
     /// The partitions whose lag passes either limit.
     pub fn lagging(
         &self,
@@ -76,8 +107,7 @@ impl Status {
     }
 }
 
-/// The replication between every ordered pair of `regions`, also reported as the gauges
-/// `replication_lag_records` and `replication_lag_seconds` `{flow, topic, partition}`.
+/// The replication between every ordered pair of `regions` ([`Status::publish`] sets its gauges).
 ///
 /// # Errors
 /// A message naming the cluster that does not answer.
@@ -144,13 +174,6 @@ fn status_blocking(regions: &[Region]) -> Result<Status, String> {
                     }
                     _ => 0.0,
                 };
-                let labels = [
-                    ("flow", flow.clone()),
-                    ("topic", topic.clone()),
-                    ("partition", partition.to_string()),
-                ];
-                metrics::gauge!("replication_lag_records", &labels).set(lag_records as f64);
-                metrics::gauge!("replication_lag_seconds", &labels).set(lag_seconds);
                 status.partitions.push(PartitionLag {
                     flow: flow.clone(),
                     topic: topic.clone(),
