@@ -59,18 +59,22 @@ struct Cli {
 #[derive(Debug, clap::Args)]
 struct Connections {
     /// Postgres URL of the user that migrates and owns the tables; operator and finance commands use it,
-    /// the parts their own roles (see Database roles).
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
-        global = true,
-        hide_env_values = true
-    )]
-    database_url: String,
-    /// Kafka bootstrap servers, comma-separated host:port.
-    #[arg(long, env = "KAFKA_BOOTSTRAP", default_value = producers::DEFAULT_BOOTSTRAP, global = true)]
-    kafka_bootstrap: String,
+    /// the parts their own roles (see Database roles). Default: postgres://postgres@127.0.0.1:5432/postgres,
+    /// or with a REGION named in --region-clusters, the database orderflow_<region> on that server, which
+    /// the commands that migrate create when it is missing.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+    /// Kafka bootstrap servers, comma-separated host:port. Default: 127.0.0.1:9092, or with a REGION named
+    /// in --region-clusters, that region's.
+    #[arg(long, env = "KAFKA_BOOTSTRAP", global = true)]
+    kafka_bootstrap: Option<String>,
+    /// This process's region: every record it writes carries it as `origin_region`; when
+    /// --region-clusters names it, it also selects the region's cluster and database (see --kafka-bootstrap
+    /// and --database-url; either given explicitly wins).
+    #[arg(long, env = "REGION", default_value = "local", global = true)]
+    region: String,
+    #[command(flatten)]
+    regions: region::RegionsArg,
     /// A librdkafka property for every Kafka client, as key=value; repeat it for several, e.g.
     /// -X security.protocol=SASL_SSL -X sasl.mechanism=SCRAM-SHA-512. In the environment, separate them
     /// with ';'.
@@ -349,10 +353,84 @@ fn parse() -> anyhow::Result<Cli> {
     Ok(Cli::from_arg_matches(&matches)?)
 }
 
+/// The local Postgres server, and the URL of its database when neither DATABASE_URL nor REGION says
+/// otherwise.
+const LOCAL_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
+const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Where this process's database and cluster are.
+#[derive(Debug, PartialEq)]
+struct Target {
+    database_url: String,
+    kafka_bootstrap: String,
+    /// The region's own database, when REGION chose it: the commands that migrate create it if missing.
+    region_database: Option<String>,
+}
+
+/// DATABASE_URL and KAFKA_BOOTSTRAP as given; what is not given is `region`'s when it has a cluster
+/// (`region_bootstrap`: --region-clusters names it), with the database orderflow_<region> of the local
+/// server, else the local defaults.
+fn target(
+    database_url: Option<&str>,
+    kafka_bootstrap: Option<&str>,
+    region: &str,
+    region_bootstrap: Option<&str>,
+) -> Target {
+    let (database_url, region_database) = match (database_url, region_bootstrap) {
+        (Some(url), _) => (url.to_owned(), None),
+        (None, Some(_)) => {
+            let name = format!("orderflow_{region}");
+            (format!("{LOCAL_POSTGRES}/{name}"), Some(name))
+        }
+        (None, None) => (DEFAULT_DATABASE_URL.to_owned(), None),
+    };
+    Target {
+        database_url,
+        kafka_bootstrap: kafka_bootstrap
+            .or(region_bootstrap)
+            .unwrap_or(producers::DEFAULT_BOOTSTRAP)
+            .to_owned(),
+        region_database,
+    }
+}
+
+/// Whether `command` applies the migrations (and so may create the region's database first).
+fn migrates(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Smoke
+            | Command::Migrate
+            | Command::Relay(_)
+            | Command::Registry(_)
+            | Command::Serve(_)
+            | Command::Demo(_)
+            | Command::Reconcile(_)
+    )
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let db_settings = db::DbConfig::from_url(&cli.connections.database_url);
+    use anyhow::Context as _;
+    let connections = &cli.connections;
+    let target = target(
+        connections.database_url.as_deref(),
+        connections.kafka_bootstrap.as_deref(),
+        &connections.region,
+        connections.regions.bootstrap(&connections.region),
+    );
+    if let Some(name) = target
+        .region_database
+        .as_deref()
+        .filter(|_| migrates(&cli.command))
+    {
+        db::ensure_database(DEFAULT_DATABASE_URL, name)
+            .await
+            .with_context(|| {
+                format!("failed to create region {}'s database", connections.region)
+            })?;
+    }
+    let db_settings = db::DbConfig::from_url(&target.database_url);
     let roles = cli.connections.part_urls.roles(&db_settings);
-    let mut kafka = producers::KafkaConfig::new(&cli.connections.kafka_bootstrap);
+    let mut kafka = producers::KafkaConfig::new(&target.kafka_bootstrap);
     kafka.properties.extend(cli.connections.kafka_property);
     match cli.command {
         Command::Smoke => smoke::run(&db_settings, &kafka).await,
@@ -363,7 +441,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dlq { command } => dlq::run(&kafka, &command).await,
         Command::Notify { command } => notify::run(&roles, command).await,
         Command::Reconcile(args) => {
-            reconcile::run(&db_settings, &cli.connections.schema_registry_url, args).await
+            reconcile::run(
+                &db_settings,
+                &cli.connections.schema_registry_url,
+                &cli.connections.region,
+                args,
+            )
+            .await
         }
         Command::Replay(args) => {
             replay::run(
@@ -375,12 +459,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Group { command } => replay::group(&db_settings, &kafka, command).await,
-        Command::Region { command } => region::run(&kafka, &command).await,
+        Command::Region { command } => {
+            region::run(&kafka, &cli.connections.regions, &command).await
+        }
         Command::Demo(args) => {
             demo::run(&roles, &kafka, &cli.connections.schema_registry_url, &args).await
         }
         Command::Serve(args) => {
-            serve::run(&roles, &kafka, &cli.connections.schema_registry_url, &args).await
+            serve::run(
+                &roles,
+                &kafka,
+                &cli.connections.schema_registry_url,
+                &cli.connections.region,
+                &args,
+            )
+            .await
         }
         Command::Bench { command } => bench::run(&db_settings, &kafka, &command).await,
         Command::Migrate => {
@@ -410,4 +503,59 @@ async fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
         _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
     }
     token.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_region_with_a_cluster_selects_it_and_its_own_database() {
+        assert_eq!(
+            target(None, None, "west", Some("127.0.0.1:9094")),
+            Target {
+                database_url: "postgres://postgres@127.0.0.1:5432/orderflow_west".into(),
+                kafka_bootstrap: "127.0.0.1:9094".into(),
+                region_database: Some("orderflow_west".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn settings_given_explicitly_win_over_the_regions() {
+        let given = target(
+            Some("postgres://app@db:5432/orders"),
+            Some("kafka:9092"),
+            "west",
+            Some("127.0.0.1:9094"),
+        );
+        assert_eq!(given.database_url, "postgres://app@db:5432/orders");
+        assert_eq!(given.kafka_bootstrap, "kafka:9092");
+        assert_eq!(given.region_database, None);
+        let database_only = target(
+            Some("postgres://app@db:5432/orders"),
+            None,
+            "west",
+            Some("b:1"),
+        );
+        assert_eq!(database_only.kafka_bootstrap, "b:1");
+    }
+
+    #[test]
+    fn a_region_without_a_cluster_keeps_the_local_defaults() {
+        assert_eq!(
+            target(None, None, "local", None),
+            Target {
+                database_url: DEFAULT_DATABASE_URL.into(),
+                kafka_bootstrap: producers::DEFAULT_BOOTSTRAP.into(),
+                region_database: None,
+            }
+        );
+    }
 }

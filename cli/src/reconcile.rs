@@ -51,9 +51,6 @@ struct RunArgs {
     /// Prefix of the topics the payments service writes to (its recorded results reply there).
     #[arg(long, env = "TOPIC_PREFIX", default_value = "")]
     topic_prefix: String,
-    /// The region recorded on what --apply writes.
-    #[arg(long, env = "REGION", default_value = "local")]
-    region: String,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -79,6 +76,7 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
 pub async fn run(
     db_settings: &db::DbConfig,
     registry_url: &str,
+    region: &str,
     args: ReconcileArgs,
 ) -> anyhow::Result<()> {
     let pool = db::connect(db_settings).await?;
@@ -105,7 +103,7 @@ pub async fn run(
         pool.clone(),
         codec,
         Topics::with_prefix(args.topic_prefix.clone()),
-        args.region.clone(),
+        region.to_owned(),
     );
     let provider = ProviderClient::new(&args.provider_url, Duration::from_secs(10))?;
     let repairer = Repairer::new(provider, Recorder::new(context));

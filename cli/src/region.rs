@@ -21,23 +21,33 @@ pub enum RegionCommand {
 
 /// Where the regions' clusters are.
 #[derive(Debug, clap::Args)]
-struct RegionsArg {
-    /// The regions, NAME=BOOTSTRAP comma-separated; the names are MirrorMaker 2's cluster aliases (the
-    /// prefixes of the copies).
+pub struct RegionsArg {
+    /// The regions' clusters, NAME=BOOTSTRAP comma-separated; the names are MirrorMaker 2's cluster
+    /// aliases (the prefixes of the copies), lowercase letters, digits and _.
     #[arg(
-        long,
+        long = "region-clusters",
+        value_name = "NAME=BOOTSTRAP",
         env = "ORDERFLOW_REGIONS",
         value_delimiter = ',',
         default_value = "east=127.0.0.1:9092,west=127.0.0.1:9094",
-        value_parser = parse_region
+        value_parser = parse_region,
+        global = true
     )]
-    regions: Vec<(String, String)>,
+    clusters: Vec<(String, String)>,
 }
 
 impl RegionsArg {
+    /// The bootstrap servers of region `name`, when it is one of them.
+    pub fn bootstrap(&self, name: &str) -> Option<&str> {
+        self.clusters
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, bootstrap)| bootstrap.as_str())
+    }
+
     /// The regions, with the -X properties (security settings) of every client.
     fn regions(&self, kafka: &KafkaConfig) -> Vec<Region> {
-        self.regions
+        self.clusters
             .iter()
             .map(|(name, bootstrap)| {
                 let mut cluster = KafkaConfig::new(bootstrap);
@@ -51,13 +61,13 @@ impl RegionsArg {
     }
 
     fn find(&self, kafka: &KafkaConfig, name: &str) -> anyhow::Result<Region> {
-        let known: Vec<&str> = self.regions.iter().map(|(n, _)| n.as_str()).collect();
+        let known: Vec<&str> = self.clusters.iter().map(|(n, _)| n.as_str()).collect();
         self.regions(kafka)
             .into_iter()
             .find(|r| r.name == name)
             .ok_or_else(|| {
                 crate::replay::BadInput(format!(
-                    "unknown region {name} (--regions names {})",
+                    "unknown region {name} (--region-clusters names {})",
                     known.join(", ")
                 ))
                 .into()
@@ -77,14 +87,10 @@ pub struct FailoverArgs {
     /// Commit the translated offsets. Without it, a dry run.
     #[arg(long)]
     apply: bool,
-    #[command(flatten)]
-    regions: RegionsArg,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    #[command(flatten)]
-    regions: RegionsArg,
     /// Exit 1 when a partition lags by more records than this.
     #[arg(long, default_value_t = 1000)]
     max_lag_records: i64,
@@ -109,23 +115,41 @@ pub struct StatusArgs {
 fn parse_region(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((name, bootstrap)) if !name.trim().is_empty() && !bootstrap.trim().is_empty() => {
-            Ok((name.trim().to_owned(), bootstrap.trim().to_owned()))
+            let name = name.trim();
+            if !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                return Err(format!(
+                    "region name {name:?}: use lowercase letters, digits and _ (it names the region's \
+                     database and its copies' prefix)"
+                ));
+            }
+            Ok((name.to_owned(), bootstrap.trim().to_owned()))
         }
         _ => Err(format!("expected NAME=BOOTSTRAP, got {text:?}")),
     }
 }
 
-pub async fn run(kafka: &KafkaConfig, command: &RegionCommand) -> anyhow::Result<()> {
+pub async fn run(
+    kafka: &KafkaConfig,
+    regions: &RegionsArg,
+    command: &RegionCommand,
+) -> anyhow::Result<()> {
     match command {
-        RegionCommand::Status(args) => status(kafka, args).await,
-        RegionCommand::Failover(args) => failover(kafka, args).await,
+        RegionCommand::Status(args) => status(kafka, regions, args).await,
+        RegionCommand::Failover(args) => failover(kafka, regions, args).await,
     }
 }
 
-async fn failover(kafka: &KafkaConfig, args: &FailoverArgs) -> anyhow::Result<()> {
+async fn failover(
+    kafka: &KafkaConfig,
+    regions: &RegionsArg,
+    args: &FailoverArgs,
+) -> anyhow::Result<()> {
     let (from, to) = (
-        args.regions.find(kafka, &args.from)?,
-        args.regions.find(kafka, &args.to)?,
+        regions.find(kafka, &args.from)?,
+        regions.find(kafka, &args.to)?,
     );
     anyhow::ensure!(
         from.name != to.name,
@@ -163,12 +187,16 @@ async fn failover(kafka: &KafkaConfig, args: &FailoverArgs) -> anyhow::Result<()
     Ok(())
 }
 
-async fn status(kafka: &KafkaConfig, args: &StatusArgs) -> anyhow::Result<()> {
+async fn status(
+    kafka: &KafkaConfig,
+    regions: &RegionsArg,
+    args: &StatusArgs,
+) -> anyhow::Result<()> {
     anyhow::ensure!(
-        args.regions.regions.len() >= 2,
-        crate::replay::BadInput("--regions needs two regions or more".into())
+        regions.clusters.len() >= 2,
+        crate::replay::BadInput("--region-clusters needs two regions or more".into())
     );
-    let regions = args.regions.regions(kafka);
+    let regions = regions.regions(kafka);
     if let Some(addr) = args.serve {
         return serve(&regions, addr, std::time::Duration::from_secs(args.every)).await;
     }

@@ -50,9 +50,6 @@ pub struct ServeArgs {
     /// its group.
     #[arg(long, env = "GROUP_PREFIX", default_value = "orderflow-")]
     group_prefix: String,
-    /// The region recorded on every record this process writes.
-    #[arg(long, env = "REGION", default_value = "local")]
-    region: String,
     /// The other regions whose replicated orders events (<region>.orders.events, MirrorMaker 2's naming)
     /// the global view reads besides this region's (`serve orders-global`), comma-separated.
     #[arg(long, env = "REMOTE_REGIONS", value_delimiter = ',')]
@@ -78,6 +75,7 @@ pub async fn run(
     roles: &db::RoleConfig,
     kafka: &KafkaConfig,
     registry_url: &str,
+    region: &str,
     args: &ServeArgs,
 ) -> anyhow::Result<()> {
     let part = args.part;
@@ -93,7 +91,7 @@ pub async fn run(
         .with_context(|| format!("failed to connect the {part} part as its role"))?;
     let mut config = PipelineConfig::new(kafka.clone());
     config.services.topics = producers::topics::Topics::with_prefix(args.topic_prefix.clone());
-    config.services.region.clone_from(&args.region);
+    region.clone_into(&mut config.services.region);
     config
         .services
         .remote_regions

@@ -44,7 +44,7 @@ async fn status_serves_the_lag_of_each_copied_partition_and_the_heartbeats_as_ga
     );
     let mut status = Command::new(env!("CARGO_BIN_EXE_orderflow"))
         .args(["region", "status", "--serve", &addr, "--every", "1"])
-        .args(["--regions", &regions])
+        .args(["--region-clusters", &regions])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -86,4 +86,45 @@ async fn status_serves_the_lag_of_each_copied_partition_and_the_heartbeats_as_ga
     assert!(terminated.success());
     let exit = status.wait().unwrap();
     assert!(exit.success(), "SIGTERM ends it with status 0: {exit}");
+}
+
+/// REGION, when --region-clusters (ORDERFLOW_REGIONS) names it, selects that region's cluster and a database of its
+/// own, orderflow_<region> on the local server, which a command that migrates creates.
+#[tokio::test]
+async fn region_selects_its_cluster_and_a_database_of_its_own() {
+    let server = testkit::database_url();
+    if !server.starts_with("postgres://postgres@127.0.0.1:5432/") {
+        eprintln!("skipped: REGION's databases are on the local server, the tests' on {server}");
+        return;
+    }
+    let region = format!("r{}", uuid::Uuid::now_v7().simple());
+    let database = format!("orderflow_{region}");
+    let west = testkit::kafka_west().bootstrap;
+    let output = Command::new(env!("CARGO_BIN_EXE_orderflow"))
+        .arg("smoke")
+        .env_remove("DATABASE_URL")
+        .env_remove("KAFKA_BOOTSTRAP")
+        .env("REGION", &region)
+        .env("ORDERFLOW_REGIONS", format!("{region}={west}"))
+        .output()
+        .unwrap();
+    let created = sqlx::query_scalar::<_, bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
+    )
+    .bind(&database)
+    .fetch_one(testkit::TestDb::new().await.pool())
+    .await
+    .unwrap();
+    db::drop_database(&server, &database).await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(created, "{database} created");
+    assert!(
+        stdout.contains(&format!("/{database}")) && stdout.contains(&format!("kafka: ok ({west},")),
+        "{stdout}"
+    );
 }
