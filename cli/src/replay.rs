@@ -68,7 +68,8 @@ struct SpecArgs {
     /// and replay.at added.
     #[arg(long)]
     to_topic: Option<String>,
-    /// Run the records through this consumer group's handlers instead (projections only: orders-view).
+    /// Run the records through this consumer group's handlers instead (projections only: orders-view,
+    /// orders-global).
     #[arg(long)]
     to_group: Option<String>,
     /// With --to-group: rebuild the projection in a fresh inbox scope, compare it with the live one, list

@@ -389,6 +389,72 @@ async fn two_regions_taking_orders_at_once_converge_to_the_same_global_view() {
         "active-active: {} events per region, 0 lost, 0 applied twice",
         events
     );
+
+    // West's global view loses five of east's orders and moves one back to placed; replaying east's copy
+    // into the view with --rebuild finds the six and restores them, leaving west's own orders as they are.
+    let east_homed: Vec<uuid::Uuid> = in_west
+        .iter()
+        .filter(|r| r.1 == "east")
+        .map(|r| r.0)
+        .collect();
+    sqlx::query("DELETE FROM orders_global WHERE order_id = ANY($1)")
+        .bind(&east_homed[..5])
+        .execute(west.db.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE orders_global SET status = 'placed' WHERE order_id = $1")
+        .bind(east_homed[5])
+        .execute(west.db.pool())
+        .await
+        .unwrap();
+    let shared = west.pipeline.shared();
+    let (progress, cancel) = (
+        ProgressBar::hidden(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let replayer = ops::replay::Replayer {
+        pool: west.db.pool(),
+        kafka: &shared.config.kafka,
+        codec: std::sync::Arc::clone(&shared.codec),
+        progress: &progress,
+        cancel: &cancel,
+        max_batch: 10,
+    };
+    let spec = ops::replay::ReplaySpec {
+        source: Topics::replicated(
+            "east",
+            &west.topics.events(producers::topics::Service::Orders),
+        ),
+        partitions: None,
+        range: ops::replay::Range::default(),
+        filters: ops::replay::Filters::default(),
+        target: ops::replay::Target::Group {
+            group: "orders-global".into(),
+            rebuild: true,
+        },
+        rate: None,
+    };
+    let rebuilt = replayer
+        .start(spec, ops::replay::Mode::Apply, "test")
+        .await
+        .unwrap();
+    let differences = rebuilt.differences.unwrap();
+    assert_eq!(
+        (
+            differences.rebuilt,
+            differences.missing,
+            differences.differing,
+            differences.only_in_view,
+            differences.restored
+        ),
+        (ORDERS as i64, 5, 1, ORDERS as i64, 6),
+        "{differences:?}"
+    );
+    assert_eq!(
+        global_view(west.db.pool()).await,
+        in_west,
+        "west's view restored"
+    );
     regions.stop().await;
 }
 

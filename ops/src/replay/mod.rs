@@ -412,6 +412,7 @@ impl Replayer<'_> {
                 run::drive(&reading, &mut cursors, &mut sink).await?
             }
             (Mode::Apply, Target::Group { group, rebuild }) => {
+                let projection = Projection::for_group(group).map_err(OperatorError::BadInput)?;
                 let scope = if *rebuild {
                     format!("{group}/rebuild/{id}")
                 } else {
@@ -421,6 +422,7 @@ impl Replayer<'_> {
                     pool: self.pool.clone(),
                     codec: Arc::clone(&self.codec),
                     replay_id: id,
+                    projection,
                     scope: scope.clone(),
                     into: if *rebuild {
                         projection::Destination::Rebuild(id)
@@ -434,8 +436,10 @@ impl Replayer<'_> {
                 let seen = run::drive(&reading, &mut cursors, &mut sink).await?;
                 if *rebuild && !seen.1 {
                     self.progress.set_message("comparing with the live view");
-                    report.differences =
-                        Some(projection::compare_and_restore(self.pool, id, &scope, true).await?);
+                    report.differences = Some(
+                        projection::compare_and_restore(self.pool, projection, id, &scope, true)
+                            .await?,
+                    );
                 }
                 seen
             }

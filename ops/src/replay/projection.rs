@@ -1,15 +1,17 @@
 //! Projections a replay may re-run (`--to-group`), and the rebuild of one (`--rebuild`).
 //!
 //! Only read models whose handlers touch nothing but their own rows can be re-run: `orders_view`
-//! ([`Projection::OrdersView`], group `orders-view`, from `orders.events`). The global view of the
-//! cross-region issue will be the second when it exists. Groups whose handlers have effects outside the
+//! ([`Projection::OrdersView`], group `orders-view`, from `orders.events`) and the cross-region global view
+//! `orders_global` ([`Projection::OrdersGlobal`], group `orders-global`, from the region's `orders.events` or
+//! another region's copy, `<region>.orders.events`, a topic at a time). Groups whose handlers have effects outside the
 //! database (a charge at the provider, a stock reservation, a command to another service) are refused by
 //! name: to make them read records again, `orderflow group reset` moves their offsets and their inbox keeps
 //! each effect single.
 //!
 //! Without `--rebuild`, records go through the projection's handler in the group's own inbox scope, so
 //! events it applied already are skipped. With `--rebuild`, they go into a fresh scope
-//! (`<group>/rebuild/<replay id>`) and into a table of their own (`orders_view_rebuilds`), which is then
+//! (`<group>/rebuild/<replay id>`) and into a table of their own (`orders_view_rebuilds`,
+//! `orders_global_rebuilds`), which is then
 //! compared with the live view; the differences are listed and the live view restored from the events
 //! where it lacks a row, or holds values the events do not (never where it is ahead of the replayed range:
 //! a live row completed after the range's end stays completed). `orders_view` columns the events do not
@@ -22,7 +24,7 @@ use domain::OrderEvent;
 use rdkafka::message::{BorrowedMessage, Message as _, OwnedMessage};
 use schemas::codec::AvroCodec;
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::store::{self, Counts, Cursor};
@@ -33,6 +35,8 @@ use crate::OperatorError;
 pub enum Projection {
     /// `orders_view`, from `orders.events`.
     OrdersView,
+    /// `orders_global`, from `orders.events` and the other regions' copies of theirs.
+    OrdersGlobal,
 }
 
 /// Groups of the pipeline that are not projections, and why a replay never re-runs them.
@@ -56,21 +60,55 @@ const REFUSED: [(&str, &str); 6] = [
 
 impl Projection {
     /// Every projection, for messages.
-    pub const ALL: [Self; 1] = [Self::OrdersView];
+    pub const ALL: [Self; 2] = [Self::OrdersView, Self::OrdersGlobal];
 
     /// The consumer group that names it.
     #[must_use]
     pub const fn group(self) -> &'static str {
         match self {
             Self::OrdersView => "orders-view",
+            Self::OrdersGlobal => "orders-global",
         }
     }
 
-    /// The topic its events come from (without a prefix).
+    /// The topic its events come from (without a prefix; the global view also reads the copies of other
+    /// regions' under their region's prefix).
     #[must_use]
     pub const fn topic(self) -> &'static str {
         match self {
-            Self::OrdersView => "orders.events",
+            Self::OrdersView | Self::OrdersGlobal => "orders.events",
+        }
+    }
+
+    /// Its live table, the table a rebuild writes, and the columns the events decide (compared and
+    /// restored) and that a restore also copies.
+    const fn tables(self) -> Tables {
+        match self {
+            Self::OrdersView => Tables {
+                live: "orders_view",
+                rebuilds: "orders_view_rebuilds",
+                decided: &[
+                    "customer_id",
+                    "status",
+                    "cancel_reason",
+                    "total_minor",
+                    "currency",
+                ],
+                copied: &["placed_at", "ended_at"],
+            },
+            Self::OrdersGlobal => Tables {
+                live: "orders_global",
+                rebuilds: "orders_global_rebuilds",
+                decided: &[
+                    "home_region",
+                    "customer_id",
+                    "status",
+                    "cancel_reason",
+                    "total_minor",
+                    "currency",
+                ],
+                copied: &["seen_at", "ended_at"],
+            },
         }
     }
 
@@ -88,11 +126,6 @@ impl Projection {
                 "group {group} is not rebuildable: {why}; a replay never re-runs it. To make it read records \
                  again, use `orderflow group reset {group}` (its inbox skips what it applied). Rebuildable: \
                  {known}"
-            ));
-        }
-        if group == "orders-global" {
-            return Err(format!(
-                "group orders-global (the cross-region global view) does not exist yet. Rebuildable: {known}"
             ));
         }
         Err(format!(
@@ -117,6 +150,35 @@ impl Projection {
     }
 }
 
+/// A projection's tables (see [`Projection::tables`]); the names are constants, never input.
+struct Tables {
+    live: &'static str,
+    rebuilds: &'static str,
+    decided: &'static [&'static str],
+    copied: &'static [&'static str],
+}
+
+impl Tables {
+    /// `(r.a, r.b, ...)` over the decided columns, with table alias `alias`.
+    fn decided_of(&self, alias: &str) -> String {
+        let columns: Vec<String> = self
+            .decided
+            .iter()
+            .map(|c| format!("{alias}.{c}"))
+            .collect();
+        format!("({})", columns.join(", "))
+    }
+
+    /// Whether rebuilt row `r` and live row `v` differ in what the events decide.
+    fn differ(&self) -> String {
+        format!(
+            "{} IS DISTINCT FROM {}",
+            self.decided_of("r"),
+            self.decided_of("v")
+        )
+    }
+}
+
 /// Where a projection's handler writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Destination {
@@ -132,6 +194,7 @@ pub(super) struct ProjectionSink {
     pub pool: PgPool,
     pub codec: Arc<AvroCodec>,
     pub replay_id: Uuid,
+    pub projection: Projection,
     /// The inbox scope: the group's own, or a fresh one for a rebuild.
     pub scope: String,
     pub into: Destination,
@@ -191,12 +254,24 @@ impl super::run::Sink for ProjectionSink {
                 .decode_as(message.payload().unwrap_or_default())
                 .await
                 .map_err(|e| OperatorError::Failed(at(&e.to_string())))?;
-            let time = message
-                .timestamp()
-                .to_millis()
-                .and_then(DateTime::from_timestamp_millis)
-                .unwrap_or_else(Utc::now);
-            apply(&mut tx, self.into, &event, time).await?;
+            match self.projection {
+                Projection::OrdersView => {
+                    let time = message
+                        .timestamp()
+                        .to_millis()
+                        .and_then(DateTime::from_timestamp_millis)
+                        .unwrap_or_else(Utc::now);
+                    apply(&mut tx, self.into, &event, time).await?;
+                }
+                Projection::OrdersGlobal => {
+                    let home = header(producers::headers::ORIGIN_REGION).unwrap_or("unknown");
+                    let rebuild = match self.into {
+                        Destination::Live => None,
+                        Destination::Rebuild(id) => Some(id),
+                    };
+                    services::orders::global::apply(&mut tx, home, &event, rebuild).await?;
+                }
+            }
         }
         store::checkpoint(&mut tx, self.replay_id, moved, counts, None).await?;
         tx.commit().await?;
@@ -204,7 +279,7 @@ impl super::run::Sink for ProjectionSink {
     }
 }
 
-/// Applies one order event to the view `into`, as of `time` (its record's timestamp). A repeated placement
+/// Applies one order event to `orders_view` or the rebuild `into`, as of `time` (its record's timestamp). A repeated placement
 /// and a state change of an order already ended change nothing.
 async fn apply(
     conn: &mut PgConnection,
@@ -293,43 +368,43 @@ type Example = (Uuid, Option<String>, String, Option<String>, Option<String>);
 /// How many differences [`Differences::examples`] lists.
 const EXAMPLES: i64 = 20;
 
-/// Compares the rows replay `replay_id` rebuilt with `orders_view`, then, with `restore`, writes them into
-/// it and drops the rebuild's rows and inbox scope, all in one transaction.
+/// Compares the rows replay `replay_id` rebuilt with `projection`'s live view, then, with `restore`, writes
+/// them into it and drops the rebuild's rows and inbox scope, all in one transaction.
 pub(super) async fn compare_and_restore(
     pool: &PgPool,
+    projection: Projection,
     replay_id: Uuid,
     scope: &str,
     restore: bool,
 ) -> Result<Differences, OperatorError> {
+    let t = projection.tables();
+    let (live, rebuilds, differ) = (t.live, t.rebuilds, t.differ());
     let mut tx = pool.begin().await?;
-    let (rebuilt, missing, differing, view_ahead): (i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT count(*),
-                count(*) FILTER (WHERE v.order_id IS NULL),
-                count(*) FILTER (WHERE v.order_id IS NOT NULL AND (r.customer_id, r.status, r.cancel_reason,
-                    r.total_minor, r.currency) IS DISTINCT FROM (v.customer_id, v.status, v.cancel_reason,
-                    v.total_minor, v.currency)),
-                count(*) FILTER (WHERE v.status <> 'placed' AND r.status = 'placed')
-         FROM orders_view_rebuilds r LEFT JOIN orders_view v USING (order_id)
-         WHERE r.replay_id = $1",
-    )
+    let (rebuilt, missing, differing, view_ahead): (i64, i64, i64, i64) =
+        sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT count(*),
+                    count(*) FILTER (WHERE v.order_id IS NULL),
+                    count(*) FILTER (WHERE v.order_id IS NOT NULL AND {differ}),
+                    count(*) FILTER (WHERE v.status <> 'placed' AND r.status = 'placed')
+             FROM {rebuilds} r LEFT JOIN {live} v USING (order_id)
+             WHERE r.replay_id = $1"
+        )))
+        .bind(replay_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let (only_in_view,): (i64,) = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT count(*) FROM {live} v
+         WHERE NOT EXISTS (SELECT 1 FROM {rebuilds} r WHERE r.replay_id = $1 AND r.order_id = v.order_id)"
+    )))
     .bind(replay_id)
     .fetch_one(&mut *tx)
     .await?;
-    let (only_in_view,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM orders_view v
-         WHERE NOT EXISTS (SELECT 1 FROM orders_view_rebuilds r WHERE r.replay_id = $1 AND r.order_id = v.order_id)",
-    )
-    .bind(replay_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    let examples: Vec<Example> = sqlx::query_as(
+    let examples: Vec<Example> = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT r.order_id, v.status, r.status, v.cancel_reason, r.cancel_reason
-         FROM orders_view_rebuilds r LEFT JOIN orders_view v USING (order_id)
-         WHERE r.replay_id = $1 AND (v.order_id IS NULL OR (r.customer_id, r.status, r.cancel_reason,
-               r.total_minor, r.currency) IS DISTINCT FROM (v.customer_id, v.status, v.cancel_reason,
-               v.total_minor, v.currency))
-         ORDER BY r.order_id LIMIT $2",
-    )
+         FROM {rebuilds} r LEFT JOIN {live} v USING (order_id)
+         WHERE r.replay_id = $1 AND (v.order_id IS NULL OR {differ})
+         ORDER BY r.order_id LIMIT $2"
+    )))
     .bind(replay_id)
     .bind(EXAMPLES)
     .fetch_all(&mut *tx)
@@ -353,35 +428,44 @@ pub(super) async fn compare_and_restore(
         .collect();
     let mut restored = 0;
     if restore {
-        restored += sqlx::query(
-            "INSERT INTO orders_view (order_id, customer_id, status, cancel_reason, total_minor, currency,
-                                      placed_at, ended_at)
-             SELECT order_id, customer_id, status, cancel_reason, total_minor, currency, placed_at, ended_at
-             FROM orders_view_rebuilds WHERE replay_id = $1
-             ON CONFLICT (order_id) DO NOTHING",
-        )
+        let copied = ["order_id"]
+            .iter()
+            .chain(t.decided)
+            .chain(t.copied)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ");
+        restored += sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {live} ({copied})
+             SELECT {copied} FROM {rebuilds} WHERE replay_id = $1
+             ON CONFLICT (order_id) DO NOTHING"
+        )))
         .bind(replay_id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        restored += sqlx::query(
-            "UPDATE orders_view v
-             SET customer_id = r.customer_id, status = r.status, cancel_reason = r.cancel_reason,
-                 total_minor = r.total_minor, currency = r.currency, ended_at = coalesce(v.ended_at, r.ended_at)
-             FROM orders_view_rebuilds r
-             WHERE r.replay_id = $1 AND r.order_id = v.order_id
-               AND (r.customer_id, r.status, r.cancel_reason, r.total_minor, r.currency)
-                   IS DISTINCT FROM (v.customer_id, v.status, v.cancel_reason, v.total_minor, v.currency)
-               AND NOT (v.status <> 'placed' AND r.status = 'placed')",
-        )
+        let set = t
+            .decided
+            .iter()
+            .map(|c| format!("{c} = r.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        restored += sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {live} v SET {set}, ended_at = coalesce(v.ended_at, r.ended_at)
+             FROM {rebuilds} r
+             WHERE r.replay_id = $1 AND r.order_id = v.order_id AND {differ}
+               AND NOT (v.status <> 'placed' AND r.status = 'placed')"
+        )))
         .bind(replay_id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        sqlx::query("DELETE FROM orders_view_rebuilds WHERE replay_id = $1")
-            .bind(replay_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM {rebuilds} WHERE replay_id = $1"
+        )))
+        .bind(replay_id)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("DELETE FROM inbox WHERE consumer_group = $1")
             .bind(scope)
             .execute(&mut *tx)
@@ -409,6 +493,10 @@ mod tests {
             Projection::for_group("orders-view"),
             Ok(Projection::OrdersView)
         );
+        assert_eq!(
+            Projection::for_group("orders-global"),
+            Ok(Projection::OrdersGlobal)
+        );
         for group in ["payments", "inventory"] {
             let refused = Projection::for_group(group).unwrap_err();
             assert!(
@@ -420,7 +508,7 @@ mod tests {
         assert!(
             Projection::for_group("nope")
                 .unwrap_err()
-                .contains("unknown group nope: rebuildable groups are orders-view")
+                .contains("unknown group nope: rebuildable groups are orders-view, orders-global")
         );
     }
 
@@ -437,6 +525,11 @@ mod tests {
                 .check_source("payments.events")
                 .unwrap_err()
                 .contains("reads orders.events, not payments.events")
+        );
+        assert!(
+            Projection::OrdersGlobal
+                .check_source("east.orders.events")
+                .is_ok()
         );
     }
 }

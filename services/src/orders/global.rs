@@ -20,6 +20,7 @@ use producers::topics::{Service, Topics};
 use schemas::AvroCodec;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::{ServiceError, ServicesConfig};
 
@@ -62,49 +63,69 @@ impl Handler for GlobalView {
             .headers
             .get(ORIGIN_REGION)
             .map_or("unknown", String::as_str);
-        apply(tx, home, &event)
+        apply(tx, home, &event, None)
             .await
             .map_err(|e| ServiceError::Database(e).into())
     }
 }
 
-async fn apply(conn: &mut PgConnection, home: &str, event: &OrderEvent) -> Result<(), sqlx::Error> {
-    match event {
+/// Applies one order event of an order homed in `home` to the view: the live `orders_global`, or with
+/// `rebuild` the rows of that replay in `orders_global_rebuilds` (`orderflow replay --to-group orders-global
+/// --rebuild`). A repeated placement and a state change of an order already ended change nothing.
+///
+/// # Errors
+/// Database errors.
+pub async fn apply(
+    conn: &mut PgConnection,
+    home: &str,
+    event: &OrderEvent,
+    rebuild: Option<Uuid>,
+) -> Result<(), sqlx::Error> {
+    // The rebuild's statements take the replay id as their last parameter.
+    let query = match event {
         OrderEvent::Placed {
             order_id,
             customer_id,
             total,
             ..
-        } => {
-            sqlx::query(
-                "INSERT INTO orders_global (order_id, home_region, customer_id, status, total_minor, currency)
-                 VALUES ($1, $2, $3, 'placed', $4, $5)
-                 ON CONFLICT (order_id) DO NOTHING",
-            )
-            .bind(order_id.as_uuid())
-            .bind(home)
-            .bind(customer_id.as_uuid())
-            .bind(total.minor())
-            .bind(total.currency().code())
-            .execute(conn)
-            .await?;
-        }
+        } => sqlx::query(if rebuild.is_some() {
+            "INSERT INTO orders_global_rebuilds
+                 (order_id, home_region, customer_id, status, total_minor, currency, replay_id)
+             VALUES ($1, $2, $3, 'placed', $4, $5, $6)
+             ON CONFLICT (replay_id, order_id) DO NOTHING"
+        } else {
+            "INSERT INTO orders_global (order_id, home_region, customer_id, status, total_minor, currency)
+             VALUES ($1, $2, $3, 'placed', $4, $5)
+             ON CONFLICT (order_id) DO NOTHING"
+        })
+        .bind(order_id.as_uuid())
+        .bind(home)
+        .bind(customer_id.as_uuid())
+        .bind(total.minor())
+        .bind(total.currency().code()),
         OrderEvent::Completed { order_id } | OrderEvent::Cancelled { order_id, .. } => {
             let (status, reason) = match event {
                 OrderEvent::Cancelled { reason, .. } => ("cancelled", Some(reason.name())),
                 _ => ("completed", None),
             };
-            sqlx::query(
+            sqlx::query(if rebuild.is_some() {
+                "UPDATE orders_global_rebuilds SET status = $2, cancel_reason = $3, ended_at = now()
+                 WHERE order_id = $1 AND status = 'placed' AND replay_id = $4"
+            } else {
                 "UPDATE orders_global SET status = $2, cancel_reason = $3, ended_at = now()
-                 WHERE order_id = $1 AND status = 'placed'",
-            )
+                 WHERE order_id = $1 AND status = 'placed'"
+            })
             .bind(order_id.as_uuid())
             .bind(status)
             .bind(reason)
-            .execute(conn)
-            .await?;
         }
+    };
+    match rebuild {
+        Some(id) => query.bind(id),
+        None => query,
     }
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
