@@ -405,6 +405,12 @@ fn migrates(command: &Command) -> bool {
             | Command::Serve(_)
             | Command::Demo(_)
             | Command::Reconcile(_)
+            | Command::Replay(_)
+            | Command::Group { .. }
+            | Command::Notify { .. }
+            | Command::Region {
+                command: region::RegionCommand::Failover(_)
+            }
     )
 }
 
@@ -460,7 +466,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Group { command } => replay::group(&db_settings, &kafka, command).await,
         Command::Region { command } => {
-            region::run(&kafka, &cli.connections.regions, &command).await
+            region::run(&db_settings, &kafka, &cli.connections.regions, &command).await
         }
         Command::Demo(args) => {
             demo::run(&roles, &kafka, &cli.connections.schema_registry_url, &args).await

@@ -15,7 +15,8 @@ pub enum RegionCommand {
     /// Move a consumer group that read a region's topics there to read their copies in another region, at
     /// the offsets MirrorMaker 2 translated (its newest checkpoints). Dry run by default, showing each
     /// partition's offset before and after; refused while the group has active members in the target
-    /// region. What the group read after its last checkpoint is read again, and its inbox skips it.
+    /// region. What the group read after its last checkpoint is read again, and its inbox skips it. Every
+    /// failover, dry runs and refusals included, is a row of region_failovers in DATABASE_URL's database.
     Failover(FailoverArgs),
 }
 
@@ -132,17 +133,19 @@ fn parse_region(text: &str) -> Result<(String, String), String> {
 }
 
 pub async fn run(
+    db: &db::DbConfig,
     kafka: &KafkaConfig,
     regions: &RegionsArg,
     command: &RegionCommand,
 ) -> anyhow::Result<()> {
     match command {
         RegionCommand::Status(args) => status(kafka, regions, args).await,
-        RegionCommand::Failover(args) => failover(kafka, regions, args).await,
+        RegionCommand::Failover(args) => failover(db, kafka, regions, args).await,
     }
 }
 
 async fn failover(
+    db: &db::DbConfig,
     kafka: &KafkaConfig,
     regions: &RegionsArg,
     args: &FailoverArgs,
@@ -155,9 +158,19 @@ async fn failover(
         from.name != to.name,
         crate::replay::BadInput("--from and --to name the same region".into())
     );
-    let moved = region::failover(&args.group, &from, &to, args.apply)
-        .await
-        .with_context(|| format!("cannot fail group {} over", args.group))?;
+    // Every failover, dry runs and refusals included, is a row of region_failovers.
+    let pool = db::connect(db).await?;
+    db::migrate(&pool).await?;
+    let moved = region::failover(
+        &pool,
+        &args.group,
+        &from,
+        &to,
+        args.apply,
+        &crate::replay::run_by(),
+    )
+    .await
+    .with_context(|| format!("cannot fail group {} over", args.group))?;
     println!(
         "{:<40}  {:>9}  {:>10}  {:>10}  {:>14}",
         "topic",

@@ -146,7 +146,8 @@ pub fn is_bad_input(error: &anyhow::Error) -> bool {
     })
 }
 
-fn run_by() -> String {
+/// Who runs an operator command, for its audit row: `$USER`.
+pub fn run_by() -> String {
     std::env::var("USER").unwrap_or_else(|_| "unknown".into())
 }
 

@@ -444,7 +444,8 @@ pub struct Translated {
 
 /// Moves consumer group `group`, which read `from`'s topics in `from`, to read their copies in `to` at the
 /// offsets MirrorMaker 2 translated (its newest checkpoints, `<from>.checkpoints.internal` in `to`); a dry
-/// run unless `apply`.
+/// run unless `apply`. Every failover, refused or not, is a row of `region_failovers` in `pool`, run by
+/// `run_by`.
 ///
 /// What is lost at most is what `from` had not replicated when it was lost (its unreplicated tail, there
 /// again when it returns); what the group read in `from` after its newest checkpoint is read again in `to`,
@@ -453,15 +454,41 @@ pub struct Translated {
 /// # Errors
 /// [`OperatorError::BadInput`] when the group has active members in `to` (named) or no checkpoint there.
 pub async fn failover(
+    pool: &sqlx::PgPool,
     group: &str,
     from: &Region,
     to: &Region,
     apply: bool,
+    run_by: &str,
 ) -> Result<Vec<Translated>, OperatorError> {
-    let (group, from, to) = (group.to_owned(), from.clone(), to.clone());
-    tokio::task::spawn_blocking(move || failover_blocking(&group, &from, &to, apply))
-        .await
-        .map_err(|e| OperatorError::Failed(format!("failover thread failed: {e}")))?
+    let outcome = {
+        let (group, from, to) = (group.to_owned(), from.clone(), to.clone());
+        tokio::task::spawn_blocking(move || failover_blocking(&group, &from, &to, apply))
+            .await
+            .map_err(|e| OperatorError::Failed(format!("failover thread failed: {e}")))?
+    };
+    let (offsets, result, error) = match &outcome {
+        Ok(moved) => (serde_json::to_value(moved).ok(), "done", None),
+        Err(OperatorError::BadInput(why)) => (None, "refused", Some(why.clone())),
+        Err(e) => (None, "failed", Some(e.to_string())),
+    };
+    sqlx::query(
+        "INSERT INTO region_failovers
+             (id, run_by, mode, group_id, from_region, to_region, offsets, outcome, error)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(run_by)
+    .bind(if apply { "apply" } else { "dry_run" })
+    .bind(group)
+    .bind(&from.name)
+    .bind(&to.name)
+    .bind(offsets)
+    .bind(result)
+    .bind(error)
+    .execute(pool)
+    .await?;
+    outcome
 }
 
 fn failover_blocking(

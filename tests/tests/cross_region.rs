@@ -731,7 +731,7 @@ async fn a_group_failed_over_to_the_other_region_applies_every_event_once() {
     // MirrorMaker 2 finds the group within 5 s and checkpoints it every second.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     let dry = loop {
-        match ops::region::failover(&group, &from, &to, false).await {
+        match ops::region::failover(db.pool(), &group, &from, &to, false, "drill").await {
             Ok(moved)
                 if moved.len() == 3
                     && moved.iter().map(|m| m.upstream).sum::<i64>() == RECORDS as i64 =>
@@ -748,9 +748,21 @@ async fn a_group_failed_over_to_the_other_region_applies_every_event_once() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     assert!(dry.iter().all(|m| m.topic == copy), "{dry:?}");
-    let moved = ops::region::failover(&group, &from, &to, true)
+    let moved = ops::region::failover(db.pool(), &group, &from, &to, true, "drill")
         .await
         .unwrap();
+    // Each attempt is on the audit trail; the one applied holds the offsets it committed.
+    let (applied, offsets): (String, serde_json::Value) = sqlx::query_as(
+        "SELECT mode, offsets FROM region_failovers
+         WHERE group_id = $1 AND from_region = 'east' AND to_region = 'west' AND run_by = 'drill'
+         ORDER BY at DESC LIMIT 1",
+    )
+    .bind(&group)
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(applied, "apply");
+    assert_eq!(offsets, serde_json::to_value(&moved).unwrap());
     assert_eq!(
         moved
             .iter()
