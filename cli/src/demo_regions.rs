@@ -70,11 +70,8 @@ pub async fn run(
     let east = Pipeline::start(connect(roles, args).await?, east_config).await?;
     let mut west_config = config(&west_kafka, 1, &west_roles);
     west_config.registry = RegistrySetting::Url(east.shared().registry_url.clone());
-    let west = match connect(&west_roles, args).await {
-        Ok(pool) => Pipeline::start(pool, west_config).await,
-        Err(e) => Err(e),
-    };
-    let west = match west {
+    let west = async { Pipeline::start(connect(&west_roles, args).await?, west_config).await };
+    let west = match west.await {
         Ok(west) => west,
         Err(e) => {
             east.stop().await.ok();
@@ -192,10 +189,8 @@ impl Comparison {
                 "orders_global in {region}:  {rows} orders of both regions, checksum {checksum}"
             );
         }
-        for (region, (lags, home)) in REGIONS
-            .iter()
-            .zip(self.lags.iter().zip(REGIONS.iter().rev()))
-        {
+        for (i, lags) in self.lags.iter().enumerate() {
+            let (region, home) = (REGIONS[i], REGIONS[1 - i]);
             let p = |q| crate::bench::percentile(lags, q);
             let _ = writeln!(
                 out,
@@ -218,15 +213,18 @@ impl Comparison {
     }
 }
 
-type Row = (
-    Uuid,
-    String,
-    String,
-    Option<String>,
-    i64,
-    String,
-    DateTime<Utc>,
-);
+/// An order as a region's `orders_global` holds it.
+#[derive(sqlx::FromRow)]
+struct Row {
+    order_id: Uuid,
+    home_region: String,
+    status: String,
+    cancel_reason: Option<String>,
+    total_minor: i64,
+    currency: String,
+    /// When this region applied its placement.
+    seen_at: DateTime<Utc>,
+}
 
 /// Waits up to `timeout` until both regions' `orders_global` hold every order of both workloads, ended,
 /// then compares them.
@@ -242,12 +240,14 @@ async fn compare(
     let deadline = Instant::now() + timeout;
     let views = loop {
         let views = [view(pools[0], &ids).await?, view(pools[1], &ids).await?];
-        let whole = |rows: &[Row]| rows.len() == ids.len() && rows.iter().all(|r| r.2 != "placed");
+        let whole =
+            |rows: &[Row]| rows.len() == ids.len() && rows.iter().all(|r| r.status != "placed");
         if (whole(&views[0]) && whole(&views[1])) || Instant::now() >= deadline {
             break views;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
+    // Into each region, of the other's orders.
     let lags = [
         lags(&views[1], &views[0], REGIONS[1]),
         lags(&views[0], &views[1], REGIONS[0]),
@@ -300,12 +300,12 @@ fn agreed(rows: &[Row]) -> String {
         .map(|r| {
             format!(
                 "{} {} {} {} {} {}\n",
-                r.0,
-                r.1,
-                r.2,
-                r.3.as_deref().unwrap_or(""),
-                r.4,
-                r.5
+                r.order_id,
+                r.home_region,
+                r.status,
+                r.cancel_reason.as_deref().unwrap_or(""),
+                r.total_minor,
+                r.currency
             )
         })
         .collect()
@@ -324,14 +324,14 @@ fn summary(rows: &[Row]) -> (usize, String) {
 fn lags(at_home: &[Row], away: &[Row], home: &str) -> Vec<f64> {
     let home_seen: HashMap<Uuid, DateTime<Utc>> = at_home
         .iter()
-        .filter(|r| r.1 == home)
-        .map(|r| (r.0, r.6))
+        .filter(|r| r.home_region == home)
+        .map(|r| (r.order_id, r.seen_at))
         .collect();
     let mut lags: Vec<f64> = away
         .iter()
         .filter_map(|r| {
-            let seen = home_seen.get(&r.0)?;
-            Some(((r.6 - *seen).num_microseconds().unwrap_or(0) as f64 / 1000.0).max(0.0))
+            let seen = home_seen.get(&r.order_id)?;
+            Some(((r.seen_at - *seen).num_microseconds().unwrap_or(0) as f64 / 1000.0).max(0.0))
         })
         .collect();
     lags.sort_by(f64::total_cmp);
