@@ -195,7 +195,8 @@ impl Comparison {
             let _ = writeln!(
                 out,
                 "replication lag into {region}: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({} orders placed in {}; \
-                 from their home region's global view to this one's)",
+                 from their home region's global view to this one's; the first orders also wait for MirrorMaker \
+                 2 to take up the run's new topics, a few seconds)",
                 p(0.5),
                 p(0.99),
                 p(1.0),

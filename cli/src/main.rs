@@ -19,6 +19,7 @@ mod bench_reconcile;
 mod bench_replay;
 mod bench_replication;
 mod config_file;
+mod console;
 mod demo;
 mod demo_regions;
 mod dlq;
@@ -257,6 +258,11 @@ enum Command {
     /// default; resumable (`replay resume ID`); every replay recorded (`replay history`). Exit 2 for input
     /// it cannot carry out, with nothing written.
     Replay(replay::ReplayArgs),
+    /// Serve the operator console (default http://127.0.0.1:8090) until SIGINT or SIGTERM: the overview
+    /// (orders of the last hour by state, sagas in flight and needing attention, outbox backlog, consumer lag,
+    /// dead letters, replication lag, given-up notifications; it reloads itself), and an order by id or
+    /// idempotency key with its saga's timeline, the services' events and its payment. JSON under /api.
+    Console(console::ConsoleArgs),
     /// Replication between regions (MirrorMaker 2): lag per replicated partition, heartbeats, checkpoints.
     Region {
         #[command(subcommand)]
@@ -434,6 +440,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 format!("failed to create region {}'s database", connections.region)
             })?;
     }
+    let connections_region_known = connections.regions.bootstrap(&connections.region).is_some();
     let db_settings = db::DbConfig::from_url(&target.database_url);
     let roles = cli.connections.part_urls.roles(&db_settings);
     let mut kafka = producers::KafkaConfig::new(&target.kafka_bootstrap);
@@ -467,6 +474,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Group { command } => replay::group(&db_settings, &kafka, command).await,
         Command::Region { command } => {
             region::run(&db_settings, &kafka, &cli.connections.regions, &command).await
+        }
+        Command::Console(args) => {
+            let regions = if connections_region_known {
+                cli.connections.regions.regions(&kafka)
+            } else {
+                Vec::new()
+            };
+            console::run(&db_settings, &kafka, regions, &args).await
         }
         Command::Demo(args) => {
             demo::run(&roles, &kafka, &cli.connections.schema_registry_url, &args).await

@@ -47,7 +47,7 @@ impl RegionsArg {
     }
 
     /// The regions, with the -X properties (security settings) of every client.
-    fn regions(&self, kafka: &KafkaConfig) -> Vec<Region> {
+    pub fn regions(&self, kafka: &KafkaConfig) -> Vec<Region> {
         self.clusters
             .iter()
             .map(|(name, bootstrap)| {

@@ -1,0 +1,143 @@
+//! The operator console (`orderflow console`, default 127.0.0.1:8090): server-rendered pages for on-call and
+//! finance, and the JSON API behind them, over what the pipeline's tables and topics already hold.
+//!
+//! - `GET /` and `GET /api/overview`: orders by state over the last hour, sagas in flight and needing
+//!   attention, the outbox backlog, consumer lag per group, dead letters per topic, replication lag per flow,
+//!   given-up notifications ([`overview`]).
+//! - `GET /orders?ref=ID-OR-KEY`, `GET /orders/{ref}` and `GET /api/orders/{ref}`: an order by id or
+//!   idempotency key, its saga's timeline, each service's events for it, its payment ([`order`]).
+//!
+//! Bad input is answered with `application/problem+json` (RFC 9457) and a 4xx status, and changes nothing.
+//! The console reads; it shows no secret (no connection string, no subscriber secret). It refuses to listen
+//! on an address other than loopback without an access token ([`check_listen`]), because it shows every
+//! order to whoever reaches it.
+
+pub mod order;
+pub mod overview;
+mod pages;
+mod problem;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use producers::KafkaConfig;
+use producers::topics::Topics;
+use sqlx::PgPool;
+use tokio::sync::RwLock;
+use tokio_util::sync::CancellationToken;
+
+pub use problem::Problem;
+
+/// The console's settings.
+#[derive(Clone, Debug)]
+pub struct ConsoleConfig {
+    /// The pipeline's topics (their prefix).
+    pub topics: Topics,
+    /// The pipeline's consumer groups are `<group_prefix><part>`.
+    pub group_prefix: String,
+    /// The regions whose replication the overview shows; none for one region.
+    pub regions: Vec<ops::region::Region>,
+    /// How often the replication's state is read again (it takes seconds on a busy cluster).
+    pub replication_every: Duration,
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct Console {
+    pool: PgPool,
+    kafka: KafkaConfig,
+    config: Arc<ConsoleConfig>,
+    /// The newest replication state, read in the background.
+    replication: Arc<RwLock<Option<ops::region::Status>>>,
+}
+
+impl Console {
+    #[must_use]
+    pub fn new(pool: PgPool, kafka: KafkaConfig, config: ConsoleConfig) -> Self {
+        Self {
+            pool,
+            kafka,
+            config: Arc::new(config),
+            replication: Arc::default(),
+        }
+    }
+
+    /// The pages and the JSON API.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/", get(pages::overview))
+            .route("/orders", get(pages::search))
+            .route("/orders/{reference}", get(pages::order))
+            .route("/api/overview", get(overview::get))
+            .route("/api/orders/{reference}", get(order::get))
+            .fallback(problem::not_found)
+            .with_state(self.clone())
+    }
+
+    /// Serves the console on `listener` until `shutdown` fires, reading the replication's state in the
+    /// background when regions are set.
+    ///
+    /// # Errors
+    /// When serving fails.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
+        if !self.config.regions.is_empty() {
+            tokio::spawn(overview::watch_replication(
+                self.config.regions.clone(),
+                Arc::clone(&self.replication),
+                self.config.replication_every,
+                shutdown.clone(),
+            ));
+        }
+        let router = self.router();
+        web::serve(listener, router, async move { shutdown.cancelled().await }).await
+    }
+}
+
+/// Refuses an address other than loopback without an access token: the console shows every order and saga
+/// to whoever reaches it.
+///
+/// # Errors
+/// A message naming the address and the setting that allows it.
+pub fn check_listen(addr: SocketAddr, token: Option<&str>) -> Result<(), String> {
+    if addr.ip().is_loopback() || token.is_some_and(|t| !t.is_empty()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "refusing to serve the console on {addr}, which is not a loopback address, without an access token: \
+             set CONSOLE_TOKEN (--token), or listen on 127.0.0.1"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_is_served_without_a_token() {
+        let any: SocketAddr = "0.0.0.0:8090".parse().unwrap();
+        let refused = check_listen(any, None).unwrap_err();
+        assert!(
+            refused.contains("0.0.0.0:8090") && refused.contains("CONSOLE_TOKEN"),
+            "{refused}"
+        );
+        assert!(
+            check_listen(any, Some("")).is_err(),
+            "an empty token is none"
+        );
+        assert!(check_listen(any, Some("s3cret")).is_ok());
+        for local in ["127.0.0.1:8090", "[::1]:8090"] {
+            assert!(
+                check_listen(local.parse().unwrap(), None).is_ok(),
+                "{local}"
+            );
+        }
+    }
+}

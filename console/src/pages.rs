@@ -1,0 +1,351 @@
+//! The pages: server-rendered HTML, no script, no external font or stylesheet. The overview reloads itself
+//! every 10 s.
+
+use std::fmt::Write as _;
+
+use axum::extract::{Path, Query, State};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::order::OrderDetails;
+use crate::overview::Overview;
+use crate::{Console, Problem};
+
+const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1d232a}\
+header{background:#1d3b58;color:#fff;padding:10px 20px;display:flex;gap:24px;align-items:center}\
+header a{color:#fff;text-decoration:none;font-weight:600}main{padding:16px 20px;max-width:1100px}\
+h2{font-size:16px;margin:20px 0 8px}table{border-collapse:collapse;margin-bottom:8px}\
+td,th{border-bottom:1px solid #dde3ea;padding:4px 12px 4px 0;text-align:left;vertical-align:top}\
+th{color:#5a6672;font-weight:600}.num{text-align:right}.bad{color:#b3261e;font-weight:600}\
+.ok{color:#1e7b34}.tiles{display:flex;flex-wrap:wrap;gap:12px}\
+.tile{border:1px solid #dde3ea;border-radius:6px;padding:10px 14px;min-width:150px}\
+.tile b{display:block;font-size:22px}pre{margin:0;font-size:12px;white-space:pre-wrap}\
+form{display:inline}input{font:inherit;padding:3px 6px;width:320px}";
+
+/// Escapes `text` for HTML text and attribute values.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A whole page around `body`; `refresh` reloads it every that many seconds.
+fn page(title: &str, body: &str, refresh: Option<u32>) -> Html<String> {
+    let refresh = refresh.map_or_else(String::new, |s| {
+        format!("<meta http-equiv=\"refresh\" content=\"{s}\">")
+    });
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{refresh}\
+         <title>{} · orderflow console</title><style>{STYLE}</style></head><body><header>\
+         <a href=\"/\">orderflow console</a><form action=\"/orders\" method=\"get\">\
+         <input name=\"ref\" placeholder=\"order id or idempotency key\" aria-label=\"order\"></form>\
+         </header><main>{body}</main></body></html>",
+        escape(title)
+    ))
+}
+
+/// A page saying what went wrong, with the problem's status.
+fn problem_page(problem: &Problem) -> Response {
+    let body = format!(
+        "<h1>{}</h1><p class=\"bad\" id=\"problem\">{}</p>",
+        escape(problem.title),
+        escape(&problem.detail)
+    );
+    (problem.status, page(problem.title, &body, None)).into_response()
+}
+
+fn tile(id: &str, label: &str, value: &str, bad: bool) -> String {
+    format!(
+        "<div class=\"tile\" id=\"{id}\"><b class=\"{}\">{}</b>{}</div>",
+        if bad { "bad" } else { "" },
+        escape(value),
+        escape(label)
+    )
+}
+
+/// `GET /`.
+pub(crate) async fn overview(State(console): State<Console>) -> Response {
+    match crate::overview::read(&console).await {
+        Ok(overview) => page("overview", &render_overview(&overview), Some(10)).into_response(),
+        Err(problem) => problem_page(&problem),
+    }
+}
+
+fn render_overview(o: &Overview) -> String {
+    let mut out = String::from(
+        "<h1>Overview</h1><h2>Orders placed in the last hour</h2><div class=\"tiles\">",
+    );
+    for state in ["placed", "completed", "cancelled"] {
+        let n = o.orders_last_hour.get(state).copied().unwrap_or(0);
+        out.push_str(&tile(
+            &format!("orders-{state}"),
+            state,
+            &n.to_string(),
+            false,
+        ));
+    }
+    out.push_str("</div><h2>Sagas and the outbox</h2><div class=\"tiles\">");
+    out.push_str(&tile(
+        "sagas-in-flight",
+        "sagas in flight",
+        &o.sagas_in_flight.to_string(),
+        false,
+    ));
+    out.push_str(&tile(
+        "sagas-needing-attention",
+        "sagas needing attention",
+        &o.sagas_needing_attention.to_string(),
+        o.sagas_needing_attention > 0,
+    ));
+    out.push_str(&tile(
+        "outbox-backlog",
+        "outbox backlog",
+        &o.outbox.backlog.to_string(),
+        false,
+    ));
+    let oldest = o
+        .outbox
+        .oldest_age_seconds
+        .map_or_else(|| "-".to_owned(), |s| format!("{s:.1} s"));
+    out.push_str(&tile(
+        "outbox-oldest",
+        "oldest in the outbox",
+        &oldest,
+        false,
+    ));
+    out.push_str(&tile(
+        "outbox-quarantined",
+        "quarantined",
+        &o.outbox.quarantined.to_string(),
+        o.outbox.quarantined > 0,
+    ));
+    out.push_str(&tile(
+        "notifications-given-up",
+        "notifications given up",
+        &o.notifications_given_up.to_string(),
+        o.notifications_given_up > 0,
+    ));
+    out.push_str("</div><h2>Consumer lag</h2><table id=\"consumer-lag\"><tr><th>group</th><th>topics</th><th class=\"num\">lag</th></tr>");
+    for g in &o.consumer_lag {
+        let lag = g
+            .lag
+            .map_or_else(|| "not running yet".to_owned(), |l| l.to_string());
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
+            escape(&g.group),
+            escape(&g.topics.join(", ")),
+            escape(&lag)
+        );
+    }
+    out.push_str("</table><h2>Dead letters</h2>");
+    if o.dead_letters.is_empty() {
+        out.push_str("<p id=\"dead-letters\" class=\"ok\">none</p>");
+    } else {
+        out.push_str(
+            "<table id=\"dead-letters\"><tr><th>topic</th><th class=\"num\">records</th></tr>",
+        );
+        for d in &o.dead_letters {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td class=\"num bad\">{}</td></tr>",
+                escape(&d.topic),
+                d.records
+            );
+        }
+        out.push_str("</table>");
+    }
+    out.push_str("<h2>Replication</h2>");
+    if o.replication.is_empty() {
+        out.push_str("<p id=\"replication\">one region, or not read yet</p>");
+    } else {
+        out.push_str(
+            "<table id=\"replication\"><tr><th>flow</th><th class=\"num\">lag (records)</th>\
+             <th class=\"num\">lag (s)</th><th class=\"num\">newest heartbeat</th></tr>",
+        );
+        for f in &o.replication {
+            let heartbeat = f
+                .heartbeat_age_seconds
+                .map_or_else(|| "none yet".to_owned(), |age| format!("{age:.1} s ago"));
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{:.1}</td><td class=\"num\">{}</td></tr>",
+                escape(&f.flow),
+                f.lag_records,
+                f.lag_seconds,
+                escape(&heartbeat)
+            );
+        }
+        out.push_str("</table>");
+    }
+    out
+}
+
+/// The search form's query.
+#[derive(Deserialize)]
+pub(crate) struct Search {
+    #[serde(rename = "ref", default)]
+    reference: String,
+}
+
+/// `GET /orders?ref=...`: to the order's page.
+pub(crate) async fn search(Query(search): Query<Search>) -> Response {
+    let reference = search.reference.trim();
+    if reference.is_empty() {
+        return problem_page(&Problem::bad_request(
+            "give an order id (a UUID) or the idempotency key it was submitted with",
+        ));
+    }
+    Redirect::to(&format!("/orders/{}", percent_encode(reference))).into_response()
+}
+
+/// Encodes `text` for one path segment.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `GET /orders/{reference}`.
+pub(crate) async fn order(
+    State(console): State<Console>,
+    Path(reference): Path<String>,
+) -> Response {
+    match crate::order::find(&console.pool, &reference).await {
+        Ok(details) => {
+            let title = format!("order {}", details.order.order_id);
+            page(&title, &render_order(&details), None).into_response()
+        }
+        Err(problem) => problem_page(&problem),
+    }
+}
+
+fn render_order(d: &OrderDetails) -> String {
+    let o = &d.order;
+    let mut out = format!(
+        "<h1>Order {}</h1><table id=\"order\"><tr><th>status</th><td id=\"order-status\">{}{}</td></tr>\
+         <tr><th>idempotency key</th><td>{}</td></tr><tr><th>total</th><td>{} {}</td></tr>\
+         <tr><th>placed</th><td>{}</td></tr><tr><th>ended</th><td>{}</td></tr></table>",
+        o.order_id,
+        escape(&o.status),
+        o.cancel_reason
+            .as_deref()
+            .map_or_else(String::new, |r| format!(" ({})", escape(r))),
+        escape(o.idempotency_key.as_deref().unwrap_or("-")),
+        money(o.total_minor),
+        escape(&o.currency),
+        o.placed_at.to_rfc3339(),
+        o.ended_at
+            .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339()),
+    );
+    out.push_str("<h2>Saga</h2>");
+    match &d.saga {
+        None => out.push_str("<p id=\"saga\">not started yet</p>"),
+        Some(s) => {
+            let _ = write!(
+                out,
+                "<p id=\"saga\">{}{}; started {}, last step {}</p>",
+                escape(&s.state),
+                s.outcome
+                    .as_deref()
+                    .map_or_else(String::new, |o| format!(", ended {}", escape(o))),
+                s.started_at.to_rfc3339(),
+                s.updated_at.to_rfc3339()
+            );
+        }
+    }
+    out.push_str(
+        "<table id=\"timeline\"><tr><th>#</th><th>time</th><th>saga event</th><th>data</th></tr>",
+    );
+    for step in &d.timeline {
+        let _ = write!(
+            out,
+            "<tr><td class=\"num\">{}</td><td>{}</td><td>{}</td><td><pre>{}</pre></td></tr>",
+            step.version,
+            step.recorded_at.to_rfc3339(),
+            escape(&step.event_type),
+            escape(&step.event.to_string())
+        );
+    }
+    out.push_str("</table><h2>Services' events</h2><table id=\"events\"><tr><th>time</th><th>stream</th><th>#</th><th>event</th><th>data</th></tr>");
+    for e in &d.events {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td><pre>{}</pre></td></tr>",
+            e.recorded_at.to_rfc3339(),
+            escape(&e.stream),
+            e.version,
+            escape(&e.event_type),
+            escape(&e.payload.to_string())
+        );
+    }
+    out.push_str("</table><h2>Payment</h2>");
+    match &d.payment {
+        None => out.push_str("<p id=\"payment\">none</p>"),
+        Some(p) => {
+            let _ = write!(
+                out,
+                "<table id=\"payment\"><tr><th>status</th><td>{}</td></tr><tr><th>amount</th><td>{} {}</td></tr>\
+                 <tr><th>captured</th><td>{}</td></tr><tr><th>refunded</th><td>{}</td></tr>\
+                 <tr><th>at the provider</th><td>{}</td></tr></table>",
+                escape(&p.status),
+                money(p.amount_minor),
+                escape(&p.currency),
+                money(p.captured_minor),
+                money(p.refunded_minor),
+                escape(p.provider_ref.as_deref().unwrap_or("-"))
+            );
+        }
+    }
+    out
+}
+
+/// Minor units as `12.34`.
+fn money(minor: i64) -> String {
+    format!(
+        "{}{}.{:02}",
+        if minor < 0 { "-" } else { "" },
+        (minor / 100).abs(),
+        (minor % 100).abs()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_from_the_data_cannot_become_markup() {
+        assert_eq!(
+            escape("<script>alert('x')</script> & \"q\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
+        );
+    }
+
+    #[test]
+    fn a_reference_is_one_path_segment() {
+        assert_eq!(percent_encode("key/1 ?x"), "key%2F1%20%3Fx");
+        assert_eq!(percent_encode("demo-7_a.b~"), "demo-7_a.b~");
+    }
+
+    #[test]
+    fn amounts_show_their_minor_units() {
+        assert_eq!(money(1999), "19.99");
+        assert_eq!(money(5), "0.05");
+        assert_eq!(money(-250), "-2.50");
+    }
+}
