@@ -14,7 +14,8 @@ pub struct ConsoleArgs {
     /// Serve here. An address other than loopback needs --token.
     #[arg(long, env = "CONSOLE_ADDR", default_value = "127.0.0.1:8090")]
     listen: SocketAddr,
-    /// The console's access token; required to listen on an address other than loopback.
+    /// The console's access token: its actions (redriving dead letters) need it, as `Authorization: Bearer`
+    /// or through the /login page; required to listen on an address other than loopback.
     #[arg(long, env = "CONSOLE_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Prefix of the pipeline's topic names (as `serve` was given it).
@@ -32,6 +33,7 @@ pub struct ConsoleArgs {
 pub async fn run(
     db: &db::DbConfig,
     kafka: &KafkaConfig,
+    registry_url: &str,
     regions: Vec<ops::region::Region>,
     args: &ConsoleArgs,
 ) -> anyhow::Result<()> {
@@ -51,6 +53,10 @@ pub async fn run(
             group_prefix: args.group_prefix.clone(),
             regions,
             replication_every: Duration::from_secs(args.replication_every),
+            token: args.token.clone(),
+            codec: Some(std::sync::Arc::new(
+                schemas::AvroCodec::new(registry_url).context("bad schema registry URL")?,
+            )),
         },
     );
     let shutdown = tokio_util::sync::CancellationToken::new();

@@ -2,6 +2,8 @@
 
 use anyhow::Context as _;
 use consumers::dlq::{self, DeadLetter};
+use ops::audit::Via;
+use ops::dead_letters::{self, Selection};
 use producers::KafkaConfig;
 
 /// `orderflow dlq ...`
@@ -17,6 +19,7 @@ pub enum DlqCommand {
     },
     /// Publish dead letters back to their source topics with their original headers. Idempotent: the event
     /// id is unchanged, so consumers that applied it already skip it. Without --offset, every dead letter.
+    /// Each redrive is a row of operator_actions in DATABASE_URL's database.
     Redrive {
         topic: String,
         /// Only the dead letter at this partition and offset.
@@ -27,7 +30,11 @@ pub enum DlqCommand {
     },
 }
 
-pub async fn run(kafka: &KafkaConfig, command: &DlqCommand) -> anyhow::Result<()> {
+pub async fn run(
+    db: &db::DbConfig,
+    kafka: &KafkaConfig,
+    command: &DlqCommand,
+) -> anyhow::Result<()> {
     match command {
         DlqCommand::List { topic } => {
             let letters = dlq::list(kafka, topic)
@@ -76,11 +83,23 @@ pub async fn run(kafka: &KafkaConfig, command: &DlqCommand) -> anyhow::Result<()
             partition,
             offset,
         } => {
-            let letters = match (partition, offset) {
-                (Some(p), Some(o)) => vec![find(kafka, topic, *p, *o).await?],
-                _ => dlq::list(kafka, topic).await?,
+            let selection = match (partition, offset) {
+                (Some(p), Some(o)) => Selection::Only(vec![(*p, *o)]),
+                _ => Selection::All,
             };
-            let sent = dlq::redrive(kafka, topic, &letters).await?;
+            // The redrive is a row of operator_actions, refused or not.
+            let pool = db::connect(db).await?;
+            db::migrate(&pool).await?;
+            let sent = dead_letters::redrive(
+                &pool,
+                kafka,
+                topic,
+                &selection,
+                Via::Cli,
+                &crate::replay::run_by(),
+            )
+            .await
+            .with_context(|| format!("cannot redrive from {topic}"))?;
             println!("redriven {sent} dead letter(s) from {topic}");
         }
     }

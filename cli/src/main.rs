@@ -413,6 +413,9 @@ fn migrates(command: &Command) -> bool {
             | Command::Reconcile(_)
             | Command::Replay(_)
             | Command::Group { .. }
+            | Command::Dlq {
+                command: dlq::DlqCommand::Redrive { .. }
+            }
             | Command::Notify { .. }
             | Command::Region {
                 command: region::RegionCommand::Failover(_)
@@ -451,7 +454,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Registry(args) => registry::run(&roles, &args).await,
         Command::Outbox { command } => relay::outbox_command(&db_settings, &command).await,
         Command::Status(args) => status::run(&db_settings, &kafka, &args).await,
-        Command::Dlq { command } => dlq::run(&kafka, &command).await,
+        Command::Dlq { command } => dlq::run(&db_settings, &kafka, &command).await,
         Command::Notify { command } => notify::run(&roles, command).await,
         Command::Reconcile(args) => {
             reconcile::run(
@@ -481,7 +484,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 Vec::new()
             };
-            console::run(&db_settings, &kafka, regions, &args).await
+            console::run(
+                &db_settings,
+                &kafka,
+                &cli.connections.schema_registry_url,
+                regions,
+                &args,
+            )
+            .await
         }
         Command::Demo(args) => {
             demo::run(&roles, &kafka, &cli.connections.schema_registry_url, &args).await

@@ -6,12 +6,19 @@
 //!   given-up notifications ([`overview`]).
 //! - `GET /orders?ref=ID-OR-KEY`, `GET /orders/{ref}` and `GET /api/orders/{ref}`: an order by id or
 //!   idempotency key, its saga's timeline, each service's events for it, its payment ([`order`]).
+//! - `GET /dead-letters[/{topic}[/{partition}/{offset}]]` and the same under `/api`: dead letters per topic,
+//!   one decoded with its envelope; `POST .../redrive` redrives a selection ([`dead_letters`]).
+//!
+//! Actions need the console's access token and are refused from other sites (`actions`); each is a row of
+//! `operator_actions`, the CLI's audit trail.
 //!
 //! Bad input is answered with `application/problem+json` (RFC 9457) and a 4xx status, and changes nothing.
 //! The console reads; it shows no secret (no connection string, no subscriber secret). It refuses to listen
 //! on an address other than loopback without an access token ([`check_listen`]), because it shows every
 //! order to whoever reaches it.
 
+mod actions;
+pub mod dead_letters;
 pub mod order;
 pub mod overview;
 mod pages;
@@ -22,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use producers::KafkaConfig;
 use producers::topics::Topics;
 use sqlx::PgPool;
@@ -42,6 +49,10 @@ pub struct ConsoleConfig {
     pub regions: Vec<ops::region::Region>,
     /// How often the replication's state is read again (it takes seconds on a busy cluster).
     pub replication_every: Duration,
+    /// The access token actions need; without one the console acts on nothing.
+    pub token: Option<String>,
+    /// Decodes dead letters' values to JSON; without one they are shown undecoded.
+    pub codec: Option<Arc<schemas::AvroCodec>>,
 }
 
 /// What every handler shares.
@@ -71,8 +82,25 @@ impl Console {
             .route("/", get(pages::overview))
             .route("/orders", get(pages::search))
             .route("/orders/{reference}", get(pages::order))
+            .route("/dead-letters", get(pages::dead_letter_topics))
+            .route("/dead-letters/{topic}", get(pages::dead_letters))
+            .route("/dead-letters/{topic}/redrive", post(pages::redrive))
+            .route(
+                "/dead-letters/{topic}/{partition}/{offset}",
+                get(pages::dead_letter),
+            )
+            .route("/login", get(pages::login_form).post(pages::login))
             .route("/api/overview", get(overview::get))
             .route("/api/orders/{reference}", get(order::get))
+            .route("/api/dead-letters/{topic}", get(dead_letters::get_list))
+            .route(
+                "/api/dead-letters/{topic}/redrive",
+                post(dead_letters::post_redrive),
+            )
+            .route(
+                "/api/dead-letters/{topic}/{partition}/{offset}",
+                get(dead_letters::get_one),
+            )
             .fallback(problem::not_found)
             .with_state(self.clone())
     }

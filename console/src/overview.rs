@@ -146,7 +146,7 @@ async fn given_up(pool: &PgPool) -> Result<i64, Problem> {
 }
 
 /// The pipeline's consumer groups and the topics each reads.
-fn groups(topics: &Topics, prefix: &str) -> Vec<(String, Vec<String>)> {
+pub(crate) fn groups(topics: &Topics, prefix: &str) -> Vec<(String, Vec<String>)> {
     Service::ALL
         .into_iter()
         .map(|service| (format!("{prefix}{service}"), vec![topics.commands(service)]))
@@ -158,12 +158,8 @@ fn groups(topics: &Topics, prefix: &str) -> Vec<(String, Vec<String>)> {
 }
 
 /// The records in each dead-letter topic of the pipeline's consumed topics that holds any.
-async fn dead_letters(console: &Console) -> Vec<DeadLetters> {
-    let topics: Vec<String> = groups(&console.config.topics, &console.config.group_prefix)
-        .into_iter()
-        .flat_map(|(_, topics)| topics)
-        .map(|topic| Topics::dead_letters(&topic))
-        .collect();
+pub(crate) async fn dead_letters(console: &Console) -> Vec<DeadLetters> {
+    let topics = crate::dead_letters::topics(console);
     let kafka = console.kafka.clone();
     tokio::task::spawn_blocking(move || {
         let Ok(consumer) = kafka.client_config().create::<BaseConsumer>() else {

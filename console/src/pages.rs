@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
@@ -46,7 +47,8 @@ fn page(title: &str, body: &str, refresh: Option<u32>) -> Html<String> {
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{refresh}\
          <title>{} · orderflow console</title><style>{STYLE}</style></head><body><header>\
-         <a href=\"/\">orderflow console</a><form action=\"/orders\" method=\"get\">\
+         <a href=\"/\">orderflow console</a><a href=\"/dead-letters\">dead letters</a>\
+         <form action=\"/orders\" method=\"get\">\
          <input name=\"ref\" placeholder=\"order id or idempotency key\" aria-label=\"order\"></form>\
          </header><main>{body}</main></body></html>",
         escape(title)
@@ -157,7 +159,8 @@ fn render_overview(o: &Overview) -> String {
         for d in &o.dead_letters {
             let _ = write!(
                 out,
-                "<tr><td>{}</td><td class=\"num bad\">{}</td></tr>",
+                "<tr><td><a href=\"/dead-letters/{}\">{}</a></td><td class=\"num bad\">{}</td></tr>",
+                percent_encode(&d.topic),
                 escape(&d.topic),
                 d.records
             );
@@ -312,6 +315,197 @@ fn render_order(d: &OrderDetails) -> String {
         }
     }
     out
+}
+
+/// `GET /dead-letters`: the dead-letter topics, with how many records each holds.
+pub(crate) async fn dead_letter_topics(State(console): State<Console>) -> Response {
+    let counts = crate::overview::dead_letters(&console).await;
+    let mut out = String::from(
+        "<h1>Dead letters</h1><table id=\"dead-letter-topics\"><tr><th>topic</th><th class=\"num\">records</th></tr>",
+    );
+    for topic in crate::dead_letters::topics(&console) {
+        let records = counts
+            .iter()
+            .find(|c| c.topic == topic)
+            .map_or(0, |c| c.records);
+        let _ = write!(
+            out,
+            "<tr><td><a href=\"/dead-letters/{}\">{}</a></td><td class=\"num{}\">{records}</td></tr>",
+            percent_encode(&topic),
+            escape(&topic),
+            if records > 0 { " bad" } else { "" }
+        );
+    }
+    out.push_str("</table>");
+    page("dead letters", &out, None).into_response()
+}
+
+/// `GET /dead-letters/{topic}`: its dead letters, with a form to redrive a selection.
+pub(crate) async fn dead_letters(
+    State(console): State<Console>,
+    Path(topic): Path<String>,
+    Query(message): Query<Message>,
+) -> Response {
+    let letters = match crate::dead_letters::list(&console, &topic).await {
+        Ok(letters) => letters,
+        Err(problem) => return problem_page(&problem),
+    };
+    let mut out = format!("<h1>Dead letters of {}</h1>", escape(&topic));
+    if let Some(text) = &message.message {
+        let _ = write!(out, "<p id=\"message\" class=\"ok\">{}</p>", escape(text));
+    }
+    if letters.is_empty() {
+        out.push_str("<p id=\"letters\" class=\"ok\">none</p>");
+        return page(&topic, &out, None).into_response();
+    }
+    let _ = write!(
+        out,
+        "<form method=\"post\" action=\"/dead-letters/{}/redrive\"><table id=\"letters\"><tr><th></th>\
+         <th>position</th><th>key</th><th>from</th><th>group</th><th>why</th><th class=\"num\">attempts</th></tr>",
+        percent_encode(&topic)
+    );
+    for l in &letters {
+        let position = format!("{}/{}", l.partition, l.offset);
+        let _ = write!(
+            out,
+            "<tr><td><input type=\"checkbox\" name=\"letter\" value=\"{position}\" aria-label=\"{position}\"></td>\
+             <td><a href=\"/dead-letters/{}/{position}\">{position}</a></td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td class=\"num\">{}</td></tr>",
+            percent_encode(&topic),
+            escape(l.key.as_deref().unwrap_or("")),
+            escape(l.source.as_deref().unwrap_or("")),
+            escape(l.consumer_group.as_deref().unwrap_or("")),
+            escape(&format!(
+                "{} {}",
+                l.error_class.as_deref().unwrap_or(""),
+                l.error_message
+                    .as_deref()
+                    .or(l.unreadable.as_deref())
+                    .unwrap_or("")
+            )),
+            l.attempts.map_or_else(String::new, |a| a.to_string())
+        );
+    }
+    out.push_str(
+        "</table><button type=\"submit\" id=\"redrive\">Redrive the chosen ones</button> \
+         <span>to their source topics, as <code>orderflow dlq redrive</code> does; a consumer that applied one \
+         already skips it</span></form>",
+    );
+    page(&topic, &out, None).into_response()
+}
+
+/// A message shown after an action.
+#[derive(Deserialize)]
+pub(crate) struct Message {
+    message: Option<String>,
+}
+
+/// `GET /dead-letters/{topic}/{partition}/{offset}`: one dead letter, decoded, with its envelope.
+pub(crate) async fn dead_letter(
+    State(console): State<Console>,
+    Path((topic, partition, offset)): Path<(String, String, String)>,
+) -> Response {
+    let shown = match crate::dead_letters::position(&partition, &offset) {
+        Ok((p, o)) => crate::dead_letters::show(&console, &topic, p, o).await,
+        Err(problem) => Err(problem),
+    };
+    let shown = match shown {
+        Ok(shown) => shown,
+        Err(problem) => return problem_page(&problem),
+    };
+    let pretty =
+        |value: &serde_json::Value| serde_json::to_string_pretty(value).unwrap_or_default();
+    let value = match (&shown.value, &shown.undecoded) {
+        (Some(value), _) => pretty(value),
+        (None, why) => format!("(not decoded: {})", why.as_deref().unwrap_or("no value")),
+    };
+    let position = format!("{partition}/{offset}");
+    let out = format!(
+        "<h1>Dead letter {}/{position}</h1><h2>Envelope</h2><pre id=\"envelope\">{}</pre>\
+         <h2>Value</h2><pre id=\"value\">{}</pre><h2>Headers</h2><pre id=\"headers\">{}</pre>\
+         <form method=\"post\" action=\"/dead-letters/{}/redrive\"><input type=\"hidden\" name=\"letter\" \
+         value=\"{position}\"><button type=\"submit\" id=\"redrive\">Redrive this one</button></form>",
+        escape(&topic),
+        escape(&pretty(&serde_json::Value::Object(shown.envelope.clone()))),
+        escape(&value),
+        escape(&pretty(&serde_json::Value::Object(shown.headers.clone()))),
+        percent_encode(&topic),
+    );
+    page(&topic, &out, None).into_response()
+}
+
+/// `POST /dead-letters/{topic}/redrive` (the pages' form): redrives the chosen dead letters, then back to
+/// the topic's page with what happened.
+pub(crate) async fn redrive(
+    State(console): State<Console>,
+    Path(topic): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if let Err(problem) = crate::actions::authorize(&headers, console.config.token.as_deref()) {
+        return problem_page(&problem);
+    }
+    let positions: Result<Vec<(i32, i64)>, Problem> = crate::actions::form_pairs(&body)
+        .into_iter()
+        .filter(|(key, _)| key == "letter")
+        .map(|(_, value)| {
+            let (p, o) = value.split_once('/').unwrap_or((&value, ""));
+            crate::dead_letters::position(p, o)
+        })
+        .collect();
+    let redriven = match positions {
+        Ok(positions) => crate::dead_letters::redrive(&console, &topic, positions).await,
+        Err(problem) => Err(problem),
+    };
+    match redriven {
+        Ok(n) => Redirect::to(&format!(
+            "/dead-letters/{}?message={}",
+            percent_encode(&topic),
+            percent_encode(&format!("redriven {n} dead letter(s)"))
+        ))
+        .into_response(),
+        Err(problem) => problem_page(&problem),
+    }
+}
+
+/// `GET /login`: the form that keeps the access token in a cookie for the pages' actions.
+pub(crate) async fn login_form() -> Html<String> {
+    page(
+        "log in",
+        "<h1>Log in</h1><p>The console's actions need its access token (CONSOLE_TOKEN).</p>\
+         <form method=\"post\" action=\"/login\" id=\"login\"><input type=\"password\" name=\"token\" \
+         aria-label=\"token\"> <button type=\"submit\">Log in</button></form>",
+        None,
+    )
+}
+
+/// `POST /login`: sets the token cookie when the token is right.
+pub(crate) async fn login(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let token = crate::actions::form_pairs(&body)
+        .into_iter()
+        .find(|(key, _)| key == "token")
+        .map(|(_, value)| value)
+        .unwrap_or_default();
+    let mut with_token = headers.clone();
+    if let Ok(value) = format!("Bearer {token}").parse() {
+        with_token.insert(axum::http::header::AUTHORIZATION, value);
+    }
+    if let Err(problem) = crate::actions::authorize(&with_token, console.config.token.as_deref()) {
+        return problem_page(&problem);
+    }
+    let cookie = format!(
+        "{}={token}; HttpOnly; SameSite=Strict; Path=/",
+        crate::actions::COOKIE
+    );
+    (
+        [(axum::http::header::SET_COOKIE, cookie)],
+        Redirect::to("/"),
+    )
+        .into_response()
 }
 
 /// Minor units as `12.34`.

@@ -13,6 +13,8 @@ use pipeline::{Pipeline, PipelineConfig};
 use producers::topics::Topics;
 use testkit::TestDb;
 
+const TOKEN: &str = "console-test-token";
+
 /// A pipeline on its own database and topics, with `orders` orders ended, and the console over it;
 /// returns the console's base URL.
 struct Running {
@@ -59,6 +61,8 @@ async fn running(orders: usize) -> Running {
             group_prefix: prefix.clone(),
             regions: Vec::new(),
             replication_every: Duration::from_secs(15),
+            token: Some(TOKEN.to_owned()),
+            codec: Some(std::sync::Arc::clone(&pipeline.shared().codec)),
         },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -245,5 +249,178 @@ async fn bad_input_is_a_problem_with_a_4xx_status_and_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(before, after);
+    running.stop().await;
+}
+
+/// A dead letter of the global view: the `OrderPlaced` of an order its group never applied. Returns the
+/// dead-letter topic, the order and the event id.
+async fn dead_letter_of_the_global_view(running: &Running) -> (String, uuid::Uuid, uuid::Uuid) {
+    use producers::headers::{self, EVENT_ID, EVENT_TYPE};
+    let shared = running.pipeline.shared();
+    let topic = shared
+        .config
+        .services
+        .topics
+        .events(producers::topics::Service::Orders);
+    let placed = testkit::read_topic(&testkit::kafka(), &topic)
+        .await
+        .into_iter()
+        .find(|r| r.headers.get(EVENT_TYPE).map(String::as_str) == Some("OrderPlaced"))
+        .unwrap();
+    let event_id: uuid::Uuid = placed.headers[EVENT_ID].parse().unwrap();
+    let group = format!(
+        "{}{}",
+        shared.config.services.group_prefix,
+        services::orders::global::GROUP
+    );
+    // Records are keyed by order id. The view's group has not applied it: no inbox row, no view row.
+    let order: uuid::Uuid = placed.key.as_deref().unwrap().parse().unwrap();
+    sqlx::query("DELETE FROM inbox WHERE consumer_group = $1 AND event_id = $2")
+        .bind(&group)
+        .bind(event_id)
+        .execute(running.db.pool())
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM orders_global WHERE order_id = $1")
+        .bind(order)
+        .execute(running.db.pool())
+        .await
+        .unwrap();
+    let envelope = consumers::envelope::DeadLetterEnvelope {
+        source_topic: topic.clone(),
+        source_partition: placed.partition,
+        source_offset: placed.offset,
+        consumer_group: group,
+        error_class: consumers::envelope::FailureClass::Poison,
+        error_message: "the view's handler failed".into(),
+        attempts: 1,
+        first_failed_at_ms: 1,
+        dead_lettered_at_ms: 2,
+    };
+    let mut all = placed.headers.clone();
+    all.extend(envelope.to_headers());
+    let dlq = Topics::dead_letters(&topic);
+    producers::ensure_topic(&testkit::kafka(), &dlq, 1)
+        .await
+        .unwrap();
+    let producer: rdkafka::producer::FutureProducer =
+        testkit::kafka().client_config().create().unwrap();
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to(&dlq)
+                .key(placed.key.as_deref().unwrap())
+                .payload(&placed.payload)
+                .headers(headers::to_kafka(&all)),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+    (dlq, order, event_id)
+}
+
+async fn global_rows(running: &Running, order: uuid::Uuid) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM orders_global WHERE order_id = $1")
+        .bind(order)
+        .fetch_one(running.db.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_shown_decoded_and_redriven_once_with_the_token_only() {
+    let running = running(2).await;
+    let (dlq, order, event_id) = dead_letter_of_the_global_view(&running).await;
+    assert_eq!(global_rows(&running, order).await, 0);
+
+    let letters = running.json(&format!("/api/dead-letters/{dlq}")).await;
+    let letters = letters.as_array().unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(
+        letters[0]["consumer_group"]
+            .as_str()
+            .unwrap()
+            .ends_with("orders-global")
+    );
+    let shown = running.json(&format!("/api/dead-letters/{dlq}/0/0")).await;
+    assert_eq!(shown["value"]["type"], "OrderPlaced", "{shown}");
+    assert_eq!(shown["value"]["order_id"], order.to_string(), "{shown}");
+    assert!(shown["envelope"]["dlq.source_topic"].is_string(), "{shown}");
+    assert_eq!(
+        shown["headers"]["event_id"],
+        event_id.to_string(),
+        "{shown}"
+    );
+
+    let client = reqwest::Client::new();
+    let redrive = |token: Option<&str>, origin: Option<&str>| {
+        let mut request = client
+            .post(format!("{}/api/dead-letters/{dlq}/redrive", running.base))
+            .json(&serde_json::json!({ "letters": [{ "partition": 0, "offset": 0 }] }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    let refused = [
+        (redrive(None, None).await.unwrap(), 401),
+        (redrive(Some("wrong"), None).await.unwrap(), 401),
+        (
+            redrive(Some(TOKEN), Some("http://elsewhere.example"))
+                .await
+                .unwrap(),
+            403,
+        ),
+    ];
+    for (answer, status) in refused {
+        assert_eq!(answer.status(), status);
+        assert_eq!(answer.headers()["content-type"], "application/problem+json");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        global_rows(&running, order).await,
+        0,
+        "nothing redriven without the token"
+    );
+
+    for time in 1..=2 {
+        let answer = redrive(Some(TOKEN), None).await.unwrap();
+        assert_eq!(answer.status(), 200);
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["redriven"], 1);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while global_rows(&running, order).await == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redrive {time}: not applied in 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // The second redrive reached the view too, and its inbox skipped it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(global_rows(&running, order).await, 1);
+    let applied: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM inbox WHERE event_id = $1 AND consumer_group LIKE '%orders-global'",
+    )
+    .bind(event_id)
+    .fetch_one(running.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(applied, 1, "applied once");
+    let actions: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT via, action, outcome FROM operator_actions WHERE target = $1 ORDER BY at",
+    )
+    .bind(&dlq)
+    .fetch_all(running.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        actions,
+        vec![("console".into(), "dlq.redrive".into(), "done".into()); 2]
+    );
     running.stop().await;
 }

@@ -11,6 +11,8 @@
 //!
 //! Every command's refusals and failures are an [`OperatorError`].
 
+pub mod audit;
+pub mod dead_letters;
 mod error;
 pub mod groups;
 pub mod reconcile;
