@@ -1,99 +1,14 @@
 //! The console's JSON API and pages over a real pipeline (Postgres and Kafka of `./dev up`): the overview
 //! shows what the database holds, an order is found by id and by idempotency key with its saga's timeline,
-//! and bad input is a problem+json 4xx that changes nothing.
+//! a dead letter is shown decoded and redriven once with the token only, and bad input is a problem+json
+//! 4xx that changes nothing.
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use indicatif::ProgressBar;
-use orderflow_console::{Console, ConsoleConfig};
-use pipeline::report::wait_until_ended;
-use pipeline::workload::Workload;
-use pipeline::{Pipeline, PipelineConfig};
-use producers::topics::Topics;
-use testkit::TestDb;
-
-const TOKEN: &str = "console-test-token";
-
-/// A pipeline on its own database and topics, with `orders` orders ended, and the console over it;
-/// returns the console's base URL.
-struct Running {
-    db: TestDb,
-    pipeline: Pipeline,
-    base: String,
-    workload: Workload,
-    stop: tokio_util::sync::CancellationToken,
-}
-
-async fn running(orders: usize) -> Running {
-    let db = TestDb::new().await;
-    let prefix = format!("{}.", testkit::unique_name("console"));
-    let mut config = PipelineConfig::new(testkit::kafka());
-    config.services.topics = Topics::with_prefix(&prefix);
-    config.services.group_prefix.clone_from(&prefix);
-    config.partitions = 2;
-    config.provider.decline_rate = 0.3;
-    config.services.carrier.failure_rate = 0.0;
-    let pipeline = Pipeline::start(db.pool().clone(), config).await.unwrap();
-    let workload = Workload::happy(orders);
-    let shared = pipeline.shared();
-    workload.stock(shared).await.unwrap();
-    let placed = workload
-        .place(shared, &ProgressBar::hidden())
-        .await
-        .unwrap();
-    let open = wait_until_ended(
-        &shared.pool,
-        &placed,
-        Duration::from_secs(120),
-        &ProgressBar::hidden(),
-        || pipeline.check(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(open, 0);
-
-    let console = Console::new(
-        db.pool().clone(),
-        testkit::kafka(),
-        ConsoleConfig {
-            topics: Topics::with_prefix(&prefix),
-            group_prefix: prefix.clone(),
-            regions: Vec::new(),
-            replication_every: Duration::from_secs(15),
-            token: Some(TOKEN.to_owned()),
-            codec: Some(std::sync::Arc::clone(&pipeline.shared().codec)),
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(console.serve(listener, stop.clone()));
-    Running {
-        db,
-        pipeline,
-        base,
-        workload,
-        stop,
-    }
-}
-
-impl Running {
-    async fn get(&self, path: &str) -> reqwest::Response {
-        reqwest::get(format!("{}{path}", self.base)).await.unwrap()
-    }
-
-    async fn json(&self, path: &str) -> serde_json::Value {
-        let answer = self.get(path).await;
-        assert_eq!(answer.status(), 200, "{path}");
-        answer.json().await.unwrap()
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        self.pipeline.stop().await.unwrap();
-    }
-}
+use common::{TOKEN, dead_letter_of_the_global_view, global_rows, running};
 
 #[tokio::test]
 async fn the_overview_shows_what_the_database_holds() {
@@ -250,81 +165,6 @@ async fn bad_input_is_a_problem_with_a_4xx_status_and_changes_nothing() {
         .unwrap();
     assert_eq!(before, after);
     running.stop().await;
-}
-
-/// A dead letter of the global view: the `OrderPlaced` of an order its group never applied. Returns the
-/// dead-letter topic, the order and the event id.
-async fn dead_letter_of_the_global_view(running: &Running) -> (String, uuid::Uuid, uuid::Uuid) {
-    use producers::headers::{self, EVENT_ID, EVENT_TYPE};
-    let shared = running.pipeline.shared();
-    let topic = shared
-        .config
-        .services
-        .topics
-        .events(producers::topics::Service::Orders);
-    let placed = testkit::read_topic(&testkit::kafka(), &topic)
-        .await
-        .into_iter()
-        .find(|r| r.headers.get(EVENT_TYPE).map(String::as_str) == Some("OrderPlaced"))
-        .unwrap();
-    let event_id: uuid::Uuid = placed.headers[EVENT_ID].parse().unwrap();
-    let group = format!(
-        "{}{}",
-        shared.config.services.group_prefix,
-        services::orders::global::GROUP
-    );
-    // Records are keyed by order id. The view's group has not applied it: no inbox row, no view row.
-    let order: uuid::Uuid = placed.key.as_deref().unwrap().parse().unwrap();
-    sqlx::query("DELETE FROM inbox WHERE consumer_group = $1 AND event_id = $2")
-        .bind(&group)
-        .bind(event_id)
-        .execute(running.db.pool())
-        .await
-        .unwrap();
-    sqlx::query("DELETE FROM orders_global WHERE order_id = $1")
-        .bind(order)
-        .execute(running.db.pool())
-        .await
-        .unwrap();
-    let envelope = consumers::envelope::DeadLetterEnvelope {
-        source_topic: topic.clone(),
-        source_partition: placed.partition,
-        source_offset: placed.offset,
-        consumer_group: group,
-        error_class: consumers::envelope::FailureClass::Poison,
-        error_message: "the view's handler failed".into(),
-        attempts: 1,
-        first_failed_at_ms: 1,
-        dead_lettered_at_ms: 2,
-    };
-    let mut all = placed.headers.clone();
-    all.extend(envelope.to_headers());
-    let dlq = Topics::dead_letters(&topic);
-    producers::ensure_topic(&testkit::kafka(), &dlq, 1)
-        .await
-        .unwrap();
-    let producer: rdkafka::producer::FutureProducer =
-        testkit::kafka().client_config().create().unwrap();
-    producer
-        .send(
-            rdkafka::producer::FutureRecord::to(&dlq)
-                .key(placed.key.as_deref().unwrap())
-                .payload(&placed.payload)
-                .headers(headers::to_kafka(&all)),
-            Duration::from_secs(30),
-        )
-        .await
-        .map_err(|(e, _)| e)
-        .unwrap();
-    (dlq, order, event_id)
-}
-
-async fn global_rows(running: &Running, order: uuid::Uuid) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM orders_global WHERE order_id = $1")
-        .bind(order)
-        .fetch_one(running.db.pool())
-        .await
-        .unwrap()
 }
 
 #[tokio::test]

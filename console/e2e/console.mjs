@@ -1,0 +1,82 @@
+// The operator console in headless Chromium, as on-call uses it: run by console/tests/browser.rs against a
+// console over a real pipeline, with what to expect in the environment. Every check throws with what it saw;
+// a screenshot of each page goes to $SCREENSHOTS.
+//
+//   CONSOLE_URL      the console, e.g. http://127.0.0.1:8090
+//   CONSOLE_TOKEN    its access token
+//   CHROMIUM         the browser (Debian's chromium: /usr/bin/chromium)
+//   SCREENSHOTS      where the screenshots go
+//   EXPECT_ORDERS    JSON: the number of orders per state the database holds, e.g. {"completed":7}
+//   ORDER_ID         an order to search for
+//   EXPECT_TIMELINE  JSON: the event types of its saga, in order
+//   DLQ_TOPIC        a dead-letter topic holding one dead letter, at 0/0
+
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+const base = env("CONSOLE_URL");
+const shots = env("SCREENSHOTS");
+mkdirSync(shots, { recursive: true });
+
+function expectEqual(actual, expected, what) {
+  const [a, e] = [JSON.stringify(actual), JSON.stringify(expected)];
+  if (a !== e) throw new Error(`${what}: expected ${e}, saw ${a}`);
+}
+
+const browser = await chromium.launch({ executablePath: env("CHROMIUM"), args: ["--no-sandbox"] });
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+
+  // The overview shows the counts the database holds.
+  await page.goto(`${base}/`);
+  const expected = JSON.parse(env("EXPECT_ORDERS"));
+  for (const state of ["placed", "completed", "cancelled"]) {
+    const shown = Number(await page.locator(`#orders-${state} b`).innerText());
+    expectEqual(shown, expected[state] ?? 0, `overview: orders ${state}`);
+  }
+  expectEqual(await page.locator("#sagas-in-flight b").innerText(), "0", "overview: sagas in flight");
+  await shot("overview");
+
+  // Searching an order shows its saga's timeline.
+  const order = env("ORDER_ID");
+  await page.fill("input[name=ref]", order);
+  await Promise.all([page.waitForURL(`**/orders/${order}`), page.press("input[name=ref]", "Enter")]);
+  const timeline = await page.locator("#timeline tr td:nth-child(3)").allInnerTexts();
+  expectEqual(timeline, JSON.parse(env("EXPECT_TIMELINE")), "order: the saga's timeline");
+  await shot("order");
+
+  // A dead letter, decoded.
+  const topic = env("DLQ_TOPIC");
+  await page.goto(`${base}/dead-letters/${topic}/0/0`);
+  const value = await page.locator("#value").innerText();
+  if (!value.includes('"OrderPlaced"')) throw new Error(`dead letter: no decoded OrderPlaced in ${value}`);
+  await shot("dead-letter");
+
+  // Redriving without the token is refused, and says why.
+  await page.goto(`${base}/dead-letters/${topic}`);
+  await page.check("input[name=letter][value='0/0']");
+  await page.click("#redrive");
+  const refused = await page.locator("#problem").innerText();
+  if (!refused.includes("access token")) throw new Error(`redrive without the token: saw ${refused}`);
+  await shot("refused");
+
+  // Logged in, the same action redrives it.
+  await page.goto(`${base}/login`);
+  await page.fill("input[name=token]", env("CONSOLE_TOKEN"));
+  await Promise.all([page.waitForURL(`${base}/`), page.click("#login button")]);
+  await page.goto(`${base}/dead-letters/${topic}`);
+  await page.check("input[name=letter][value='0/0']");
+  await Promise.all([page.waitForURL(/message=/), page.click("#redrive")]);
+  expectEqual(await page.locator("#message").innerText(), "redriven 1 dead letter(s)", "redrive");
+  await shot("dead-letters");
+  console.log("console e2e: overview, order timeline, dead letter, refused and redriven: ok");
+} finally {
+  await browser.close();
+}
