@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use ops::audit::Via;
+use ops::quarantine::Decision;
 use outbox::{Relay, RelayConfig, quarantine};
 use producers::{KafkaConfig, ProducerConfig};
 use tokio_util::sync::CancellationToken;
@@ -152,6 +154,18 @@ pub enum QuarantineCommand {
     Discard { id: i64 },
 }
 
+/// Retries or discards quarantined record `id`, as a row of operator_actions.
+async fn decide(pool: &sqlx::PgPool, id: i64, decision: Decision) -> anyhow::Result<()> {
+    ops::quarantine::decide(pool, id, decision, Via::Cli, &crate::replay::run_by())
+        .await
+        .map_err(|e| match e {
+            ops::OperatorError::BadInput(why) => {
+                anyhow::anyhow!("{why} (see `orderflow outbox quarantine list`)")
+            }
+            other => other.into(),
+        })
+}
+
 pub async fn outbox_command(db: &db::DbConfig, command: &OutboxCommand) -> anyhow::Result<()> {
     let pool = db::connect(db).await?;
     db::require_migrated(&pool).await?;
@@ -186,17 +200,11 @@ pub async fn outbox_command(db: &db::DbConfig, command: &OutboxCommand) -> anyho
                 }
             }
             QuarantineCommand::Retry { id } => {
-                anyhow::ensure!(
-                    quarantine::retry(&pool, *id).await?,
-                    "no quarantined record with id {id} (see `orderflow outbox quarantine list`)"
-                );
+                decide(&pool, *id, Decision::Retry).await?;
                 println!("record {id} is back in the outbox");
             }
             QuarantineCommand::Discard { id } => {
-                anyhow::ensure!(
-                    quarantine::discard(&pool, *id).await?,
-                    "no quarantined record with id {id} (see `orderflow outbox quarantine list`)"
-                );
+                decide(&pool, *id, Decision::Discard).await?;
                 println!("record {id} discarded");
             }
         },

@@ -9,6 +9,9 @@
 //! - `GET /dead-letters[/{topic}[/{partition}/{offset}]]` and the same under `/api`: dead letters per topic,
 //!   one decoded with its envelope; `POST .../redrive` redrives a selection ([`dead_letters`]).
 //!
+//! - `GET /outbox` and `/api/outbox`: the backlog and the quarantined records; `POST
+//!   .../quarantine/{id}/retry|discard` ([`outbox`]).
+//!
 //! Actions need the console's access token and are refused from other sites (`actions`); each is a row of
 //! `operator_actions`, the CLI's audit trail.
 //!
@@ -20,6 +23,7 @@
 mod actions;
 pub mod dead_letters;
 pub mod order;
+pub mod outbox;
 pub mod overview;
 mod pages;
 mod problem;
@@ -89,9 +93,13 @@ impl Console {
                 "/dead-letters/{topic}/{partition}/{offset}",
                 get(pages::dead_letter),
             )
+            .route("/outbox", get(pages::outbox))
+            .route("/outbox/quarantine/{id}/{decision}", post(pages::decide))
             .route("/login", get(pages::login_form).post(pages::login))
             .route("/api/overview", get(overview::get))
             .route("/api/orders/{reference}", get(order::get))
+            .route("/api/outbox", get(outbox::get))
+            .route("/api/outbox/quarantine/{id}/{decision}", post(outbox::post))
             .route("/api/dead-letters/{topic}", get(dead_letters::get_list))
             .route(
                 "/api/dead-letters/{topic}/redrive",

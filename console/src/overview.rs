@@ -45,6 +45,16 @@ pub struct Outbox {
     pub quarantined: i64,
 }
 
+impl From<&outbox::quarantine::Backlog> for Outbox {
+    fn from(backlog: &outbox::quarantine::Backlog) -> Self {
+        Self {
+            backlog: backlog.records,
+            oldest_age_seconds: backlog.oldest_age.map(|age| age.as_secs_f64()),
+            quarantined: backlog.quarantined,
+        }
+    }
+}
+
 /// A consumer group's lag over its topics.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GroupLag {
@@ -116,11 +126,7 @@ pub(crate) async fn read(console: &Console) -> Result<Overview, Problem> {
         orders_last_hour: orders,
         sagas_in_flight: sagas.running,
         sagas_needing_attention: sagas.needs_attention,
-        outbox: Outbox {
-            backlog: outbox.records,
-            oldest_age_seconds: outbox.oldest_age.map(|age| age.as_secs_f64()),
-            quarantined: outbox.quarantined,
-        },
+        outbox: Outbox::from(&outbox),
         consumer_lag,
         dead_letters,
         replication,

@@ -47,7 +47,7 @@ fn page(title: &str, body: &str, refresh: Option<u32>) -> Html<String> {
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{refresh}\
          <title>{} · orderflow console</title><style>{STYLE}</style></head><body><header>\
-         <a href=\"/\">orderflow console</a><a href=\"/dead-letters\">dead letters</a>\
+         <a href=\"/\">orderflow console</a><a href=\"/dead-letters\">dead letters</a><a href=\"/outbox\">outbox</a>\
          <form action=\"/orders\" method=\"get\">\
          <input name=\"ref\" placeholder=\"order id or idempotency key\" aria-label=\"order\"></form>\
          </header><main>{body}</main></body></html>",
@@ -462,6 +462,89 @@ pub(crate) async fn redrive(
             "/dead-letters/{}?message={}",
             percent_encode(&topic),
             percent_encode(&format!("redriven {n} dead letter(s)"))
+        ))
+        .into_response(),
+        Err(problem) => problem_page(&problem),
+    }
+}
+
+/// `GET /outbox`: the backlog and the quarantine, each record with retry and discard.
+pub(crate) async fn outbox(
+    State(console): State<Console>,
+    Query(message): Query<Message>,
+) -> Response {
+    let state = match crate::outbox::read(&console).await {
+        Ok(state) => state,
+        Err(problem) => return problem_page(&problem),
+    };
+    let oldest = state
+        .backlog
+        .oldest_age_seconds
+        .map_or_else(|| "-".to_owned(), |s| format!("{s:.1} s"));
+    let mut out = String::from("<h1>Outbox</h1>");
+    if let Some(text) = &message.message {
+        let _ = write!(out, "<p id=\"message\" class=\"ok\">{}</p>", escape(text));
+    }
+    out.push_str("<div class=\"tiles\">");
+    out.push_str(&tile(
+        "outbox-backlog",
+        "unpublished",
+        &state.backlog.backlog.to_string(),
+        false,
+    ));
+    out.push_str(&tile("outbox-oldest", "oldest unpublished", &oldest, false));
+    out.push_str(&tile(
+        "outbox-quarantined",
+        "quarantined",
+        &state.backlog.quarantined.to_string(),
+        state.backlog.quarantined > 0,
+    ));
+    out.push_str("</div><h2>Quarantined: refused by the broker for good</h2>");
+    if state.quarantine.is_empty() {
+        out.push_str("<p id=\"quarantine\" class=\"ok\">none</p>");
+    } else {
+        out.push_str(
+            "<table id=\"quarantine\"><tr><th>id</th><th>topic</th><th>key</th><th class=\"num\">bytes</th>\
+             <th>why</th><th class=\"num\">waiting behind it</th><th></th></tr>",
+        );
+        for q in &state.quarantine {
+            let _ = write!(
+                out,
+                "<tr><td>{id}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td>\
+                 <td><form method=\"post\" action=\"/outbox/quarantine/{id}/retry\"><button id=\"retry-{id}\">Retry</button></form> \
+                 <form method=\"post\" action=\"/outbox/quarantine/{id}/discard\"><button id=\"discard-{id}\">Discard</button></form></td></tr>",
+                escape(&q.topic),
+                escape(&q.key),
+                q.size,
+                escape(&q.reason),
+                q.waiting,
+                id = q.id,
+            );
+        }
+        out.push_str("</table>");
+    }
+    page("outbox", &out, None).into_response()
+}
+
+/// `POST /outbox/quarantine/{id}/{retry|discard}` (the outbox page's buttons).
+pub(crate) async fn decide(
+    State(console): State<Console>,
+    Path((id, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let done = match crate::actions::authorize(&headers, console.config.token.as_deref()) {
+        Ok(()) => match crate::outbox::decision(&name) {
+            Ok(decision) => crate::outbox::decide(&console, &id, decision)
+                .await
+                .map(|()| decision),
+            Err(problem) => Err(problem),
+        },
+        Err(problem) => Err(problem),
+    };
+    match done {
+        Ok(decision) => Redirect::to(&format!(
+            "/outbox?message={}",
+            percent_encode(&format!("record {id}: {}", decision.action()))
         ))
         .into_response(),
         Err(problem) => problem_page(&problem),

@@ -15,6 +15,7 @@ pub mod audit;
 pub mod dead_letters;
 mod error;
 pub mod groups;
+pub mod quarantine;
 pub mod reconcile;
 pub mod region;
 pub mod replay;
