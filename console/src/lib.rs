@@ -12,6 +12,9 @@
 //! - `GET /outbox` and `/api/outbox`: the backlog and the quarantined records; `POST
 //!   .../quarantine/{id}/retry|discard` ([`outbox`]).
 //!
+//! - `GET /replays[/{id}]`, `GET /reconciliations[/{id}]` and the same under `/api`: the history of replays
+//!   and reconciliation runs, and one run's details ([`history`]).
+//!
 //! Actions need the console's access token and are refused from other sites (`actions`); each is a row of
 //! `operator_actions`, the CLI's audit trail.
 //!
@@ -22,6 +25,7 @@
 
 mod actions;
 pub mod dead_letters;
+pub mod history;
 pub mod order;
 pub mod outbox;
 pub mod overview;
@@ -95,9 +99,20 @@ impl Console {
             )
             .route("/outbox", get(pages::outbox))
             .route("/outbox/quarantine/{id}/{decision}", post(pages::decide))
+            .route("/replays", get(pages::replays))
+            .route("/replays/{id}", get(pages::replay))
+            .route("/reconciliations", get(pages::reconciliations))
+            .route("/reconciliations/{id}", get(pages::reconciliation))
             .route("/login", get(pages::login_form).post(pages::login))
             .route("/api/overview", get(overview::get))
             .route("/api/orders/{reference}", get(order::get))
+            .route("/api/replays", get(history::get_replays))
+            .route("/api/replays/{id}", get(history::get_replay))
+            .route("/api/reconciliations", get(history::get_reconciliations))
+            .route(
+                "/api/reconciliations/{id}",
+                get(history::get_reconciliation),
+            )
             .route("/api/outbox", get(outbox::get))
             .route("/api/outbox/quarantine/{id}/{decision}", post(outbox::post))
             .route("/api/dead-letters/{topic}", get(dead_letters::get_list))

@@ -47,7 +47,8 @@ fn page(title: &str, body: &str, refresh: Option<u32>) -> Html<String> {
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{refresh}\
          <title>{} · orderflow console</title><style>{STYLE}</style></head><body><header>\
-         <a href=\"/\">orderflow console</a><a href=\"/dead-letters\">dead letters</a><a href=\"/outbox\">outbox</a>\
+         <a href=\"/\">orderflow console</a><a href=\"/dead-letters\">dead letters</a><a href=\"/outbox\">outbox</a><a href=\"/replays\">replays</a>\
+         <a href=\"/reconciliations\">reconciliation</a>\
          <form action=\"/orders\" method=\"get\">\
          <input name=\"ref\" placeholder=\"order id or idempotency key\" aria-label=\"order\"></form>\
          </header><main>{body}</main></body></html>",
@@ -549,6 +550,156 @@ pub(crate) async fn decide(
         .into_response(),
         Err(problem) => problem_page(&problem),
     }
+}
+
+/// A time, or `-`.
+fn when(time: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    time.map_or_else(
+        || "-".to_owned(),
+        |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
+    )
+}
+
+fn json_block(id: &str, value: Option<&serde_json::Value>) -> String {
+    let text = value.map_or_else(
+        || "-".to_owned(),
+        |v| serde_json::to_string_pretty(v).unwrap_or_default(),
+    );
+    format!("<pre id=\"{id}\">{}</pre>", escape(&text))
+}
+
+/// `GET /replays`.
+pub(crate) async fn replays(State(console): State<Console>) -> Response {
+    let rows = match crate::history::replays(&console).await {
+        Ok(rows) => rows,
+        Err(problem) => return problem_page(&problem),
+    };
+    let mut out = String::from(
+        "<h1>Replays</h1><p>Started with <code>orderflow replay SOURCE --to-topic T | --to-group G</code> (a dry \
+         run unless <code>--apply</code>).</p><table id=\"replays\"><tr><th>started</th><th>by</th><th>mode</th>\
+         <th>source</th><th>target</th><th class=\"num\">read</th><th class=\"num\">matched</th>\
+         <th class=\"num\">written</th><th>outcome</th></tr>",
+    );
+    for r in &rows {
+        let _ = write!(
+            out,
+            "<tr><td><a href=\"/replays/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            r.id,
+            when(Some(r.started_at)),
+            escape(&r.run_by),
+            escape(&r.mode),
+            escape(&r.source_topic),
+            escape(&r.target),
+            r.read,
+            r.matched,
+            r.written,
+            escape(&r.outcome)
+        );
+    }
+    out.push_str("</table>");
+    page("replays", &out, None).into_response()
+}
+
+/// `GET /replays/{id}`.
+pub(crate) async fn replay(State(console): State<Console>, Path(id): Path<String>) -> Response {
+    let r = match crate::history::replay(&console, &id).await {
+        Ok(row) => row,
+        Err(problem) => return problem_page(&problem),
+    };
+    let out = format!(
+        "<h1>Replay {}</h1><table id=\"replay\"><tr><th>by</th><td>{}</td></tr><tr><th>started</th><td>{}</td></tr>\
+         <tr><th>finished</th><td>{}</td></tr><tr><th>mode</th><td>{}</td></tr><tr><th>source</th><td>{}</td></tr>\
+         <tr><th>target</th><td>{}</td></tr><tr><th>read / matched / written</th><td>{} / {} / {}</td></tr>\
+         <tr><th>outcome</th><td>{}{}</td></tr></table><h2>Arguments</h2>{}<h2>Differences (a rebuild)</h2>{}\
+         <p>Resume a stopped replay with <code>orderflow replay resume {}</code>.</p>",
+        r.id,
+        escape(&r.run_by),
+        when(Some(r.started_at)),
+        when(r.finished_at),
+        escape(&r.mode),
+        escape(&r.source_topic),
+        escape(&r.target),
+        r.read,
+        r.matched,
+        r.written,
+        escape(&r.outcome),
+        r.error
+            .as_deref()
+            .map_or_else(String::new, |e| format!(": {}", escape(e))),
+        json_block("arguments", Some(&r.arguments)),
+        json_block("differences", r.differences.as_ref()),
+        r.id
+    );
+    page("replay", &out, None).into_response()
+}
+
+/// `GET /reconciliations`.
+pub(crate) async fn reconciliations(State(console): State<Console>) -> Response {
+    let runs = match crate::history::reconciliations(&console).await {
+        Ok(runs) => runs,
+        Err(problem) => return problem_page(&problem),
+    };
+    let mut out = String::from(
+        "<h1>Reconciliation runs</h1><p>Started with <code>orderflow reconcile --from DAY</code> (a dry run \
+         unless <code>--apply</code>).</p><table id=\"reconciliations\"><tr><th>started</th><th>by</th>\
+         <th>window</th><th>mode</th><th>outcome</th></tr>",
+    );
+    for run in &runs {
+        let _ = write!(
+            out,
+            "<tr><td><a href=\"/reconciliations/{}\">{}</a></td><td>{}</td><td>{} to {}</td><td>{}</td><td>{}</td></tr>",
+            run.id,
+            when(Some(run.started_at)),
+            escape(&run.run_by),
+            when(Some(run.window_from)),
+            when(Some(run.window_to)),
+            escape(&run.mode),
+            escape(run.outcome.as_deref().unwrap_or("running"))
+        );
+    }
+    out.push_str("</table>");
+    page("reconciliation", &out, None).into_response()
+}
+
+/// `GET /reconciliations/{id}`.
+pub(crate) async fn reconciliation(
+    State(console): State<Console>,
+    Path(id): Path<String>,
+) -> Response {
+    let r = match crate::history::reconciliation(&console, &id).await {
+        Ok(r) => r,
+        Err(problem) => return problem_page(&problem),
+    };
+    let mut out = format!(
+        "<h1>Reconciliation {}</h1><p>{} of {} to {} by {}: {}</p><h2>Found</h2>{}<h2>Repaired</h2>{}\
+         <h2>Left for people</h2><table id=\"repairs\"><tr><th>class</th><th>order</th><th class=\"num\">amount</th>\
+         <th>action</th><th>why</th></tr>",
+        r.run.id,
+        escape(&r.run.mode),
+        when(Some(r.run.window_from)),
+        when(Some(r.run.window_to)),
+        escape(&r.run.run_by),
+        escape(r.run.outcome.as_deref().unwrap_or("running")),
+        json_block("found", r.run.found.as_ref()),
+        json_block("repaired", r.run.repaired.as_ref()),
+    );
+    for repair in &r.repairs {
+        let order = repair
+            .order_id
+            .map_or_else(String::new, |o| format!("<a href=\"/orders/{o}\">{o}</a>"));
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{order}</td><td class=\"num\">{} {}</td><td>{}</td><td>{}</td></tr>",
+            escape(&repair.class),
+            money(repair.amount_minor),
+            escape(&repair.currency),
+            escape(&repair.action),
+            escape(repair.reason.as_deref().unwrap_or(""))
+        );
+    }
+    out.push_str("</table>");
+    page("reconciliation", &out, None).into_response()
 }
 
 /// `GET /login`: the form that keeps the access token in a cookie for the pages' actions.

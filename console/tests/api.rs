@@ -264,3 +264,91 @@ async fn a_dead_letter_is_shown_decoded_and_redriven_once_with_the_token_only() 
     );
     running.stop().await;
 }
+
+#[tokio::test]
+async fn the_history_lists_replays_and_reconciliation_runs_with_their_details() {
+    let running = running(2).await;
+    // A real dry run of a replay over the pipeline's orders events.
+    let shared = running.pipeline.shared();
+    let (progress, cancel) = (
+        indicatif::ProgressBar::hidden(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let replayer = ops::replay::Replayer {
+        pool: running.db.pool(),
+        kafka: &shared.config.kafka,
+        codec: std::sync::Arc::clone(&shared.codec),
+        progress: &progress,
+        cancel: &cancel,
+        max_batch: 100,
+    };
+    let spec = ops::replay::ReplaySpec {
+        source: shared
+            .config
+            .services
+            .topics
+            .events(producers::topics::Service::Orders),
+        partitions: None,
+        range: ops::replay::Range::default(),
+        filters: ops::replay::Filters::default(),
+        target: ops::replay::Target::Group {
+            group: "orders-view".into(),
+            rebuild: false,
+        },
+        rate: None,
+    };
+    let report = replayer
+        .start(spec, ops::replay::Mode::DryRun, "on-call")
+        .await
+        .unwrap();
+    // A reconciliation run as the reconcile command records one, with a repair left for people.
+    let run = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO reconcile_runs (id, run_by, window_from, window_to, mode, found, repaired, outcome)
+         VALUES ($1, 'finance', now() - interval '1 day', now(), 'apply', '{}', '{}', 'differences')",
+    )
+    .bind(run)
+    .execute(running.db.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO reconcile_repairs (difference_key, run_id, class, amount_minor, currency, action, reason)
+         VALUES ('k1', $1, 'captured_twice', 1999, 'EUR', 'needs_attention', 'the provider refused the refund')",
+    )
+    .bind(run)
+    .execute(running.db.pool())
+    .await
+    .unwrap();
+
+    let replays = running.json("/api/replays").await;
+    let listed = &replays.as_array().unwrap()[0];
+    assert_eq!(listed["id"], report.id.to_string());
+    assert_eq!(listed["mode"], "dry_run");
+    assert_eq!(listed["run_by"], "on-call");
+    assert!(listed["read"].as_i64().unwrap() > 0, "{listed}");
+    assert_eq!(
+        &running.json(&format!("/api/replays/{}", report.id)).await,
+        listed
+    );
+    let reconciliation = running.json(&format!("/api/reconciliations/{run}")).await;
+    assert_eq!(reconciliation["run_by"], "finance");
+    assert_eq!(reconciliation["repairs"][0]["class"], "captured_twice");
+    let page = running
+        .get(&format!("/reconciliations/{run}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("the provider refused the refund"), "{page}");
+    for (path, status) in [
+        ("/api/replays/not-a-uuid".to_owned(), 400),
+        (format!("/api/replays/{}", uuid::Uuid::now_v7()), 404),
+        (
+            format!("/api/reconciliations/{}", uuid::Uuid::now_v7()),
+            404,
+        ),
+    ] {
+        assert_eq!(running.get(&path).await.status(), status, "{path}");
+    }
+    running.stop().await;
+}
