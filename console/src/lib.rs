@@ -71,6 +71,8 @@ pub struct Console {
     config: Arc<ConsoleConfig>,
     /// The newest replication state, read in the background.
     replication: Arc<RwLock<Option<ops::region::Status>>>,
+    /// The lag sampled in the background, for the overview's chart.
+    lag_history: Arc<tokio::sync::Mutex<std::collections::VecDeque<overview::LagSample>>>,
 }
 
 impl Console {
@@ -81,6 +83,7 @@ impl Console {
             kafka,
             config: Arc::new(config),
             replication: Arc::default(),
+            lag_history: Arc::default(),
         }
     }
 
@@ -146,6 +149,7 @@ impl Console {
                 shutdown.clone(),
             ));
         }
+        tokio::spawn(overview::sample_lag(self.clone(), shutdown.clone()));
         let router = self.router();
         web::serve(listener, router, async move { shutdown.cancelled().await }).await
     }

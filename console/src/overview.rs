@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
+use chrono::{DateTime, Utc};
 use producers::topics::{Service, Topics};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use serde::Serialize;
@@ -35,7 +36,34 @@ pub struct Overview {
     pub replication: Vec<FlowLag>,
     /// Notifications the notifier gave up on (left for reconciliation).
     pub notifications_given_up: i64,
+    /// The orders placed in each minute of the last hour that had any, by their state now, oldest first.
+    pub orders_per_minute: Vec<Minute>,
+    /// The lag as sampled every [`SAMPLE_EVERY`] since the console started (the last hour at most).
+    pub lag_history: Vec<LagSample>,
 }
+
+/// The orders placed in one minute.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Minute {
+    pub minute: DateTime<Utc>,
+    pub placed: i64,
+    pub completed: i64,
+    pub cancelled: i64,
+}
+
+/// The lag at one moment: all consumer groups' together, and the worst replication flow's.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LagSample {
+    pub at: DateTime<Utc>,
+    pub consumer_lag: i64,
+    pub replication_lag_seconds: f64,
+}
+
+/// How often the console samples the lag for its chart.
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(10);
+
+/// The samples kept: an hour's.
+const SAMPLES_KEPT: usize = 360;
 
 /// The outbox's backlog.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -90,7 +118,7 @@ pub(crate) async fn get(State(console): State<Console>) -> Result<Json<Overview>
 /// A problem naming what could not be read.
 pub(crate) async fn read(console: &Console) -> Result<Overview, Problem> {
     let pool = &console.pool;
-    let (sagas, outbox, orders, given_up) = tokio::try_join!(
+    let (sagas, outbox, orders, given_up, orders_per_minute) = tokio::try_join!(
         async {
             sagas::queries::counts(pool)
                 .await
@@ -103,17 +131,9 @@ pub(crate) async fn read(console: &Console) -> Result<Overview, Problem> {
         },
         orders_last_hour(pool),
         given_up(pool),
+        orders_per_minute(pool),
     )?;
-    let groups = groups(&console.config.topics, &console.config.group_prefix);
-    let mut consumer_lag = Vec::with_capacity(groups.len());
-    for (group, topics) in groups {
-        // A group whose topics do not exist yet (a part that never ran) has no lag to show.
-        let lag = consumers::lag::group_lag(&console.kafka, &group, &topics)
-            .await
-            .ok()
-            .map(|partitions| partitions.iter().map(|p| p.lag).sum());
-        consumer_lag.push(GroupLag { group, topics, lag });
-    }
+    let consumer_lag = consumer_lag(console).await;
     let dead_letters = dead_letters(console).await;
     let replication = console
         .replication
@@ -131,7 +151,73 @@ pub(crate) async fn read(console: &Console) -> Result<Overview, Problem> {
         dead_letters,
         replication,
         notifications_given_up: given_up,
+        orders_per_minute,
+        lag_history: console.lag_history.lock().await.iter().cloned().collect(),
     })
+}
+
+/// Each consumer group's lag; `None` for a group whose topics do not exist yet (a part that never ran).
+async fn consumer_lag(console: &Console) -> Vec<GroupLag> {
+    let groups = groups(&console.config.topics, &console.config.group_prefix);
+    let mut lags = Vec::with_capacity(groups.len());
+    for (group, topics) in groups {
+        let lag = consumers::lag::group_lag(&console.kafka, &group, &topics)
+            .await
+            .ok()
+            .map(|partitions| partitions.iter().map(|p| p.lag).sum());
+        lags.push(GroupLag { group, topics, lag });
+    }
+    lags
+}
+
+async fn orders_per_minute(pool: &PgPool) -> Result<Vec<Minute>, Problem> {
+    sqlx::query_as(
+        "SELECT date_trunc('minute', placed_at) AS minute,
+                count(*) FILTER (WHERE status = 'placed') AS placed,
+                count(*) FILTER (WHERE status = 'completed') AS completed,
+                count(*) FILTER (WHERE status = 'cancelled') AS cancelled
+         FROM orders_view WHERE placed_at > now() - interval '1 hour'
+         GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(Problem::unavailable)
+}
+
+/// Samples the lag every [`SAMPLE_EVERY`] into the console's history until `stop`.
+pub(crate) async fn sample_lag(console: Console, stop: CancellationToken) {
+    while !stop.is_cancelled() {
+        let consumer_lag = consumer_lag(&console)
+            .await
+            .iter()
+            .filter_map(|g| g.lag)
+            .sum();
+        let replication_lag_seconds = console
+            .replication
+            .read()
+            .await
+            .as_ref()
+            .map(flows)
+            .unwrap_or_default()
+            .iter()
+            .map(|f| f.lag_seconds)
+            .fold(0.0, f64::max);
+        {
+            let mut history = console.lag_history.lock().await;
+            if history.len() == SAMPLES_KEPT {
+                history.pop_front();
+            }
+            history.push_back(LagSample {
+                at: Utc::now(),
+                consumer_lag,
+                replication_lag_seconds,
+            });
+        }
+        tokio::select! {
+            () = stop.cancelled() => {}
+            () = tokio::time::sleep(SAMPLE_EVERY) => {}
+        }
+    }
 }
 
 async fn orders_last_hour(pool: &PgPool) -> Result<BTreeMap<String, i64>, Problem> {

@@ -9,7 +9,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use crate::order::OrderDetails;
-use crate::overview::Overview;
+use crate::overview::{LagSample, Minute, Overview};
 use crate::{Console, Problem};
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1d232a}\
@@ -96,7 +96,9 @@ fn render_overview(o: &Overview) -> String {
             false,
         ));
     }
-    out.push_str("</div><h2>Sagas and the outbox</h2><div class=\"tiles\">");
+    out.push_str("</div>");
+    out.push_str(&orders_chart(&o.orders_per_minute, chrono::Utc::now()));
+    out.push_str("<h2>Sagas and the outbox</h2><div class=\"tiles\">");
     out.push_str(&tile(
         "sagas-in-flight",
         "sagas in flight",
@@ -150,7 +152,9 @@ fn render_overview(o: &Overview) -> String {
             escape(&lag)
         );
     }
-    out.push_str("</table><h2>Dead letters</h2>");
+    out.push_str("</table>");
+    out.push_str(&lag_chart(&o.lag_history));
+    out.push_str("<h2>Dead letters</h2>");
     if o.dead_letters.is_empty() {
         out.push_str("<p id=\"dead-letters\" class=\"ok\">none</p>");
     } else {
@@ -192,6 +196,101 @@ fn render_overview(o: &Overview) -> String {
         out.push_str("</table>");
     }
     out
+}
+
+const CHART_WIDTH: f64 = 600.0;
+const CHART_HEIGHT: f64 = 120.0;
+
+/// The orders placed in each minute of the hour before `now`, as stacked bars by state now: completed,
+/// cancelled, still placed.
+fn orders_chart(minutes: &[Minute], now: chrono::DateTime<chrono::Utc>) -> String {
+    let most = minutes
+        .iter()
+        .map(|m| m.placed + m.completed + m.cancelled)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let bar = CHART_WIDTH / 60.0;
+    let mut out = format!(
+        "<svg id=\"orders-per-minute\" role=\"img\" width=\"{CHART_WIDTH}\" height=\"{}\" \
+         viewBox=\"0 0 {CHART_WIDTH} {}\"><title>orders placed per minute over the last hour, by state: \
+         completed (green), cancelled (red), open (grey); at most {most} in a minute</title>\
+         <line x1=\"0\" y1=\"{CHART_HEIGHT}\" x2=\"{CHART_WIDTH}\" y2=\"{CHART_HEIGHT}\" stroke=\"#99a3ad\"/>",
+        CHART_HEIGHT + 14.0,
+        CHART_HEIGHT + 14.0,
+    );
+    for m in minutes {
+        let minutes_ago = (now - m.minute).num_seconds() as f64 / 60.0;
+        let x = CHART_WIDTH - minutes_ago.clamp(0.0, 60.0) * bar;
+        let mut top = CHART_HEIGHT;
+        for (count, color, state) in [
+            (m.completed, "#2e8540", "completed"),
+            (m.cancelled, "#b3261e", "cancelled"),
+            (m.placed, "#99a3ad", "open"),
+        ] {
+            if count == 0 {
+                continue;
+            }
+            let height = count as f64 / most * CHART_HEIGHT;
+            top -= height;
+            let _ = write!(
+                out,
+                "<rect x=\"{x:.1}\" y=\"{top:.1}\" width=\"{:.1}\" height=\"{height:.1}\" fill=\"{color}\">\
+                 <title>{} {count} {state}</title></rect>",
+                (bar - 1.0).max(1.0),
+                m.minute.format("%H:%M"),
+            );
+        }
+    }
+    let _ = write!(
+        out,
+        "<text x=\"0\" y=\"{}\" font-size=\"11\">an hour ago</text><text x=\"{CHART_WIDTH}\" y=\"{}\" \
+         font-size=\"11\" text-anchor=\"end\">now</text></svg>",
+        CHART_HEIGHT + 12.0,
+        CHART_HEIGHT + 12.0
+    );
+    out
+}
+
+/// The consumer groups' lag over time, as sampled since the console started.
+fn lag_chart(samples: &[LagSample]) -> String {
+    if samples.len() < 2 {
+        return "<p id=\"lag-over-time\">lag over time: sampled every 10 s since the console started; not \
+                enough samples yet</p>"
+            .to_owned();
+    }
+    let most = samples
+        .iter()
+        .map(|s| s.consumer_lag)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let step = CHART_WIDTH / (samples.len() - 1) as f64;
+    let points: Vec<String> = samples
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                "{:.1},{:.1}",
+                i as f64 * step,
+                CHART_HEIGHT - s.consumer_lag as f64 / most * CHART_HEIGHT
+            )
+        })
+        .collect();
+    let first = samples
+        .first()
+        .map_or_else(String::new, |s| s.at.format("%H:%M:%S").to_string());
+    format!(
+        "<h2>Lag over time</h2><svg id=\"lag-over-time\" role=\"img\" width=\"{CHART_WIDTH}\" height=\"{h}\" \
+         viewBox=\"0 0 {CHART_WIDTH} {h}\"><title>the consumer groups' lag, all together, every 10 s since \
+         {first}; at most {most}</title><polyline fill=\"none\" stroke=\"#1d3b58\" stroke-width=\"2\" \
+         points=\"{}\"/><text x=\"0\" y=\"{t}\" font-size=\"11\">{first}</text><text x=\"{CHART_WIDTH}\" \
+         y=\"{t}\" font-size=\"11\" text-anchor=\"end\">now, lag {}</text></svg>",
+        points.join(" "),
+        samples.last().map_or(0, |s| s.consumer_lag),
+        h = CHART_HEIGHT + 14.0,
+        t = CHART_HEIGHT + 12.0,
+    )
 }
 
 /// The search form's query.
@@ -768,6 +867,25 @@ mod tests {
     fn a_reference_is_one_path_segment() {
         assert_eq!(percent_encode("key/1 ?x"), "key%2F1%20%3Fx");
         assert_eq!(percent_encode("demo-7_a.b~"), "demo-7_a.b~");
+    }
+
+    #[test]
+    fn each_minute_is_a_bar_as_high_as_its_orders() {
+        let now = chrono::Utc::now();
+        let minute = |ago: i64, completed: i64, cancelled: i64| Minute {
+            minute: now - chrono::Duration::minutes(ago),
+            placed: 0,
+            completed,
+            cancelled,
+        };
+        let chart = orders_chart(&[minute(30, 4, 0), minute(1, 1, 1)], now);
+        // The busiest minute is the full height; the other's two orders half of it, in two bars.
+        assert!(
+            chart.contains("height=\"120.0\" fill=\"#2e8540\""),
+            "{chart}"
+        );
+        assert_eq!(chart.matches("height=\"30.0\"").count(), 2, "{chart}");
+        assert_eq!(chart.matches("<rect").count(), 3, "{chart}");
     }
 
     #[test]

@@ -42,6 +42,19 @@ async fn the_overview_shows_what_the_database_holds() {
     assert_eq!(groups.len(), 5, "{groups:?}");
     assert!(groups.iter().any(|g| g.ends_with("orchestrator")));
 
+    // The chart's minutes add up to the same orders, by state.
+    let mut per_state: BTreeMap<String, i64> = BTreeMap::new();
+    for minute in overview["orders_per_minute"].as_array().unwrap() {
+        for state in ["placed", "completed", "cancelled"] {
+            *per_state.entry(state.to_owned()).or_default() += minute[state].as_i64().unwrap();
+        }
+    }
+    per_state.retain(|_, n| *n > 0);
+    assert_eq!(per_state, shown);
+    // The lag is sampled from the start.
+    let sample = &overview["lag_history"][0];
+    assert!(sample["consumer_lag"].is_i64(), "{overview}");
+
     // The page shows the same figures.
     let page = running.get("/").await.text().await.unwrap();
     let completed = overview["orders_last_hour"]["completed"]
@@ -54,6 +67,7 @@ async fn the_overview_shows_what_the_database_holds() {
         "{page}"
     );
     assert!(page.contains("http-equiv=\"refresh\""), "it reloads itself");
+    assert!(page.contains("<svg id=\"orders-per-minute\""), "{page}");
     running.stop().await;
 }
 
