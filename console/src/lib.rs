@@ -9,6 +9,8 @@
 //! - `GET /dead-letters[/{topic}[/{partition}/{offset}]]` and the same under `/api`: dead letters per topic,
 //!   one decoded with its envelope; `POST .../redrive` redrives a selection ([`dead_letters`]).
 //!
+//! - `GET /sagas/attention` and `/api/sagas/attention`: the escalated sagas, each with the step that failed,
+//!   whether it was compensating, its attempts and last failure ([`attention`]).
 //! - `GET /outbox` and `/api/outbox`: the backlog and the quarantined records; `POST
 //!   .../quarantine/{id}/retry|discard` ([`outbox`]).
 //!
@@ -24,6 +26,7 @@
 //! order to whoever reaches it.
 
 mod actions;
+pub mod attention;
 pub mod dead_letters;
 pub mod history;
 pub mod order;
@@ -100,6 +103,7 @@ impl Console {
                 "/dead-letters/{topic}/{partition}/{offset}",
                 get(pages::dead_letter),
             )
+            .route("/sagas/attention", get(pages::attention))
             .route("/outbox", get(pages::outbox))
             .route("/outbox/quarantine/{id}/{decision}", post(pages::decide))
             .route("/replays", get(pages::replays))
@@ -116,6 +120,7 @@ impl Console {
                 "/api/reconciliations/{id}",
                 get(history::get_reconciliation),
             )
+            .route("/api/sagas/attention", get(attention::get))
             .route("/api/outbox", get(outbox::get))
             .route("/api/outbox/quarantine/{id}/{decision}", post(outbox::post))
             .route("/api/dead-letters/{topic}", get(dead_letters::get_list))

@@ -105,11 +105,14 @@ fn render_overview(o: &Overview) -> String {
         &o.sagas_in_flight.to_string(),
         false,
     ));
-    out.push_str(&tile(
-        "sagas-needing-attention",
-        "sagas needing attention",
-        &o.sagas_needing_attention.to_string(),
-        o.sagas_needing_attention > 0,
+    out.push_str(&format!(
+        "<a href=\"/sagas/attention\">{}</a>",
+        tile(
+            "sagas-needing-attention",
+            "sagas needing attention",
+            &o.sagas_needing_attention.to_string(),
+            o.sagas_needing_attention > 0,
+        )
     ));
     out.push_str(&tile(
         "outbox-backlog",
@@ -566,6 +569,38 @@ pub(crate) async fn redrive(
         .into_response(),
         Err(problem) => problem_page(&problem),
     }
+}
+
+/// `GET /sagas/attention`.
+pub(crate) async fn attention(State(console): State<Console>) -> Response {
+    let sagas = match crate::attention::list(&console).await {
+        Ok(sagas) => sagas,
+        Err(problem) => return problem_page(&problem),
+    };
+    let mut out = String::from("<h1>Sagas needing attention</h1>");
+    if sagas.is_empty() {
+        out.push_str("<p id=\"attention\" class=\"ok\">none</p>");
+        return page("sagas needing attention", &out, None).into_response();
+    }
+    out.push_str(
+        "<table id=\"attention\"><tr><th>order</th><th>escalated</th><th>failed step</th><th></th>\
+         <th class=\"num\">attempts</th><th>last failure</th></tr>",
+    );
+    for s in &sagas {
+        let _ = write!(
+            out,
+            "<tr><td><a href=\"/orders/{o}\">{o}</a></td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>\
+             <td>{}</td></tr>",
+            when(Some(s.escalated_at)),
+            escape(&s.step),
+            if s.compensating { "compensation" } else { "" },
+            s.attempts,
+            escape(&s.last_error),
+            o = s.order_id,
+        );
+    }
+    out.push_str("</table>");
+    page("sagas needing attention", &out, None).into_response()
 }
 
 /// `GET /outbox`: the backlog and the quarantine, each record with retry and discard.

@@ -2,13 +2,10 @@
 //! the outbox and another discarded, with the token only, each an `operator_actions` row. No relay runs
 //! here, so a retried record stays in the outbox to be seen.
 
-use std::time::Duration;
+mod common;
 
-use orderflow_console::{Console, ConsoleConfig};
-use producers::topics::Topics;
+use common::{TOKEN, console_on};
 use testkit::TestDb;
-
-const TOKEN: &str = "outbox-test-token";
 
 async fn quarantine(db: &TestDb, id: i64, reason: &str) {
     sqlx::query(
@@ -27,22 +24,7 @@ async fn a_quarantined_record_is_retried_or_discarded_with_the_token_only() {
     let db = TestDb::new().await;
     quarantine(&db, 41, "MessageSizeTooLarge").await;
     quarantine(&db, 42, "UnknownTopicOrPartition").await;
-    let console = Console::new(
-        db.pool().clone(),
-        testkit::kafka(),
-        ConsoleConfig {
-            topics: Topics::with_prefix(""),
-            group_prefix: "orderflow-".into(),
-            regions: Vec::new(),
-            replication_every: Duration::from_secs(15),
-            token: Some(TOKEN.into()),
-            codec: None,
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(console.serve(listener, stop.clone()));
+    let (base, stop) = console_on(&db).await;
     let client = reqwest::Client::new();
 
     let state: serde_json::Value = client

@@ -24,6 +24,31 @@ pub struct Running {
     stop: tokio_util::sync::CancellationToken,
 }
 
+/// The console over `db` alone (no pipeline, no registry), with `TOKEN`: its base URL, and what stops it.
+pub async fn console_on(db: &TestDb) -> (String, tokio_util::sync::CancellationToken) {
+    let console = Console::new(
+        db.pool().clone(),
+        testkit::kafka(),
+        ConsoleConfig {
+            topics: Topics::with_prefix(""),
+            group_prefix: "orderflow-".into(),
+            regions: Vec::new(),
+            replication_every: Duration::from_secs(15),
+            token: Some(TOKEN.into()),
+            codec: None,
+        },
+    );
+    serve(console).await
+}
+
+async fn serve(console: Console) -> (String, tokio_util::sync::CancellationToken) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(console.serve(listener, stop.clone()));
+    (base, stop)
+}
+
 pub async fn running(orders: usize) -> Running {
     let db = TestDb::new().await;
     let prefix = format!("{}.", testkit::unique_name("console"));
@@ -64,10 +89,7 @@ pub async fn running(orders: usize) -> Running {
             codec: Some(std::sync::Arc::clone(&pipeline.shared().codec)),
         },
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(console.serve(listener, stop.clone()));
+    let (base, stop) = serve(console).await;
     Running {
         db,
         pipeline,
