@@ -47,7 +47,8 @@ fn page(title: &str, body: &str, refresh: Option<u32>) -> Html<String> {
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{refresh}\
          <title>{} · orderflow console</title><style>{STYLE}</style></head><body><header>\
-         <a href=\"/\">orderflow console</a><a href=\"/dead-letters\">dead letters</a><a href=\"/outbox\">outbox</a><a href=\"/replays\">replays</a>\
+         <a href=\"/\">orderflow console</a><a href=\"/dead-letters\">dead letters</a>\
+         <a href=\"/outbox\">outbox</a><a href=\"/replays\">replays</a>\
          <a href=\"/reconciliations\">reconciliation</a>\
          <form action=\"/orders\" method=\"get\">\
          <input name=\"ref\" placeholder=\"order id or idempotency key\" aria-label=\"order\"></form>\
@@ -64,6 +65,14 @@ fn problem_page(problem: &Problem) -> Response {
         escape(&problem.detail)
     );
     (problem.status, page(problem.title, &body, None)).into_response()
+}
+
+/// The page titled `title` around `body`, or the page of the problem that kept it from being made.
+fn respond(title: &str, body: Result<String, Problem>) -> Response {
+    match body {
+        Ok(body) => page(title, &body, None).into_response(),
+        Err(problem) => problem_page(&problem),
+    }
 }
 
 fn tile(id: &str, label: &str, value: &str, bad: bool) -> String {
@@ -142,7 +151,10 @@ fn render_overview(o: &Overview) -> String {
         &o.notifications_given_up.to_string(),
         o.notifications_given_up > 0,
     ));
-    out.push_str("</div><h2>Consumer lag</h2><table id=\"consumer-lag\"><tr><th>group</th><th>topics</th><th class=\"num\">lag</th></tr>");
+    out.push_str(
+        "</div><h2>Consumer lag</h2><table id=\"consumer-lag\"><tr><th>group</th><th>topics</th>\
+         <th class=\"num\">lag</th></tr>",
+    );
     for g in &o.consumer_lag {
         let lag = g
             .lag
@@ -387,7 +399,10 @@ fn render_order(d: &OrderDetails) -> String {
             escape(&step.event.to_string())
         );
     }
-    out.push_str("</table><h2>Services' events</h2><table id=\"events\"><tr><th>time</th><th>stream</th><th>#</th><th>event</th><th>data</th></tr>");
+    out.push_str(
+        "</table><h2>Services' events</h2><table id=\"events\"><tr><th>time</th><th>stream</th><th>#</th>\
+         <th>event</th><th>data</th></tr>",
+    );
     for e in &d.events {
         let _ = write!(
             out,
@@ -573,34 +588,37 @@ pub(crate) async fn redrive(
 
 /// `GET /sagas/attention`.
 pub(crate) async fn attention(State(console): State<Console>) -> Response {
-    let sagas = match crate::attention::list(&console).await {
-        Ok(sagas) => sagas,
-        Err(problem) => return problem_page(&problem),
-    };
-    let mut out = String::from("<h1>Sagas needing attention</h1>");
-    if sagas.is_empty() {
-        out.push_str("<p id=\"attention\" class=\"ok\">none</p>");
-        return page("sagas needing attention", &out, None).into_response();
-    }
-    out.push_str(
-        "<table id=\"attention\"><tr><th>order</th><th>escalated</th><th>failed step</th><th></th>\
-         <th class=\"num\">attempts</th><th>last failure</th></tr>",
-    );
-    for s in &sagas {
-        let _ = write!(
-            out,
-            "<tr><td><a href=\"/orders/{o}\">{o}</a></td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>\
-             <td>{}</td></tr>",
-            when(Some(s.escalated_at)),
-            escape(&s.step),
-            if s.compensating { "compensation" } else { "" },
-            s.attempts,
-            escape(&s.last_error),
-            o = s.order_id,
+    respond(
+        "sagas needing attention",
+        async {
+            let sagas = crate::attention::list(&console).await?;
+            let mut out = String::from("<h1>Sagas needing attention</h1>");
+            if sagas.is_empty() {
+                out.push_str("<p id=\"attention\" class=\"ok\">none</p>");
+                return Ok(out);
+        }
+        out.push_str(
+            "<table id=\"attention\"><tr><th>order</th><th>escalated</th><th>failed step</th><th></th>\
+             <th class=\"num\">attempts</th><th>last failure</th></tr>",
         );
-    }
-    out.push_str("</table>");
-    page("sagas needing attention", &out, None).into_response()
+        for s in &sagas {
+            let _ = write!(
+                out,
+                "<tr><td><a href=\"/orders/{o}\">{o}</a></td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>\
+                 <td>{}</td></tr>",
+                when(Some(s.escalated_at)),
+                escape(&s.step),
+                if s.compensating { "compensation" } else { "" },
+                s.attempts,
+                escape(&s.last_error),
+                o = s.order_id,
+            );
+        }
+        out.push_str("</table>");
+        Ok(out)
+        }
+        .await,
+    )
 }
 
 /// `GET /outbox`: the backlog and the quarantine, each record with retry and discard.
@@ -646,8 +664,10 @@ pub(crate) async fn outbox(
             let _ = write!(
                 out,
                 "<tr><td>{id}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td>\
-                 <td><form method=\"post\" action=\"/outbox/quarantine/{id}/retry\"><button id=\"retry-{id}\">Retry</button></form> \
-                 <form method=\"post\" action=\"/outbox/quarantine/{id}/discard\"><button id=\"discard-{id}\">Discard</button></form></td></tr>",
+                 <td><form method=\"post\" action=\"/outbox/quarantine/{id}/retry\">\
+                 <button id=\"retry-{id}\">Retry</button></form> \
+                 <form method=\"post\" action=\"/outbox/quarantine/{id}/discard\">\
+                 <button id=\"discard-{id}\">Discard</button></form></td></tr>",
                 escape(&q.topic),
                 escape(&q.key),
                 q.size,
@@ -704,96 +724,108 @@ fn json_block(id: &str, value: Option<&serde_json::Value>) -> String {
 
 /// `GET /replays`.
 pub(crate) async fn replays(State(console): State<Console>) -> Response {
-    let rows = match crate::history::replays(&console).await {
-        Ok(rows) => rows,
-        Err(problem) => return problem_page(&problem),
-    };
-    let mut out = String::from(
-        "<h1>Replays</h1><p>Started with <code>orderflow replay SOURCE --to-topic T | --to-group G</code> (a dry \
-         run unless <code>--apply</code>).</p><table id=\"replays\"><tr><th>started</th><th>by</th><th>mode</th>\
-         <th>source</th><th>target</th><th class=\"num\">read</th><th class=\"num\">matched</th>\
-         <th class=\"num\">written</th><th>outcome</th></tr>",
-    );
-    for r in &rows {
-        let _ = write!(
-            out,
-            "<tr><td><a href=\"/replays/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
-            r.id,
-            when(Some(r.started_at)),
-            escape(&r.run_by),
-            escape(&r.mode),
-            escape(&r.source_topic),
-            escape(&r.target),
-            r.read,
-            r.matched,
-            r.written,
-            escape(&r.outcome)
-        );
-    }
-    out.push_str("</table>");
-    page("replays", &out, None).into_response()
+    respond(
+        "replays",
+        async {
+            let rows = crate::history::replays(&console).await?;
+            let mut out = String::from(
+                "<h1>Replays</h1><p>Started with <code>orderflow replay SOURCE --to-topic T | --to-group G\
+                 </code> (a dry run unless <code>--apply</code>).</p><table id=\"replays\"><tr><th>started</th>\
+                 <th>by</th><th>mode</th>\
+                 <th>source</th><th>target</th><th class=\"num\">read</th><th class=\"num\">matched</th>\
+                 <th class=\"num\">written</th><th>outcome</th></tr>",
+            );
+            for r in &rows {
+                let _ = write!(
+                    out,
+                    "<tr><td><a href=\"/replays/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+                     <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                    r.id,
+                    when(Some(r.started_at)),
+                    escape(&r.run_by),
+                    escape(&r.mode),
+                    escape(&r.source_topic),
+                    escape(&r.target),
+                    r.read,
+                    r.matched,
+                    r.written,
+                    escape(&r.outcome)
+                );
+        }
+        out.push_str("</table>");
+        Ok(out)
+        }
+        .await,
+    )
 }
 
 /// `GET /replays/{id}`.
 pub(crate) async fn replay(State(console): State<Console>, Path(id): Path<String>) -> Response {
-    let r = match crate::history::replay(&console, &id).await {
-        Ok(row) => row,
-        Err(problem) => return problem_page(&problem),
-    };
-    let out = format!(
-        "<h1>Replay {}</h1><table id=\"replay\"><tr><th>by</th><td>{}</td></tr><tr><th>started</th><td>{}</td></tr>\
-         <tr><th>finished</th><td>{}</td></tr><tr><th>mode</th><td>{}</td></tr><tr><th>source</th><td>{}</td></tr>\
-         <tr><th>target</th><td>{}</td></tr><tr><th>read / matched / written</th><td>{} / {} / {}</td></tr>\
-         <tr><th>outcome</th><td>{}{}</td></tr></table><h2>Arguments</h2>{}<h2>Differences (a rebuild)</h2>{}\
-         <p>Resume a stopped replay with <code>orderflow replay resume {}</code>.</p>",
-        r.id,
-        escape(&r.run_by),
-        when(Some(r.started_at)),
-        when(r.finished_at),
-        escape(&r.mode),
-        escape(&r.source_topic),
-        escape(&r.target),
-        r.read,
-        r.matched,
-        r.written,
-        escape(&r.outcome),
-        r.error
-            .as_deref()
-            .map_or_else(String::new, |e| format!(": {}", escape(e))),
-        json_block("arguments", Some(&r.arguments)),
-        json_block("differences", r.differences.as_ref()),
-        r.id
-    );
-    page("replay", &out, None).into_response()
+    respond(
+        "replay",
+        async {
+            let r = crate::history::replay(&console, &id).await?;
+            let out = format!(
+                "<h1>Replay {}</h1><table id=\"replay\"><tr><th>by</th><td>{}</td></tr>\
+                 <tr><th>started</th><td>{}</td></tr><tr><th>finished</th><td>{}</td></tr>\
+                 <tr><th>mode</th><td>{}</td></tr><tr><th>source</th><td>{}</td></tr>\
+                 <tr><th>target</th><td>{}</td></tr><tr><th>read / matched / written</th><td>{} / {} / {}</td></tr>\
+                 <tr><th>outcome</th><td>{}{}</td></tr></table><h2>Arguments</h2>{}<h2>Differences (a rebuild)</h2>{}\
+                 <p>Resume a stopped replay with <code>orderflow replay resume {}</code>.</p>",
+                r.id,
+                escape(&r.run_by),
+                when(Some(r.started_at)),
+                when(r.finished_at),
+                escape(&r.mode),
+                escape(&r.source_topic),
+                escape(&r.target),
+                r.read,
+                r.matched,
+                r.written,
+                escape(&r.outcome),
+                r.error
+                    .as_deref()
+                    .map_or_else(String::new, |e| format!(": {}", escape(e))),
+                json_block("arguments", Some(&r.arguments)),
+                json_block("differences", r.differences.as_ref()),
+                r.id
+            );
+            Ok(out)
+        }
+        .await,
+    )
 }
 
 /// `GET /reconciliations`.
 pub(crate) async fn reconciliations(State(console): State<Console>) -> Response {
-    let runs = match crate::history::reconciliations(&console).await {
-        Ok(runs) => runs,
-        Err(problem) => return problem_page(&problem),
-    };
-    let mut out = String::from(
-        "<h1>Reconciliation runs</h1><p>Started with <code>orderflow reconcile --from DAY</code> (a dry run \
-         unless <code>--apply</code>).</p><table id=\"reconciliations\"><tr><th>started</th><th>by</th>\
-         <th>window</th><th>mode</th><th>outcome</th></tr>",
-    );
-    for run in &runs {
-        let _ = write!(
-            out,
-            "<tr><td><a href=\"/reconciliations/{}\">{}</a></td><td>{}</td><td>{} to {}</td><td>{}</td><td>{}</td></tr>",
-            run.id,
-            when(Some(run.started_at)),
-            escape(&run.run_by),
-            when(Some(run.window_from)),
-            when(Some(run.window_to)),
-            escape(&run.mode),
-            escape(run.outcome.as_deref().unwrap_or("running"))
-        );
-    }
-    out.push_str("</table>");
-    page("reconciliation", &out, None).into_response()
+    respond(
+        "reconciliation",
+        async {
+            let runs = crate::history::reconciliations(&console).await?;
+            let mut out = String::from(
+                "<h1>Reconciliation runs</h1><p>Started with <code>orderflow reconcile --from DAY</code> (a dry run \
+                 unless <code>--apply</code>).</p><table id=\"reconciliations\"><tr><th>started</th><th>by</th>\
+                 <th>window</th><th>mode</th><th>outcome</th></tr>",
+            );
+            for run in &runs {
+                let _ = write!(
+                    out,
+                    "<tr><td><a href=\"/reconciliations/{}\">{}</a></td><td>{}</td><td>{} to {}</td>\
+                     <td>{}</td><td>{}</td></tr>",
+                    run.id,
+                    when(Some(run.started_at)),
+                    escape(&run.run_by),
+                    when(Some(run.window_from)),
+                    when(Some(run.window_to)),
+                    escape(&run.mode),
+                    escape(run.outcome.as_deref().unwrap_or("running"))
+                );
+        }
+        out.push_str("</table>");
+        Ok(out)
+        }
+        .await,
+    )
 }
 
 /// `GET /reconciliations/{id}`.
@@ -801,39 +833,42 @@ pub(crate) async fn reconciliation(
     State(console): State<Console>,
     Path(id): Path<String>,
 ) -> Response {
-    let r = match crate::history::reconciliation(&console, &id).await {
-        Ok(r) => r,
-        Err(problem) => return problem_page(&problem),
-    };
-    let mut out = format!(
-        "<h1>Reconciliation {}</h1><p>{} of {} to {} by {}: {}</p><h2>Found</h2>{}<h2>Repaired</h2>{}\
-         <h2>Left for people</h2><table id=\"repairs\"><tr><th>class</th><th>order</th><th class=\"num\">amount</th>\
-         <th>action</th><th>why</th></tr>",
-        r.run.id,
-        escape(&r.run.mode),
-        when(Some(r.run.window_from)),
-        when(Some(r.run.window_to)),
-        escape(&r.run.run_by),
-        escape(r.run.outcome.as_deref().unwrap_or("running")),
-        json_block("found", r.run.found.as_ref()),
-        json_block("repaired", r.run.repaired.as_ref()),
-    );
-    for repair in &r.repairs {
-        let order = repair
-            .order_id
-            .map_or_else(String::new, |o| format!("<a href=\"/orders/{o}\">{o}</a>"));
-        let _ = write!(
-            out,
-            "<tr><td>{}</td><td>{order}</td><td class=\"num\">{} {}</td><td>{}</td><td>{}</td></tr>",
-            escape(&repair.class),
-            money(repair.amount_minor),
-            escape(&repair.currency),
-            escape(&repair.action),
-            escape(repair.reason.as_deref().unwrap_or(""))
-        );
-    }
-    out.push_str("</table>");
-    page("reconciliation", &out, None).into_response()
+    respond(
+        "reconciliation",
+        async {
+            let r = crate::history::reconciliation(&console, &id).await?;
+            let mut out = format!(
+                "<h1>Reconciliation {}</h1><p>{} of {} to {} by {}: {}</p><h2>Found</h2>{}<h2>Repaired</h2>{}\
+                 <h2>Left for people</h2><table id=\"repairs\"><tr><th>class</th><th>order</th><th class=\"num\">amount</th>\
+                 <th>action</th><th>why</th></tr>",
+                r.run.id,
+                escape(&r.run.mode),
+                when(Some(r.run.window_from)),
+                when(Some(r.run.window_to)),
+                escape(&r.run.run_by),
+                escape(r.run.outcome.as_deref().unwrap_or("running")),
+                json_block("found", r.run.found.as_ref()),
+                json_block("repaired", r.run.repaired.as_ref()),
+            );
+            for repair in &r.repairs {
+                let order = repair
+                    .order_id
+                    .map_or_else(String::new, |o| format!("<a href=\"/orders/{o}\">{o}</a>"));
+                let _ = write!(
+                    out,
+                    "<tr><td>{}</td><td>{order}</td><td class=\"num\">{} {}</td><td>{}</td><td>{}</td></tr>",
+                    escape(&repair.class),
+                    money(repair.amount_minor),
+                    escape(&repair.currency),
+                    escape(&repair.action),
+                    escape(repair.reason.as_deref().unwrap_or(""))
+                );
+        }
+        out.push_str("</table>");
+        Ok(out)
+        }
+        .await,
+    )
 }
 
 /// `GET /login`: the form that keeps the access token in a cookie for the pages' actions.

@@ -13,7 +13,19 @@ use common::{TOKEN, dead_letter_of_the_global_view, global_rows, running};
 #[tokio::test]
 async fn the_overview_shows_what_the_database_holds() {
     let running = running(12).await;
-    let overview = running.json("/api/overview").await;
+    // The console samples the lag from its start; the first sample takes a moment.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let overview = loop {
+        let overview = running.json("/api/overview").await;
+        if !overview["lag_history"].as_array().unwrap().is_empty() {
+            break overview;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no lag sample in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let in_database: Vec<(String, i64)> =
         sqlx::query_as("SELECT status, count(*) FROM orders_view GROUP BY status")
             .fetch_all(running.db.pool())

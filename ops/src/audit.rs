@@ -46,11 +46,7 @@ pub async fn record<T>(
     action: &Action<'_>,
     outcome: &Result<T, OperatorError>,
 ) -> Result<(), OperatorError> {
-    let (result, error) = match outcome {
-        Ok(_) => ("done", None),
-        Err(OperatorError::BadInput(why)) => ("refused", Some(why.clone())),
-        Err(e) => ("failed", Some(e.to_string())),
-    };
+    let (result, error) = crate::error::outcome_of(outcome);
     sqlx::query(
         "INSERT INTO operator_actions (id, via, actor, action, target, detail, outcome, error)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -14,3 +14,14 @@ pub enum OperatorError {
     #[error("{0}")]
     Failed(String),
 }
+
+/// How an operator's command ended, for its audit row: `done`, `refused` (bad input, nothing changed) or
+/// `failed`, with the error's text.
+#[must_use]
+pub fn outcome_of<T>(outcome: &Result<T, OperatorError>) -> (&'static str, Option<String>) {
+    match outcome {
+        Ok(_) => ("done", None),
+        Err(OperatorError::BadInput(why)) => ("refused", Some(why.clone())),
+        Err(e) => ("failed", Some(e.to_string())),
+    }
+}

@@ -67,11 +67,11 @@ pub async fn reset(
             .await
             .map_err(|e| OperatorError::Failed(format!("reset thread failed: {e}")))?
     };
-    let (offsets, result, error) = match &outcome {
-        Ok(moved) => (serde_json::to_value(moved).ok(), "done", None),
-        Err(OperatorError::BadInput(why)) => (None, "refused", Some(why.clone())),
-        Err(e) => (None, "failed", Some(e.to_string())),
-    };
+    let offsets = outcome
+        .as_ref()
+        .ok()
+        .and_then(|moved| serde_json::to_value(moved).ok());
+    let (result, error) = crate::error::outcome_of(&outcome);
     sqlx::query(
         "INSERT INTO group_resets (id, run_by, mode, group_id, topic, arguments, offsets, outcome, error)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",

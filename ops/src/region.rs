@@ -467,11 +467,11 @@ pub async fn failover(
             .await
             .map_err(|e| OperatorError::Failed(format!("failover thread failed: {e}")))?
     };
-    let (offsets, result, error) = match &outcome {
-        Ok(moved) => (serde_json::to_value(moved).ok(), "done", None),
-        Err(OperatorError::BadInput(why)) => (None, "refused", Some(why.clone())),
-        Err(e) => (None, "failed", Some(e.to_string())),
-    };
+    let offsets = outcome
+        .as_ref()
+        .ok()
+        .and_then(|moved| serde_json::to_value(moved).ok());
+    let (result, error) = crate::error::outcome_of(&outcome);
     sqlx::query(
         "INSERT INTO region_failovers
              (id, run_by, mode, group_id, from_region, to_region, offsets, outcome, error)
