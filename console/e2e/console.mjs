@@ -10,6 +10,7 @@
 //   ORDER_ID         an order to search for
 //   EXPECT_TIMELINE  JSON: the event types of its saga, in order
 //   DLQ_TOPIC        a dead-letter topic holding one dead letter, at 0/0
+//   ORDERS_TOPIC     the orders events topic, for a replay's dry run
 
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
@@ -76,7 +77,20 @@ try {
   await Promise.all([page.waitForURL(/message=/), page.click("#redrive")]);
   expectEqual(await page.locator("#message").innerText(), "redriven 1 dead letter(s)", "redrive");
   await shot("dead-letters");
-  console.log("console e2e: overview, order timeline, dead letter, refused and redriven: ok");
+
+  // A replay's dry run, started from the page: counts, and the command that would apply it.
+  await page.goto(`${base}/replays`);
+  const source = env("ORDERS_TOPIC");
+  await page.fill("#dry-run input[name=source]", source);
+  await page.fill("#dry-run input[name=to_group]", "orders-view");
+  await Promise.all([page.waitForURL(`${base}/replays/dry-run`), page.click("#dry-run button")]);
+  expectEqual(
+    await page.locator("#apply").innerText(),
+    `orderflow replay ${source} --to-group orders-view --apply`,
+    "dry run: the command that applies it",
+  );
+  await shot("dry-run");
+  console.log("console e2e: overview, order timeline, dead letter, refused and redriven, a dry run: ok");
 } finally {
   await browser.close();
 }

@@ -107,6 +107,7 @@ impl Console {
             .route("/outbox", get(pages::outbox))
             .route("/outbox/quarantine/{id}/{decision}", post(pages::decide))
             .route("/replays", get(pages::replays))
+            .route("/replays/dry-run", post(pages::dry_run))
             .route("/replays/{id}", get(pages::replay))
             .route("/reconciliations", get(pages::reconciliations))
             .route("/reconciliations/{id}", get(pages::reconciliation))
@@ -114,6 +115,7 @@ impl Console {
             .route("/api/overview", get(overview::get))
             .route("/api/orders/{reference}", get(order::get))
             .route("/api/replays", get(history::get_replays))
+            .route("/api/replays/dry-run", post(history::post_dry_run))
             .route("/api/replays/{id}", get(history::get_replay))
             .route("/api/reconciliations", get(history::get_reconciliations))
             .route(

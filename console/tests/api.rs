@@ -378,3 +378,76 @@ async fn the_history_lists_replays_and_reconciliation_runs_with_their_details() 
     }
     running.stop().await;
 }
+
+#[tokio::test]
+async fn a_replays_dry_run_starts_here_and_shows_the_command_that_applies_it() {
+    let running = running(2).await;
+    let source = running
+        .pipeline
+        .shared()
+        .config
+        .services
+        .topics
+        .events(producers::topics::Service::Orders);
+    let client = reqwest::Client::new();
+    let post = |body: serde_json::Value, token: Option<&str>| {
+        let mut request = client
+            .post(format!("{}/api/replays/dry-run", running.base))
+            .json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    let wanted = serde_json::json!({ "source": source, "to_group": "orders-view" });
+    assert_eq!(post(wanted.clone(), None).await.unwrap().status(), 401);
+    for (body, detail) in [
+        (serde_json::json!({ "source": source }), "give one target"),
+        (
+            serde_json::json!({ "source": "no-such-topic", "to_group": "orders-view" }),
+            "no-such-topic",
+        ),
+        (
+            serde_json::json!({ "source": source, "to_group": "payments" }),
+            "payments",
+        ),
+    ] {
+        let answer = post(body, Some(TOKEN)).await.unwrap();
+        assert_eq!(answer.status(), 400);
+        let problem: serde_json::Value = answer.json().await.unwrap();
+        assert!(
+            problem["detail"].as_str().unwrap().contains(detail),
+            "{problem}"
+        );
+    }
+
+    let answer = post(wanted, Some(TOKEN)).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let done: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(
+        done["apply"],
+        format!("orderflow replay {source} --to-group orders-view --apply")
+    );
+    let (run_by, mode, matched): (String, String, i64) =
+        sqlx::query_as("SELECT run_by, mode, matched FROM replays WHERE id = $1")
+            .bind(
+                done["report"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<uuid::Uuid>()
+                    .unwrap(),
+            )
+            .fetch_one(running.db.pool())
+            .await
+            .unwrap();
+    assert_eq!((run_by.as_str(), mode.as_str()), ("console", "dry_run"));
+    assert!(matched > 0);
+    // A replay through orders-view applies in the inbox scope orders-view; a dry run applies nothing.
+    let applied: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM inbox WHERE consumer_group LIKE 'orders-view%'")
+            .fetch_one(running.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(applied, 0, "a dry run applies nothing");
+    running.stop().await;
+}

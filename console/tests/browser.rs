@@ -1,7 +1,8 @@
 //! The console end to end in headless Chromium (Debian's `chromium`, driven by `playwright-core` from npm:
 //! console/e2e/console.mjs), against a console over a real pipeline: the overview shows the counts the
 //! database holds, searching an order shows its saga's timeline, a dead letter is refused without the token
-//! and redriven from the page once logged in, and applied once (checked here, in the database). Screenshots
+//! and redriven from the page once logged in, and applied once (checked here, in the database); a replay's
+//! dry run started from the page shows the command that would apply it. Screenshots
 //! of each page go to `$CARGO_TARGET_DIR/console-screenshots` (`target/` by default).
 //!
 //! `./dev up` installs the browser and the npm package; a machine without them fails this test, naming
@@ -76,7 +77,17 @@ async fn on_call_uses_the_console_in_a_browser() {
         .env("EXPECT_ORDERS", serde_json::to_string(&orders).unwrap())
         .env("ORDER_ID", searched.to_string())
         .env("EXPECT_TIMELINE", serde_json::to_string(&timeline).unwrap())
-        .env("DLQ_TOPIC", &dlq);
+        .env("DLQ_TOPIC", &dlq)
+        .env(
+            "ORDERS_TOPIC",
+            running
+                .pipeline
+                .shared()
+                .config
+                .services
+                .topics
+                .events(producers::topics::Service::Orders),
+        );
     let output = tokio::task::spawn_blocking(move || node.output())
         .await
         .unwrap()
