@@ -596,26 +596,26 @@ pub(crate) async fn attention(State(console): State<Console>) -> Response {
             if sagas.is_empty() {
                 out.push_str("<p id=\"attention\" class=\"ok\">none</p>");
                 return Ok(out);
-        }
-        out.push_str(
-            "<table id=\"attention\"><tr><th>order</th><th>escalated</th><th>failed step</th><th></th>\
-             <th class=\"num\">attempts</th><th>last failure</th></tr>",
-        );
-        for s in &sagas {
-            let _ = write!(
-                out,
-                "<tr><td><a href=\"/orders/{o}\">{o}</a></td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>\
-                 <td>{}</td></tr>",
-                when(Some(s.escalated_at)),
-                escape(&s.step),
-                if s.compensating { "compensation" } else { "" },
-                s.attempts,
-                escape(&s.last_error),
-                o = s.order_id,
+            }
+            out.push_str(
+                "<table id=\"attention\"><tr><th>order</th><th>escalated</th><th>failed step</th><th></th>\
+                 <th class=\"num\">attempts</th><th>last failure</th></tr>",
             );
-        }
-        out.push_str("</table>");
-        Ok(out)
+            for s in &sagas {
+                let _ = write!(
+                    out,
+                    "<tr><td><a href=\"/orders/{o}\">{o}</a></td><td>{}</td><td>{}</td><td>{}</td>\
+                     <td class=\"num\">{}</td><td>{}</td></tr>",
+                    when(Some(s.escalated_at)),
+                    escape(&s.step),
+                    if s.compensating { "compensation" } else { "" },
+                    s.attempts,
+                    escape(&s.last_error),
+                    o = s.order_id,
+                );
+            }
+            out.push_str("</table>");
+            Ok(out)
         }
         .await,
     )
@@ -902,9 +902,9 @@ pub(crate) async fn reconciliations(State(console): State<Console>) -> Response 
                     escape(&run.mode),
                     escape(run.outcome.as_deref().unwrap_or("running"))
                 );
-        }
-        out.push_str("</table>");
-        Ok(out)
+            }
+            out.push_str("</table>");
+            Ok(out)
         }
         .await,
     )
@@ -920,9 +920,9 @@ pub(crate) async fn reconciliation(
         async {
             let r = crate::history::reconciliation(&console, &id).await?;
             let mut out = format!(
-                "<h1>Reconciliation {}</h1><p>{} of {} to {} by {}: {}</p><h2>Found</h2>{}<h2>Repaired</h2>{}\
-                 <h2>Left for people</h2><table id=\"repairs\"><tr><th>class</th><th>order</th><th class=\"num\">amount</th>\
-                 <th>action</th><th>why</th></tr>",
+                "<h1>Reconciliation {}</h1><p>{} of {} to {} by {}: {}</p><h2>Found</h2>{}\
+                 <h2>Repaired</h2>{}<h2>Left for people</h2><table id=\"repairs\"><tr><th>class</th>\
+                 <th>order</th><th class=\"num\">amount</th><th>action</th><th>why</th></tr>",
                 r.run.id,
                 escape(&r.run.mode),
                 when(Some(r.run.window_from)),
@@ -945,9 +945,9 @@ pub(crate) async fn reconciliation(
                     escape(&repair.action),
                     escape(repair.reason.as_deref().unwrap_or(""))
                 );
-        }
-        out.push_str("</table>");
-        Ok(out)
+            }
+            out.push_str("</table>");
+            Ok(out)
         }
         .await,
     )
