@@ -4,9 +4,9 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use chrono::{DateTime, Utc};
 use ops::audit::Via;
 use ops::quarantine::Decision;
+use outbox::quarantine::Quarantined;
 use serde::Serialize;
 
 use crate::overview::Outbox;
@@ -20,20 +20,6 @@ pub struct OutboxState {
     pub quarantine: Vec<Quarantined>,
 }
 
-/// A record in quarantine.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Quarantined {
-    pub id: i64,
-    pub topic: String,
-    pub key: String,
-    pub size: i32,
-    pub attempts: i32,
-    pub reason: String,
-    pub quarantined_at: DateTime<Utc>,
-    /// Records of its key waiting behind it.
-    pub waiting: i64,
-}
-
 /// Reads the backlog and the quarantine.
 ///
 /// # Errors
@@ -44,19 +30,7 @@ pub(crate) async fn read(console: &Console) -> Result<OutboxState, Problem> {
         .map_err(Problem::unavailable)?;
     let quarantine = outbox::quarantine::list(&console.pool)
         .await
-        .map_err(Problem::unavailable)?
-        .into_iter()
-        .map(|q| Quarantined {
-            id: q.id,
-            topic: q.topic,
-            key: q.key,
-            size: q.size,
-            attempts: q.attempts,
-            reason: q.reason,
-            quarantined_at: q.quarantined_at,
-            waiting: q.waiting,
-        })
-        .collect();
+        .map_err(Problem::unavailable)?;
     Ok(OutboxState {
         backlog: Outbox::from(&backlog),
         quarantine,

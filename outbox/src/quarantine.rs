@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use crate::OutboxError;
 
 /// A record in quarantine.
-#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
 pub struct Quarantined {
     pub id: i64,
     pub topic: String,
