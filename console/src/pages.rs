@@ -464,23 +464,28 @@ pub(crate) async fn dead_letters(
     Path(topic): Path<String>,
     Query(message): Query<Message>,
 ) -> Response {
-    let letters = match crate::dead_letters::list(&console, &topic).await {
-        Ok(letters) => letters,
-        Err(problem) => return problem_page(&problem),
-    };
-    let mut out = format!("<h1>Dead letters of {}</h1>", escape(&topic));
+    respond(&topic, dead_letters_page(&console, &topic, &message).await)
+}
+
+async fn dead_letters_page(
+    console: &Console,
+    topic: &str,
+    message: &Message,
+) -> Result<String, Problem> {
+    let letters = crate::dead_letters::list(console, topic).await?;
+    let mut out = format!("<h1>Dead letters of {}</h1>", escape(topic));
     if let Some(text) = &message.message {
         let _ = write!(out, "<p id=\"message\" class=\"ok\">{}</p>", escape(text));
     }
     if letters.is_empty() {
         out.push_str("<p id=\"letters\" class=\"ok\">none</p>");
-        return page(&topic, &out, None).into_response();
+        return Ok(out);
     }
     let _ = write!(
         out,
         "<form method=\"post\" action=\"/dead-letters/{}/redrive\"><table id=\"letters\"><tr><th></th>\
          <th>position</th><th>key</th><th>from</th><th>group</th><th>why</th><th class=\"num\">attempts</th></tr>",
-        percent_encode(&topic)
+        percent_encode(topic)
     );
     for l in &letters {
         let position = format!("{}/{}", l.partition, l.offset);
@@ -489,7 +494,7 @@ pub(crate) async fn dead_letters(
             "<tr><td><input type=\"checkbox\" name=\"letter\" value=\"{position}\" aria-label=\"{position}\"></td>\
              <td><a href=\"/dead-letters/{}/{position}\">{position}</a></td><td>{}</td><td>{}</td><td>{}</td>\
              <td>{}</td><td class=\"num\">{}</td></tr>",
-            percent_encode(&topic),
+            percent_encode(topic),
             escape(l.key.as_deref().unwrap_or("")),
             escape(l.source.as_deref().unwrap_or("")),
             escape(l.consumer_group.as_deref().unwrap_or("")),
@@ -509,7 +514,7 @@ pub(crate) async fn dead_letters(
          <span>to their source topics, as <code>orderflow dlq redrive</code> does; a consumer that applied one \
          already skips it</span></form>",
     );
-    page(&topic, &out, None).into_response()
+    Ok(out)
 }
 
 /// A message shown after an action.
@@ -523,14 +528,20 @@ pub(crate) async fn dead_letter(
     State(console): State<Console>,
     Path((topic, partition, offset)): Path<(String, String, String)>,
 ) -> Response {
-    let shown = match crate::dead_letters::position(&partition, &offset) {
-        Ok((p, o)) => crate::dead_letters::show(&console, &topic, p, o).await,
-        Err(problem) => Err(problem),
-    };
-    let shown = match shown {
-        Ok(shown) => shown,
-        Err(problem) => return problem_page(&problem),
-    };
+    respond(
+        &topic,
+        dead_letter_page(&console, &topic, &partition, &offset).await,
+    )
+}
+
+async fn dead_letter_page(
+    console: &Console,
+    topic: &str,
+    partition: &str,
+    offset: &str,
+) -> Result<String, Problem> {
+    let (p, o) = crate::dead_letters::position(partition, offset)?;
+    let shown = crate::dead_letters::show(console, topic, p, o).await?;
     let pretty =
         |value: &serde_json::Value| serde_json::to_string_pretty(value).unwrap_or_default();
     let value = match (&shown.value, &shown.undecoded) {
@@ -543,13 +554,13 @@ pub(crate) async fn dead_letter(
          <h2>Value</h2><pre id=\"value\">{}</pre><h2>Headers</h2><pre id=\"headers\">{}</pre>\
          <form method=\"post\" action=\"/dead-letters/{}/redrive\"><input type=\"hidden\" name=\"letter\" \
          value=\"{position}\"><button type=\"submit\" id=\"redrive\">Redrive this one</button></form>",
-        escape(&topic),
+        escape(topic),
         escape(&pretty(&serde_json::Value::Object(shown.envelope.clone()))),
         escape(&value),
         escape(&pretty(&serde_json::Value::Object(shown.headers.clone()))),
-        percent_encode(&topic),
+        percent_encode(topic),
     );
-    page(&topic, &out, None).into_response()
+    Ok(out)
 }
 
 /// `POST /dead-letters/{topic}/redrive` (the pages' form): redrives the chosen dead letters, then back to
@@ -626,10 +637,11 @@ pub(crate) async fn outbox(
     State(console): State<Console>,
     Query(message): Query<Message>,
 ) -> Response {
-    let state = match crate::outbox::read(&console).await {
-        Ok(state) => state,
-        Err(problem) => return problem_page(&problem),
-    };
+    respond("outbox", outbox_page(&console, &message).await)
+}
+
+async fn outbox_page(console: &Console, message: &Message) -> Result<String, Problem> {
+    let state = crate::outbox::read(console).await?;
     let oldest = state
         .backlog
         .oldest_age_seconds
@@ -678,7 +690,7 @@ pub(crate) async fn outbox(
         }
         out.push_str("</table>");
     }
-    page("outbox", &out, None).into_response()
+    Ok(out)
 }
 
 /// `POST /outbox/quarantine/{id}/{retry|discard}` (the outbox page's buttons).
