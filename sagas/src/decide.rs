@@ -193,6 +193,17 @@ impl OrderSaga {
             _ if matches!(self, Self::NotStarted) => {
                 return Err(SagaError::NotStarted { input: name });
             }
+            SagaInput::Resume => {
+                return match self {
+                    Self::NeedsAttention {
+                        step,
+                        resume: Some(_),
+                        ..
+                    } => apply(SagaEvent::Resumed { step: *step }),
+                    _ if self.is_terminal() => ignore(IgnoreReason::Finished),
+                    _ => ignore(IgnoreReason::NotExpected),
+                };
+            }
             _ if self.is_terminal() => return ignore(IgnoreReason::Finished),
             SagaInput::Timeout(key) => {
                 if self.pending_timer() != Some(key) {
@@ -276,6 +287,7 @@ impl OrderSaga {
                 step,
                 attempts: attempt,
                 last_error: error,
+                retryable: true,
             })
         } else {
             apply(SagaEvent::StepAttemptFailed {
@@ -376,6 +388,7 @@ impl OrderSaga {
                         last_error: "the parcel was dispatched before the delivery could be \
                                      cancelled"
                             .to_owned(),
+                        retryable: false,
                     }))
                 }
                 _ => None,

@@ -86,7 +86,8 @@ pub enum SagaEvent {
         /// The attempt that starts (2 or more).
         attempt: u32,
     },
-    /// `SagaEscalated` v1: the saga gave up and needs a person. Terminal.
+    /// `SagaEscalated` v1: the saga gave up and needs a person. Terminal, unless an operator
+    /// retries the step ([`Resumed`](Self::Resumed)).
     #[serde(rename = "SagaEscalated")]
     Escalated {
         /// The step that could not be done.
@@ -95,7 +96,23 @@ pub enum SagaEvent {
         attempts: u32,
         /// The last failure.
         last_error: String,
+        /// Whether retrying the step can help: true when it ran out of attempts, false when it
+        /// cannot be done at all (a parcel dispatched before its cancellation). Absent in events
+        /// written before it existed, which all ran out of attempts.
+        #[serde(default = "retryable_by_default")]
+        retryable: bool,
     },
+    /// `SagaResumed` v1: an operator retries the step the saga escalated on, with a fresh
+    /// retry budget; the saga is back where it escalated and sends the step's command again.
+    #[serde(rename = "SagaResumed")]
+    Resumed {
+        /// The step retried.
+        step: Step,
+    },
+}
+
+const fn retryable_by_default() -> bool {
+    true
 }
 
 impl SagaEvent {
@@ -121,6 +138,7 @@ impl SagaEvent {
         "StepAttemptFailed",
         "StepRetried",
         "SagaEscalated",
+        "SagaResumed",
     ];
 
     /// The event type name, e.g. `"SagaStarted"`; also the `"type"` tag of the serde form.
@@ -144,6 +162,7 @@ impl SagaEvent {
             Self::StepAttemptFailed { .. } => "StepAttemptFailed",
             Self::StepRetried { .. } => "StepRetried",
             Self::Escalated { .. } => "SagaEscalated",
+            Self::Resumed { .. } => "SagaResumed",
         }
     }
 
@@ -216,5 +235,27 @@ impl Trigger {
             | Self::DeliveryFailed { .. } => false,
             Self::TimedOut { .. } | Self::StepFailed { .. } => true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_escalation_written_before_retryable_existed_reads_as_retryable() {
+        let stored = serde_json::json!({
+            "type": "SagaEscalated", "step": "RefundPayment", "attempts": 5, "last_error": "down"
+        });
+        let SagaEvent::Escalated { retryable, .. } = serde_json::from_value(stored).unwrap() else {
+            panic!("not an escalation")
+        };
+        assert!(retryable);
+        let resumed = SagaEvent::Resumed {
+            step: Step::RefundPayment,
+        };
+        let json = serde_json::to_value(&resumed).unwrap();
+        assert_eq!(json["type"], resumed.event_type());
+        assert_eq!(serde_json::from_value::<SagaEvent>(json).unwrap(), resumed);
     }
 }

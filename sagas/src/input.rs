@@ -78,6 +78,10 @@ pub enum SagaInput {
         /// What went wrong.
         error: String,
     },
+    /// An operator retries the step an escalated saga gave up on (`NeedsAttention`), with a
+    /// fresh retry budget. Not a message from a service: it comes from `orderflow saga retry`
+    /// or the console.
+    Resume,
 }
 
 impl SagaInput {
@@ -102,6 +106,7 @@ impl SagaInput {
             Self::DeliveryCancelled => "DeliveryCancelled",
             Self::Timeout(_) => "Timeout",
             Self::StepFailed { .. } => "StepFailed",
+            Self::Resume => "Resume",
         }
     }
 }

@@ -10,7 +10,7 @@
 //!         (rejected, declined, failed, timed out) --> Compensating --> Compensated          (failed, lost) --> Compensating (refund)
 //!                                                         |
 //!         capture, commit or a compensation out of retries, or a parcel dispatched
-//!         while its delivery is being cancelled --> NeedsAttention
+//!         while its delivery is being cancelled --> NeedsAttention --(an operator's Resume)--> back to the step
 //! ```
 //!
 //! # The happy path
@@ -46,6 +46,15 @@
 //! saga records [`SagaEvent::Escalated`] and stops in `NeedsAttention`, visible to
 //! operators, sending nothing more.
 //!
+//! # Resuming an escalated saga
+//! Once the cause is mended (the provider answers again, a service is back), an operator
+//! retries the step with [`SagaInput::Resume`] (`orderflow saga retry`, or the console): the
+//! saga records [`SagaEvent::Resumed`], goes back to the state it escalated from with a
+//! fresh retry budget (attempt 1), sends the step's command again and sets its deadline.
+//! A saga that escalated because retrying cannot help (a parcel dispatched before its
+//! cancellation: deliver or recall it is a person's call) ignores it, as does any saga
+//! that is not escalated.
+//!
 //! # What the state machine promises
 //! - **Pure and deterministic.** No I/O, no async, no clock, no randomness: the same
 //!   state, input and config always give the same decision. Time enters only as fired
@@ -59,7 +68,8 @@
 //! - **Duplicates and late replies are harmless.** An input that does not answer the
 //!   current step (a duplicate, a reply to a step already past, a stale timer) is
 //!   [`Ignored`], not an error, and produces nothing. A terminal saga ignores everything
-//!   and never sends a command.
+//!   and never sends a command, but for an operator's [`SagaInput::Resume`] of an
+//!   escalated one.
 //! - **Nothing is silently stuck.** Every saga ends `Completed`, `Compensated` or
 //!   `NeedsAttention`, driven by its timers alone if no reply ever comes (a proptest
 //!   checks it).

@@ -228,7 +228,8 @@ pub enum OrderSaga {
         reason: CancelReason,
     },
     /// A retried step ran out of attempts (or could not be done at all): a person has to
-    /// look. Terminal for the machine; no command is sent, the order stays as it is.
+    /// look. Terminal for the machine, which sends nothing more and leaves the order as it
+    /// is, until an operator retries the step ([`SagaInput::Resume`](crate::SagaInput::Resume)).
     NeedsAttention {
         /// The order.
         order: SagaOrder,
@@ -238,6 +239,10 @@ pub enum OrderSaga {
         attempts: u32,
         /// The last failure.
         last_error: String,
+        /// The state the saga escalated from, to go back to when an operator retries the
+        /// step; `None` when retrying cannot help (a parcel dispatched before its
+        /// cancellation).
+        resume: Option<Box<OrderSaga>>,
     },
 }
 
@@ -638,6 +643,7 @@ impl OrderSaga {
                     step,
                     attempts,
                     last_error,
+                    retryable,
                 },
             ) => match state.position().map(|at| at.order.clone()) {
                 Some(order) => S::NeedsAttention {
@@ -645,9 +651,23 @@ impl OrderSaga {
                     step: *step,
                     attempts: *attempts,
                     last_error: last_error.clone(),
+                    resume: retryable.then(|| Box::new(state)),
                 },
                 None => state,
             },
+            (
+                S::NeedsAttention {
+                    resume: Some(escalated_from),
+                    ..
+                },
+                E::Resumed { step },
+            ) if escalated_from.current_step().map(|(at, _)| at) == Some(*step) => {
+                let mut state = *escalated_from;
+                if let Some((_, attempt)) = state.attempt_mut() {
+                    *attempt = Attempt::first();
+                }
+                state
+            }
             // Anything else cannot follow the state and leaves it unchanged. A catch-all
             // here, unlike `decide`, which lists every state: evolve is total by contract,
             // and the replay proptest checks that it agrees with every decision.

@@ -316,6 +316,14 @@ impl<C: Codec> SagaStore<C> {
             }?;
         }
         metrics::counter!("saga_transitions_total", "state" => state.name()).increment(1);
+        if let Some(SagaEvent::Resumed { step }) = transition
+            .events
+            .iter()
+            .find(|e| matches!(e, SagaEvent::Resumed { .. }))
+        {
+            metrics::counter!("saga_resumptions_total").increment(1);
+            tracing::info!(%order_id, %step, "escalated saga resumed: its step is retried");
+        }
         if let Some(outcome) = outcome {
             metrics::counter!("saga_ended_total", "outcome" => outcome.as_str()).increment(1);
         }

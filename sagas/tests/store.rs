@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::*;
 use domain::{DeliveryId, OrderId, PaymentId};
 use sagas::queries;
-use sagas::{Handled, SagaError, SagaInput, TimerConfig, run_timers};
+use sagas::{Handled, SagaError, SagaInput, Step, TimerConfig, TimerKey, run_timers};
 use testkit::TestDb;
 use tokio_util::sync::CancellationToken;
 
@@ -397,6 +397,85 @@ async fn timers_alone_escalate_a_saga_nobody_answers_and_it_is_visible() {
     let escalated = queries::needing_attention(pool).await.unwrap();
     assert_eq!(escalated.len(), 1);
     assert_eq!(escalated[0].0, uuid::Uuid::from(order_id));
+}
+
+#[tokio::test]
+async fn an_operator_resumes_an_escalated_saga_and_it_runs_again() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let (store, topics) = json_store(pool, hasty());
+    let order_id = OrderId::new();
+    let metadata = reply_metadata(order_id);
+    store
+        .execute(order_id, start(order_id), &metadata, 1)
+        .await
+        .unwrap();
+    // The reservation times out; both attempts at releasing it fail: escalated.
+    for input in [
+        SagaInput::Timeout(TimerKey::deadline(Step::ReserveStock, 1)),
+        SagaInput::StepFailed {
+            step: Step::ReleaseStock,
+            error: "inventory down".into(),
+        },
+        SagaInput::Timeout(TimerKey::retry(Step::ReleaseStock, 2)),
+        SagaInput::StepFailed {
+            step: Step::ReleaseStock,
+            error: "inventory down".into(),
+        },
+    ] {
+        assert!(applied(
+            &store.execute(order_id, input, &metadata, 1).await.unwrap()
+        ));
+    }
+    assert_eq!(
+        saga_row(pool, order_id).await.outcome.as_deref(),
+        Some("needs_attention")
+    );
+
+    let resumed = store
+        .execute(order_id, SagaInput::Resume, &metadata, 1)
+        .await
+        .unwrap();
+    assert!(applied(&resumed));
+    let row = saga_row(pool, order_id).await;
+    assert_eq!((row.state.as_str(), row.outcome), ("Compensating", None));
+    assert_eq!(
+        row.timer,
+        Some(("ReleaseStock".to_owned(), 1, "deadline".to_owned()))
+    );
+    let ended_at: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT ended_at FROM sagas WHERE order_id = $1")
+            .bind(uuid::Uuid::from(order_id))
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(ended_at, None, "a resumed saga runs again");
+    let inventory = topics.commands(Service::Inventory);
+    let release = (inventory.clone(), "ReleaseStock".to_owned());
+    assert_eq!(
+        outbox_commands(pool, order_id).await,
+        [
+            (inventory, "ReserveStock".to_owned()),
+            release.clone(),
+            release.clone(),
+            release,
+        ]
+    );
+    // A second resume (another operator, a double click) changes nothing.
+    assert!(!applied(
+        &store
+            .execute(order_id, SagaInput::Resume, &metadata, 1)
+            .await
+            .unwrap()
+    ));
+    // The inventory answers this time: compensated, the order cancelled.
+    store
+        .execute(order_id, SagaInput::StockReleased, &metadata, 1)
+        .await
+        .unwrap();
+    let row = saga_row(pool, order_id).await;
+    assert_eq!(row.outcome.as_deref(), Some("compensated"));
+    assert_eq!(row.cancel_reason.as_deref(), Some("Timeout"));
 }
 
 #[tokio::test]

@@ -438,6 +438,7 @@ fn a_failed_compensation_is_retried_with_backoff_then_escalated() {
             step: Step::CancelDelivery,
             attempts: 3,
             last_error: "still down".into(),
+            retryable: true,
         }])
         .in_state("NeedsAttention")
         .sends_nothing()
@@ -445,6 +446,101 @@ fn a_failed_compensation_is_retried_with_backoff_then_escalated() {
         .saga()
         .when(SagaInput::DeliveryCancelled)
         .then_ignored(IgnoreReason::Finished);
+}
+
+#[test]
+fn an_operator_resumes_an_escalated_compensation_with_a_fresh_budget() {
+    let f = Fixture::new();
+    let cancel = |attempt| {
+        f.send(
+            attempt,
+            SagaCommand::CancelDelivery {
+                delivery_id: Some(f.delivery_id),
+            },
+        )
+    };
+    let escalated = [
+        f.history("Compensating"),
+        vec![SagaEvent::Escalated {
+            step: Step::CancelDelivery,
+            attempts: 3,
+            last_error: "carrier api down".into(),
+            retryable: true,
+        }],
+    ]
+    .concat();
+    let resumed = given(escalated)
+        .when(SagaInput::Resume)
+        .then([SagaEvent::Resumed {
+            step: Step::CancelDelivery,
+        }])
+        .in_state("Compensating")
+        .sends([cancel(1)])
+        .sets_timer(TimerKey::deadline(Step::CancelDelivery, 1), secs(80))
+        .saga();
+    // A second resume finds the saga running: nothing happens twice.
+    resumed
+        .when(SagaInput::Resume)
+        .then_ignored(IgnoreReason::NotExpected);
+    // The whole budget again: attempt 1 fails, attempt 2 follows the backoff.
+    let resumed = given(resumed_history(&f))
+        .when(SagaInput::StepFailed {
+            step: Step::CancelDelivery,
+            error: "carrier api down".into(),
+        })
+        .then([SagaEvent::StepAttemptFailed {
+            step: Step::CancelDelivery,
+            attempt: 1,
+            error: "carrier api down".into(),
+        }])
+        .sets_timer(TimerKey::retry(Step::CancelDelivery, 2), secs(1))
+        .saga();
+    resumed
+        .when(SagaInput::Timeout(TimerKey::retry(Step::CancelDelivery, 2)))
+        .then([SagaEvent::StepRetried {
+            step: Step::CancelDelivery,
+            attempt: 2,
+        }])
+        .sends([cancel(2)]);
+    // The rest of the plan goes on from where it escalated: void, release, cancel the order.
+    let done = given(resumed_history(&f))
+        .when(SagaInput::DeliveryCancelled)
+        .then([SagaEvent::DeliveryCancelled])
+        .sends([f.send(
+            1,
+            SagaCommand::VoidPayment {
+                payment_id: Some(f.payment_id),
+            },
+        )])
+        .saga()
+        .when(SagaInput::PaymentVoided)
+        .then([SagaEvent::PaymentVoided])
+        .saga()
+        .when(SagaInput::StockReleased)
+        .then([SagaEvent::StockReleased])
+        .in_state("Compensated")
+        .sends([f.cancel_order(CancelReason::Timeout)])
+        .timer(TimerChange::Clear);
+    assert!(done.state.is_terminal());
+}
+
+/// A compensating saga that escalated on cancelling its delivery, then was resumed.
+fn resumed_history(f: &Fixture) -> Vec<SagaEvent> {
+    [
+        f.history("Compensating"),
+        vec![
+            SagaEvent::Escalated {
+                step: Step::CancelDelivery,
+                attempts: 3,
+                last_error: "carrier api down".into(),
+                retryable: true,
+            },
+            SagaEvent::Resumed {
+                step: Step::CancelDelivery,
+            },
+        ],
+    ]
+    .concat()
 }
 
 #[test]
@@ -532,10 +628,25 @@ fn capture_out_of_retries_escalates_without_cancelling_the_order() {
         step: Step::CapturePayment,
         attempts: 1,
         last_error: "provider down".into(),
+        retryable: true,
     }])
     .in_state("NeedsAttention")
     .sends_nothing()
-    .timer(TimerChange::Clear);
+    .timer(TimerChange::Clear)
+    .saga()
+    // Resumed: the capture is sent again, past the pivot as before.
+    .when(SagaInput::Resume)
+    .then([SagaEvent::Resumed {
+        step: Step::CapturePayment,
+    }])
+    .in_state("CapturingPayment")
+    .sends([f.send(
+        1,
+        SagaCommand::CapturePayment {
+            payment_id: f.payment_id,
+        },
+    )])
+    .sets_timer(TimerKey::deadline(Step::CapturePayment, 1), secs(50));
 }
 
 #[test]
@@ -547,10 +658,15 @@ fn the_parcel_dispatched_while_its_delivery_is_cancelled_escalates() {
             step: Step::CancelDelivery,
             attempts: 1,
             last_error: "the parcel was dispatched before the delivery could be cancelled".into(),
+            retryable: false,
         }])
         .in_state("NeedsAttention")
         .sends_nothing()
-        .timer(TimerChange::Clear);
+        .timer(TimerChange::Clear)
+        .saga()
+        // No retry cancels a dispatched parcel: an operator's resume changes nothing.
+        .when(SagaInput::Resume)
+        .then_ignored(IgnoreReason::Finished);
 }
 
 #[test]

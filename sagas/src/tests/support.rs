@@ -157,6 +157,7 @@ impl Fixture {
                     step: Step::CapturePayment,
                     attempts: 3,
                     last_error: "provider down".into(),
+                    retryable: true,
                 }],
             ]
             .concat(),
@@ -199,6 +200,7 @@ impl Fixture {
                 step: current,
                 error: "service unavailable".into(),
             },
+            "Resume" => SagaInput::Resume,
             other => panic!("no fixture for input {other}"),
         }
     }
@@ -216,7 +218,7 @@ impl Fixture {
     }
 }
 
-pub const INPUTS: [&str; 17] = [
+pub const INPUTS: [&str; 18] = [
     "Start",
     "StockReserved",
     "StockRejected",
@@ -234,6 +236,7 @@ pub const INPUTS: [&str; 17] = [
     "DeliveryCancelled",
     "Timeout",
     "StepFailed",
+    "Resume",
 ];
 
 /// Adding an input variant breaks this match: add it to `INPUTS` and the fixtures.
@@ -256,6 +259,7 @@ pub const fn input_index(input: &SagaInput) -> usize {
         SagaInput::DeliveryCancelled => 14,
         SagaInput::Timeout(_) => 15,
         SagaInput::StepFailed { .. } => 16,
+        SagaInput::Resume => 17,
     }
 }
 

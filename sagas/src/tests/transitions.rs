@@ -165,6 +165,12 @@ const TRANSITIONS: &[(&str, &str, &str, &[&str])] = &[
         &["VoidPayment"],
     ),
     ("Compensating", "DeliveryDispatched", "NeedsAttention", &[]),
+    (
+        "NeedsAttention",
+        "Resume",
+        "CapturingPayment",
+        &["CapturePayment"],
+    ),
     ("Compensating", "Timeout", "Compensating", &[]),
     ("Compensating", "StepFailed", "Compensating", &[]),
 ];
