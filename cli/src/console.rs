@@ -14,8 +14,9 @@ pub struct ConsoleArgs {
     /// Serve here. An address other than loopback needs --token.
     #[arg(long, env = "CONSOLE_ADDR", default_value = "127.0.0.1:8090")]
     listen: SocketAddr,
-    /// The console's access token: its actions (redriving dead letters) need it, as `Authorization: Bearer`
-    /// or through the /login page; required to listen on an address other than loopback.
+    /// The console's access token: its actions (redriving dead letters, retrying sagas, ...) need it, as
+    /// `Authorization: Bearer` or through the /login page; required to listen on an address other than
+    /// loopback.
     #[arg(long, env = "CONSOLE_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Prefix of the pipeline's topic names (as `serve` was given it).
@@ -34,7 +35,7 @@ pub async fn run(
     db: &db::DbConfig,
     kafka: &KafkaConfig,
     registry_url: &str,
-    regions: Vec<ops::region::Region>,
+    (region, regions): (&str, Vec<ops::region::Region>),
     args: &ConsoleArgs,
 ) -> anyhow::Result<()> {
     orderflow_console::check_listen(args.listen, args.token.as_deref())
@@ -57,6 +58,7 @@ pub async fn run(
             codec: Some(std::sync::Arc::new(
                 schemas::AvroCodec::new(registry_url).context("bad schema registry URL")?,
             )),
+            region: region.to_owned(),
         },
     );
     let shutdown = tokio_util::sync::CancellationToken::new();

@@ -30,6 +30,7 @@ mod region;
 mod registry;
 mod relay;
 mod replay;
+mod saga;
 mod serve;
 mod smoke;
 mod status;
@@ -268,6 +269,11 @@ enum Command {
         #[command(subcommand)]
         command: region::RegionCommand,
     },
+    /// Sagas: retry the step of one that escalated (`saga retry ORDER_ID`).
+    Saga {
+        #[command(subcommand)]
+        command: saga::SagaCommand,
+    },
     /// Consumer groups: move a group's offsets (`group reset`), dry run by default.
     Group {
         #[command(subcommand)]
@@ -455,6 +461,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Outbox { command } => relay::outbox_command(&db_settings, &command).await,
         Command::Status(args) => status::run(&db_settings, &kafka, &args).await,
         Command::Dlq { command } => dlq::run(&db_settings, &kafka, &command).await,
+        Command::Saga { command } => {
+            saga::run(
+                &db_settings,
+                &cli.connections.schema_registry_url,
+                &cli.connections.region,
+                &command,
+            )
+            .await
+        }
         Command::Notify { command } => notify::run(&roles, command).await,
         Command::Reconcile(args) => {
             reconcile::run(
@@ -488,7 +503,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &db_settings,
                 &kafka,
                 &cli.connections.schema_registry_url,
-                regions,
+                (&cli.connections.region, regions),
                 &args,
             )
             .await

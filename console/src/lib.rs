@@ -10,7 +10,8 @@
 //!   one decoded with its envelope; `POST .../redrive` redrives a selection ([`dead_letters`]).
 //!
 //! - `GET /sagas/attention` and `/api/sagas/attention`: the escalated sagas, each with the step that failed,
-//!   whether it was compensating, its attempts and last failure ([`attention`]).
+//!   whether it was compensating, its attempts and last failure; `POST /api/sagas/{order_id}/retry` (and the
+//!   page's button) retries that step ([`attention`]).
 //! - `GET /outbox` and `/api/outbox`: the backlog and the quarantined records; `POST
 //!   .../quarantine/{id}/retry|discard` ([`outbox`]).
 //!
@@ -62,8 +63,11 @@ pub struct ConsoleConfig {
     pub replication_every: Duration,
     /// The access token actions need; without one the console acts on nothing.
     pub token: Option<String>,
-    /// Decodes dead letters' values to JSON; without one they are shown undecoded.
+    /// Decodes dead letters' values to JSON and encodes the commands of retried sagas; without one dead
+    /// letters are shown undecoded and sagas cannot be retried.
     pub codec: Option<Arc<schemas::AvroCodec>>,
+    /// The region the console acts in: the commands of the sagas it retries are marked as written there.
+    pub region: String,
 }
 
 /// What every handler shares.
@@ -72,6 +76,9 @@ pub struct Console {
     pool: PgPool,
     kafka: KafkaConfig,
     config: Arc<ConsoleConfig>,
+    /// Where retried sagas are written (with the pipeline's topics and saga settings); `None` without a
+    /// codec.
+    sagas: Option<Arc<sagas::SagaStore<Arc<schemas::AvroCodec>>>>,
     /// The newest replication state, read in the background.
     replication: Arc<RwLock<Option<ops::region::Status>>>,
     /// The lag sampled in the background, for the overview's chart.
@@ -81,9 +88,19 @@ pub struct Console {
 impl Console {
     #[must_use]
     pub fn new(pool: PgPool, kafka: KafkaConfig, config: ConsoleConfig) -> Self {
+        let sagas = config.codec.as_ref().map(|codec| {
+            Arc::new(sagas::SagaStore::new(
+                pool.clone(),
+                Arc::clone(codec),
+                config.topics.clone(),
+                config.region.clone(),
+                sagas::SagaConfig::default(),
+            ))
+        });
         Self {
             pool,
             kafka,
+            sagas,
             config: Arc::new(config),
             replication: Arc::default(),
             lag_history: Arc::default(),
@@ -104,6 +121,7 @@ impl Console {
                 get(pages::dead_letter),
             )
             .route("/sagas/attention", get(pages::attention))
+            .route("/sagas/{order_id}/retry", post(pages::retry_saga))
             .route("/outbox", get(pages::outbox))
             .route("/outbox/quarantine/{id}/{decision}", post(pages::decide))
             .route("/replays", get(pages::replays))
@@ -123,6 +141,7 @@ impl Console {
                 get(history::get_reconciliation),
             )
             .route("/api/sagas/attention", get(attention::get))
+            .route("/api/sagas/{order_id}/retry", post(attention::post_retry))
             .route("/api/outbox", get(outbox::get))
             .route("/api/outbox/quarantine/{id}/{decision}", post(outbox::post))
             .route("/api/dead-letters/{topic}", get(dead_letters::get_list))

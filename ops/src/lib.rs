@@ -8,6 +8,7 @@
 //! - [`groups`]: consumer group offsets moved by operators (`orderflow group reset`).
 //! - [`region`]: the replication between regions as operators see it (`orderflow region status`), and a
 //!   consumer group's failover to another region's copies at MirrorMaker 2's translated offsets.
+//! - [`sagas`]: an escalated saga's step retried by an operator (`orderflow saga retry`, the console).
 //!
 //! Every command's refusals and failures are an [`OperatorError`].
 
@@ -19,5 +20,6 @@ pub mod quarantine;
 pub mod reconcile;
 pub mod region;
 pub mod replay;
+pub mod sagas;
 
 pub use error::OperatorError;

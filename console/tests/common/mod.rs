@@ -36,6 +36,7 @@ pub async fn console_on(db: &TestDb) -> (String, tokio_util::sync::CancellationT
             replication_every: Duration::from_secs(15),
             token: Some(TOKEN.into()),
             codec: None,
+            region: "test".into(),
         },
     );
     serve(console).await
@@ -87,6 +88,7 @@ pub async fn running(orders: usize) -> Running {
             replication_every: Duration::from_secs(15),
             token: Some(TOKEN.to_owned()),
             codec: Some(std::sync::Arc::clone(&pipeline.shared().codec)),
+            region: pipeline.shared().config.services.region.clone(),
         },
     );
     let (base, stop) = serve(console).await;
