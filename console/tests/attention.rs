@@ -1,9 +1,11 @@
 //! The sagas needing attention, as the saga store records an escalation: the failed step, whether it was
-//! compensating, the attempts and the last failure.
+//! compensating, the attempts and the last failure; and retrying one over a real pipeline.
 
 mod common;
 
-use common::console_on;
+use std::time::Duration;
+
+use common::{TOKEN, console_on, running_with};
 use testkit::TestDb;
 
 /// A saga of `order` that escalated at `step` after `events` (the types before the escalation).
@@ -98,6 +100,15 @@ async fn each_escalated_saga_shows_its_failed_step_and_why() {
             ),
         ]
     );
+    // Escalations written before `retryable` existed all ran out of attempts: each can be retried.
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["retryable"] == true),
+        "{listed}"
+    );
     let page = reqwest::get(format!("{base}/sagas/attention"))
         .await
         .unwrap()
@@ -116,4 +127,159 @@ async fn each_escalated_saga_shows_its_failed_step_and_why() {
         .unwrap();
     assert_eq!(overview["sagas_needing_attention"], 2);
     stop.cancel();
+}
+
+/// `(version, type)` of the saga events of `order`.
+async fn saga_events(db: &TestDb, order: uuid::Uuid) -> Vec<(i64, String)> {
+    sqlx::query_as(
+        "SELECT version, event_type FROM saga_events WHERE order_id = $1 ORDER BY version",
+    )
+    .bind(order)
+    .fetch_all(db.pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_escalated_compensation_is_retried_from_the_console_and_the_pipeline_finishes_it() {
+    // Every payment declined: each saga releases its stock, then cancels its order.
+    let running = running_with(2, 1.0).await;
+    let db = &running.db;
+    let (order,): (uuid::Uuid,) =
+        sqlx::query_as("SELECT order_id FROM sagas WHERE outcome = 'compensated' LIMIT 1")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    let events = saga_events(db, order).await;
+    let types: Vec<&str> = events.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "SagaStarted",
+            "StockReserved",
+            "CompensationStarted",
+            "StockReleased"
+        ]
+    );
+    // As if the inventory had not answered within the retry budget: the release escalated instead.
+    let mut tx = db.pool().begin().await.unwrap();
+    sqlx::query("DELETE FROM saga_events WHERE order_id = $1 AND version = 4")
+        .bind(order)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO saga_events (order_id, version, event_type, event) VALUES ($1, 4, 'SagaEscalated', $2)",
+    )
+    .bind(order)
+    .bind(serde_json::json!({
+        "type": "SagaEscalated", "step": "ReleaseStock", "attempts": 5,
+        "last_error": "no reply within 30s", "retryable": true
+    }))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE sagas SET state = 'NeedsAttention', outcome = 'needs_attention', cancel_reason = NULL
+         WHERE order_id = $1",
+    )
+    .bind(order)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let page = running.get("/sagas/attention").await.text().await.unwrap();
+    assert!(
+        page.contains(&format!("action=\"/sagas/{order}/retry\"")),
+        "{page}"
+    );
+    let client = reqwest::Client::new();
+    let retry = |order: String, token: Option<&'static str>| {
+        let mut request = client.post(format!("{}/api/sagas/{order}/retry", running.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    // Without the token: refused, nothing changed.
+    let refused = retry(order.to_string(), None).await.unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(saga_events(db, order).await.len(), 4);
+
+    let answer = retry(order.to_string(), Some(TOKEN)).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let retried: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(retried["step"], "ReleaseStock");
+    // The release goes out through the outbox; the inventory answers; the saga cancels the order again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (outcome,): (Option<String>,) =
+            sqlx::query_as("SELECT outcome FROM sagas WHERE order_id = $1")
+                .bind(order)
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+        if outcome.as_deref() == Some("compensated") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the retried saga did not end: {outcome:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let types: Vec<String> = saga_events(db, order)
+        .await
+        .into_iter()
+        .skip(3)
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(types, ["SagaEscalated", "SagaResumed", "StockReleased"]);
+    let (status,): (String,) = sqlx::query_as("SELECT status FROM orders_view WHERE order_id = $1")
+        .bind(order)
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(status, "cancelled");
+
+    // Again: the saga does not need attention any more.
+    let again = retry(order.to_string(), Some(TOKEN)).await.unwrap();
+    assert_eq!(again.status(), 409);
+    let problem: serde_json::Value = again.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("does not need attention"),
+        "{problem}"
+    );
+    let audit: Vec<(String, String)> = sqlx::query_as(
+        "SELECT via, outcome FROM operator_actions WHERE action = 'saga.retry' AND target = $1 ORDER BY at",
+    )
+    .bind(format!("saga/{order}"))
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        audit,
+        [
+            ("console".to_owned(), "done".to_owned()),
+            ("console".to_owned(), "refused".to_owned()),
+        ]
+    );
+    // Bad references: 400 and 404, as problem+json.
+    for (reference, status) in [
+        ("not-an-id", 400),
+        (&*uuid::Uuid::now_v7().to_string(), 404),
+    ] {
+        let answer = retry(reference.to_owned(), Some(TOKEN)).await.unwrap();
+        assert_eq!(answer.status(), status, "{reference}");
+        assert_eq!(
+            answer.headers()["content-type"],
+            "application/problem+json",
+            "{reference}"
+        );
+    }
+    running.stop().await;
 }

@@ -51,13 +51,18 @@ async fn serve(console: Console) -> (String, tokio_util::sync::CancellationToken
 }
 
 pub async fn running(orders: usize) -> Running {
+    running_with(orders, 0.3).await
+}
+
+/// As [`running`], with the provider declining a share `decline_rate` of the payments.
+pub async fn running_with(orders: usize, decline_rate: f64) -> Running {
     let db = TestDb::new().await;
     let prefix = format!("{}.", testkit::unique_name("console"));
     let mut config = PipelineConfig::new(testkit::kafka());
     config.services.topics = Topics::with_prefix(&prefix);
     config.services.group_prefix.clone_from(&prefix);
     config.partitions = 2;
-    config.provider.decline_rate = 0.3;
+    config.provider.decline_rate = decline_rate;
     config.services.carrier.failure_rate = 0.0;
     let pipeline = Pipeline::start(db.pool().clone(), config).await.unwrap();
     let workload = Workload::happy(orders);
