@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use ops::reconcile::{self, Repairer, Window};
 use producers::topics::Topics;
 use services::payments::{ProviderClient, Recorder};
@@ -31,10 +31,10 @@ enum ReconcileCommand {
 #[derive(Debug, clap::Args)]
 struct RunArgs {
     /// Start of the window, RFC 3339 (2026-11-30T00:00:00Z) or a UTC date (2026-11-30). Default: yesterday.
-    #[arg(long, value_parser = parse_time)]
+    #[arg(long, value_parser = reconcile::parse_time)]
     from: Option<DateTime<Utc>>,
     /// End of the window, excluded. Default: a day after --from.
-    #[arg(long, value_parser = parse_time, requires = "from")]
+    #[arg(long, value_parser = reconcile::parse_time, requires = "from")]
     to: Option<DateTime<Utc>>,
     /// How to print the report: a table per class, JSON (summary and differences) or CSV (differences).
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -58,17 +58,6 @@ enum Format {
     Table,
     Json,
     Csv,
-}
-
-fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
-        return Ok(time.with_timezone(&Utc));
-    }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map(|date| date.and_time(chrono::NaiveTime::MIN).and_utc())
-        .map_err(|_| {
-            format!("`{text}` is neither RFC 3339 (2026-11-30T00:00:00Z) nor a date (2026-11-30)")
-        })
 }
 
 /// Runs a reconciliation and prints its report; fails (exit 1) when differences remain, for cron and
@@ -112,15 +101,7 @@ pub async fn run(
     } else {
         reconcile::Mode::DryRun
     };
-    let window = match args.from {
-        None => Window::yesterday(Utc::now()),
-        Some(from) => {
-            let to = args
-                .to
-                .unwrap_or_else(|| from.checked_add_days(Days::new(1)).unwrap_or(from));
-            Window::new(from, to).map_err(anyhow::Error::msg)?
-        }
-    };
+    let window = Window::asked(args.from, args.to, Utc::now()).map_err(anyhow::Error::msg)?;
     let run_by = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     eprintln!("reconcile: {} to {}", window.from, window.to);
     // On a terminal only: cron and pipes get the report alone.

@@ -16,7 +16,8 @@
 //!   .../quarantine/{id}/retry|discard` ([`outbox`]).
 //!
 //! - `GET /replays[/{id}]`, `GET /reconciliations[/{id}]` and the same under `/api`: the history of replays
-//!   and reconciliation runs, and one run's details ([`history`]).
+//!   and reconciliation runs, and one run's details ([`history`]); `POST .../dry-run` starts a replay's
+//!   ([`history`]) or a reconciliation's ([`reconcile`]) dry run, and shows the command that applies it.
 //!
 //! Actions need the console's access token and are refused from other sites (`actions`); each is a row of
 //! `operator_actions`, the CLI's audit trail.
@@ -35,6 +36,7 @@ pub mod outbox;
 pub mod overview;
 mod pages;
 mod problem;
+pub mod reconcile;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -128,6 +130,7 @@ impl Console {
             .route("/replays/dry-run", post(pages::dry_run))
             .route("/replays/{id}", get(pages::replay))
             .route("/reconciliations", get(pages::reconciliations))
+            .route("/reconciliations/dry-run", post(pages::reconcile_dry_run))
             .route("/reconciliations/{id}", get(pages::reconciliation))
             .route("/login", get(pages::login_form).post(pages::login))
             .route("/api/overview", get(overview::get))
@@ -136,6 +139,10 @@ impl Console {
             .route("/api/replays/dry-run", post(history::post_dry_run))
             .route("/api/replays/{id}", get(history::get_replay))
             .route("/api/reconciliations", get(history::get_reconciliations))
+            .route(
+                "/api/reconciliations/dry-run",
+                post(reconcile::post_dry_run),
+            )
             .route(
                 "/api/reconciliations/{id}",
                 get(history::get_reconciliation),

@@ -937,7 +937,11 @@ pub(crate) async fn reconciliations(State(console): State<Console>) -> Response 
             let runs = crate::history::reconciliations(&console).await?;
             let mut out = String::from(
                 "<h1>Reconciliation runs</h1><p>Started with <code>orderflow reconcile --from DAY</code> (a dry run \
-                 unless <code>--apply</code>).</p><table id=\"reconciliations\"><tr><th>started</th><th>by</th>\
+                 unless <code>--apply</code>), or as a dry run below.</p>",
+            );
+            out.push_str(RECONCILE_FORM);
+            out.push_str(
+                "<h2>History</h2><table id=\"reconciliations\"><tr><th>started</th><th>by</th>\
                  <th>window</th><th>mode</th><th>outcome</th></tr>",
             );
             for run in &runs {
@@ -952,6 +956,84 @@ pub(crate) async fn reconciliations(State(console): State<Console>) -> Response 
                     when(Some(run.window_to)),
                     escape(&run.mode),
                     escape(run.outcome.as_deref().unwrap_or("running"))
+                );
+            }
+            out.push_str("</table>");
+            Ok(out)
+        }
+        .await,
+    )
+}
+
+/// The form that starts a reconciliation's dry run.
+const RECONCILE_FORM: &str = "<h2>Start a dry run</h2><form method=\"post\" action=\"/reconciliations/dry-run\" \
+    id=\"reconcile-dry-run\"><p><input name=\"from\" placeholder=\"from: a UTC date or RFC 3339 (default: \
+    yesterday)\"> <input name=\"to\" placeholder=\"to, excluded (default: a day later)\"></p>\
+    <button type=\"submit\">Dry run</button> <span>finds the differences and repairs nothing; the answer \
+    shows the command that applies it</span></form>";
+
+/// `POST /reconciliations/dry-run` (the form on /reconciliations): what the run found, per class and one by
+/// one, and the command that applies it.
+pub(crate) async fn reconcile_dry_run(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    respond(
+        "reconciliation dry run",
+        async {
+            crate::actions::authorize(&headers, console.config.token.as_deref())?;
+            let mut request = crate::reconcile::DryRunRequest::default();
+            for (key, value) in crate::actions::form_pairs(&body) {
+                match key.as_str() {
+                    "from" => request.from = Some(value),
+                    "to" => request.to = Some(value),
+                    _ => {}
+                }
+            }
+            let done = crate::reconcile::dry_run(&console, &request).await?;
+            let report = &done.report;
+            let mut out = format!(
+                "<h1>Dry run <a href=\"/reconciliations/{id}\">{id}</a></h1><p id=\"reconcile-found\">{} to {}: \
+                 {} differences; nothing repaired.</p><h2>To apply it</h2><pre id=\"apply\">{}</pre>\
+                 <h2>By class</h2><table id=\"classes\"><tr><th>class</th><th class=\"num\">count</th>\
+                 <th class=\"num\">amounts</th></tr>",
+                when(Some(report.window.from)),
+                when(Some(report.window.to)),
+                report.summary.total(),
+                escape(&done.apply),
+                id = report.run_id,
+            );
+            for (class, summary) in &report.summary.classes {
+                let amounts: Vec<String> = summary
+                    .amounts
+                    .iter()
+                    .map(|(currency, minor)| format!("{} {currency}", money(*minor)))
+                    .collect();
+                let _ = write!(
+                    out,
+                    "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                    escape(class),
+                    summary.count,
+                    escape(&amounts.join(", "))
+                );
+            }
+            out.push_str(
+                "</table><h2>Differences</h2><table id=\"differences\"><tr><th>class</th><th>order</th>\
+                 <th>provider ref</th><th class=\"num\">amount</th><th>detail</th></tr>",
+            );
+            for d in &report.differences {
+                let order = d
+                    .order_id
+                    .map_or_else(String::new, |o| format!("<a href=\"/orders/{o}\">{o}</a>"));
+                let _ = write!(
+                    out,
+                    "<tr><td>{}</td><td>{order}</td><td>{}</td><td class=\"num\">{} {}</td><td>{}</td></tr>",
+                    d.class.name(),
+                    escape(d.provider_ref.as_deref().unwrap_or("")),
+                    money(d.amount_minor),
+                    escape(&d.currency),
+                    escape(&d.detail)
                 );
             }
             out.push_str("</table>");

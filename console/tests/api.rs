@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{TOKEN, dead_letter_of_the_global_view, global_rows, running};
+use common::{TOKEN, dead_letter_of_the_global_view, global_rows, running, running_with};
 
 #[tokio::test]
 async fn the_overview_shows_what_the_database_holds() {
@@ -449,5 +449,102 @@ async fn a_replays_dry_run_starts_here_and_shows_the_command_that_applies_it() {
             .await
             .unwrap();
     assert_eq!(applied, 0, "a dry run applies nothing");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_reconciliations_dry_run_starts_here_finds_the_differences_and_repairs_nothing() {
+    // Every payment authorized: each order completes, captured at the provider.
+    let running = running_with(2, 0.0).await;
+    let db = running.db.pool();
+    // Our books lose one capture the provider made.
+    let (provider_ref, order): (String, uuid::Uuid) = sqlx::query_as(
+        "DELETE FROM payment_operations WHERE provider_ref =
+             (SELECT provider_ref FROM payment_operations WHERE operation = 'capture' LIMIT 1)
+         RETURNING provider_ref, order_id",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let post = |body: serde_json::Value, token: Option<&str>| {
+        let mut request = client
+            .post(format!("{}/api/reconciliations/dry-run", running.base))
+            .json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    // The last hour and the next: the orders' window, whatever the time of day.
+    let at = |hours| {
+        (chrono::Utc::now() + chrono::Duration::hours(hours))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let (from, to) = (at(-1), at(1));
+    let wanted = serde_json::json!({ "from": from, "to": to });
+    let runs = || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM reconcile_runs")
+            .fetch_one(db)
+            .await
+            .unwrap();
+        n
+    };
+    assert_eq!(post(wanted.clone(), None).await.unwrap().status(), 401);
+    for (body, detail) in [
+        (
+            serde_json::json!({ "from": "last tuesday" }),
+            "last tuesday",
+        ),
+        (serde_json::json!({ "to": to }), "needs its start"),
+        (serde_json::json!({ "from": to, "to": from }), "not before"),
+        (serde_json::json!({ "window": "today" }), "unknown field"),
+    ] {
+        let answer = post(body, Some(TOKEN)).await.unwrap();
+        assert_eq!(answer.status(), 400);
+        let problem: serde_json::Value = answer.json().await.unwrap();
+        assert!(
+            problem["detail"].as_str().unwrap().contains(detail),
+            "{problem}"
+        );
+    }
+    assert_eq!(runs().await, 0, "nothing was started");
+
+    let answer = post(wanted, Some(TOKEN)).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let done: serde_json::Value = answer.json().await.unwrap();
+    let differences = done["differences"].as_array().unwrap();
+    assert_eq!(differences.len(), 1, "{done}");
+    assert_eq!(differences[0]["class"], "captured_not_recorded");
+    assert_eq!(differences[0]["provider_ref"], provider_ref.as_str());
+    assert_eq!(differences[0]["order_id"], order.to_string());
+    assert_eq!(
+        done["apply"],
+        format!("orderflow reconcile --from {from} --to {to} --apply")
+    );
+    let (run_by, mode, outcome): (String, String, String) =
+        sqlx::query_as("SELECT run_by, mode, outcome FROM reconcile_runs WHERE id = $1")
+            .bind(
+                done["run_id"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<uuid::Uuid>()
+                    .unwrap(),
+            )
+            .fetch_one(db)
+            .await
+            .unwrap();
+    assert_eq!(
+        (run_by.as_str(), mode.as_str(), outcome.as_str()),
+        ("console", "dry_run", "differences")
+    );
+    let (repairs, operations): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM reconcile_repairs), (SELECT count(*) FROM payment_operations WHERE provider_ref = $1)",
+    )
+    .bind(&provider_ref)
+    .fetch_one(db)
+    .await
+    .unwrap();
+    assert_eq!((repairs, operations), (0, 0), "a dry run repairs nothing");
     running.stop().await;
 }

@@ -44,6 +44,26 @@ impl Window {
         Ok(Self { from, to })
     }
 
+    /// The window an operator asks for: `[from, to)`, a day from `from` without `to`, or yesterday without
+    /// either.
+    ///
+    /// # Errors
+    /// A message for an end without a start, or a window that is empty or backwards.
+    pub fn asked(
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, String> {
+        match (from, to) {
+            (None, None) => Ok(Self::yesterday(now)),
+            (None, Some(to)) => Err(format!("the window's end {to} needs its start (from)")),
+            (Some(from), to) => Self::new(
+                from,
+                to.unwrap_or_else(|| from.checked_add_days(Days::new(1)).unwrap_or(from)),
+            ),
+        }
+    }
+
     /// Yesterday in UTC, midnight to midnight: finance's daily run.
     #[must_use]
     pub fn yesterday(now: DateTime<Utc>) -> Self {
@@ -54,6 +74,23 @@ impl Window {
             to: today,
         }
     }
+}
+
+/// A window's end as operators write it: RFC 3339 (`2026-11-30T00:00:00Z`) or a UTC date (`2026-11-30`,
+/// its midnight).
+///
+/// # Errors
+/// A message naming the text and both forms.
+pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    let text = text.trim();
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(time.with_timezone(&Utc));
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map(|date| date.and_time(NaiveTime::MIN).and_utc())
+        .map_err(|_| {
+            format!("`{text}` is neither RFC 3339 (2026-11-30T00:00:00Z) nor a date (2026-11-30)")
+        })
 }
 
 /// Whether a run only reports, or repairs too, and through what.
