@@ -11,6 +11,9 @@
 //   EXPECT_TIMELINE  JSON: the event types of its saga, in order
 //   DLQ_TOPIC        a dead-letter topic holding one dead letter, at 0/0
 //   ORDERS_TOPIC     the orders events topic, for a replay's dry run
+//   ESCALATED_ORDER  an order whose saga needs attention, its stock commit out of attempts
+//   RECONCILE_FROM   the start of a reconciliation's dry run (a date)
+//   EXPECT_RECONCILE the command that dry run shows to apply it
 
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
@@ -90,7 +93,34 @@ try {
     "dry run: the command that applies it",
   );
   await shot("dry-run");
-  console.log("console e2e: overview, order timeline, dead letter, refused and redriven, a dry run: ok");
+
+  // A saga needing attention: its failed step retried from the page.
+  const escalated = env("ESCALATED_ORDER");
+  await page.goto(`${base}/sagas/attention`);
+  await shot("attention");
+  await Promise.all([page.waitForURL(/message=/), page.click(`#retry-${escalated}`)]);
+  expectEqual(
+    await page.locator("#message").innerText(),
+    `order ${escalated}: CommitStock sent again`,
+    "attention: the retry",
+  );
+
+  // A reconciliation's dry run, started from the page: what it found, and the command that would apply it.
+  await page.goto(`${base}/reconciliations`);
+  await page.fill("#reconcile-dry-run input[name=from]", env("RECONCILE_FROM"));
+  await Promise.all([
+    page.waitForURL(`${base}/reconciliations/dry-run`),
+    page.click("#reconcile-dry-run button"),
+  ]);
+  expectEqual(await page.locator("#apply").innerText(), env("EXPECT_RECONCILE"), "reconcile: the command");
+  if (!(await page.locator("#reconcile-found").innerText()).includes(": 0 differences;")) {
+    throw new Error(`reconcile: ${await page.locator("#reconcile-found").innerText()}`);
+  }
+  await shot("reconcile-dry-run");
+  console.log(
+    "console e2e: overview, order timeline, dead letter, refused and redriven, a replay's dry run, " +
+      "a saga retried, a reconciliation's dry run: ok",
+  );
 } finally {
   await browser.close();
 }

@@ -1018,9 +1018,14 @@ pub(crate) async fn reconcile_dry_run(
                     escape(&amounts.join(", "))
                 );
             }
+            out.push_str("</table><h2>Differences</h2>");
+            if report.differences.is_empty() {
+                out.push_str("<p id=\"differences\" class=\"ok\">none: the books agree</p>");
+                return Ok(out);
+            }
             out.push_str(
-                "</table><h2>Differences</h2><table id=\"differences\"><tr><th>class</th><th>order</th>\
-                 <th>provider ref</th><th class=\"num\">amount</th><th>detail</th></tr>",
+                "<table id=\"differences\"><tr><th>class</th><th>order</th><th>provider ref</th>\
+                 <th class=\"num\">amount</th><th>detail</th></tr>",
             );
             for d in &report.differences {
                 let order = d

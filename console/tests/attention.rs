@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{TOKEN, console_on, running_with};
+use common::{TOKEN, console_on, escalate, running_with, saga_events, wait_for_outcome};
 use testkit::TestDb;
 
 /// A saga of `order` that escalated at `step` after `events` (the types before the escalation).
@@ -129,17 +127,6 @@ async fn each_escalated_saga_shows_its_failed_step_and_why() {
     stop.cancel();
 }
 
-/// `(version, type)` of the saga events of `order`.
-async fn saga_events(db: &TestDb, order: uuid::Uuid) -> Vec<(i64, String)> {
-    sqlx::query_as(
-        "SELECT version, event_type FROM saga_events WHERE order_id = $1 ORDER BY version",
-    )
-    .bind(order)
-    .fetch_all(db.pool())
-    .await
-    .unwrap()
-}
-
 #[tokio::test]
 async fn an_escalated_compensation_is_retried_from_the_console_and_the_pipeline_finishes_it() {
     // Every payment declined: each saga releases its stock, then cancels its order.
@@ -150,10 +137,11 @@ async fn an_escalated_compensation_is_retried_from_the_console_and_the_pipeline_
             .fetch_one(db.pool())
             .await
             .unwrap();
-    let events = saga_events(db, order).await;
-    let types: Vec<&str> = events.iter().map(|(_, t)| t.as_str()).collect();
+    let types = |events: Vec<(i64, String)>| -> Vec<String> {
+        events.into_iter().map(|(_, t)| t).collect()
+    };
     assert_eq!(
-        types,
+        types(saga_events(&running, order).await),
         [
             "SagaStarted",
             "StockReserved",
@@ -162,32 +150,7 @@ async fn an_escalated_compensation_is_retried_from_the_console_and_the_pipeline_
         ]
     );
     // As if the inventory had not answered within the retry budget: the release escalated instead.
-    let mut tx = db.pool().begin().await.unwrap();
-    sqlx::query("DELETE FROM saga_events WHERE order_id = $1 AND version = 4")
-        .bind(order)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::query(
-        "INSERT INTO saga_events (order_id, version, event_type, event) VALUES ($1, 4, 'SagaEscalated', $2)",
-    )
-    .bind(order)
-    .bind(serde_json::json!({
-        "type": "SagaEscalated", "step": "ReleaseStock", "attempts": 5,
-        "last_error": "no reply within 30s", "retryable": true
-    }))
-    .execute(&mut *tx)
-    .await
-    .unwrap();
-    sqlx::query(
-        "UPDATE sagas SET state = 'NeedsAttention', outcome = 'needs_attention', cancel_reason = NULL
-         WHERE order_id = $1",
-    )
-    .bind(order)
-    .execute(&mut *tx)
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    escalate(&running, order, 3, &[], "ReleaseStock").await;
 
     let page = running.get("/sagas/attention").await.text().await.unwrap();
     assert!(
@@ -205,37 +168,18 @@ async fn an_escalated_compensation_is_retried_from_the_console_and_the_pipeline_
     // Without the token: refused, nothing changed.
     let refused = retry(order.to_string(), None).await.unwrap();
     assert_eq!(refused.status(), 401);
-    assert_eq!(saga_events(db, order).await.len(), 4);
+    assert_eq!(saga_events(&running, order).await.len(), 4);
 
     let answer = retry(order.to_string(), Some(TOKEN)).await.unwrap();
     assert_eq!(answer.status(), 200);
     let retried: serde_json::Value = answer.json().await.unwrap();
     assert_eq!(retried["step"], "ReleaseStock");
     // The release goes out through the outbox; the inventory answers; the saga cancels the order again.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let (outcome,): (Option<String>,) =
-            sqlx::query_as("SELECT outcome FROM sagas WHERE order_id = $1")
-                .bind(order)
-                .fetch_one(db.pool())
-                .await
-                .unwrap();
-        if outcome.as_deref() == Some("compensated") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the retried saga did not end: {outcome:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let types: Vec<String> = saga_events(db, order)
-        .await
-        .into_iter()
-        .skip(3)
-        .map(|(_, t)| t)
-        .collect();
-    assert_eq!(types, ["SagaEscalated", "SagaResumed", "StockReleased"]);
+    wait_for_outcome(&running, order, "compensated").await;
+    assert_eq!(
+        types(saga_events(&running, order).await)[3..],
+        ["SagaEscalated", "SagaResumed", "StockReleased"]
+    );
     let (status,): (String,) = sqlx::query_as("SELECT status FROM orders_view WHERE order_id = $1")
         .bind(order)
         .fetch_one(db.pool())

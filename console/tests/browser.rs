@@ -2,7 +2,9 @@
 //! console/e2e/console.mjs), against a console over a real pipeline: the overview shows the counts the
 //! database holds, searching an order shows its saga's timeline, a dead letter is refused without the token
 //! and redriven from the page once logged in, and applied once (checked here, in the database); a replay's
-//! dry run started from the page shows the command that would apply it. Screenshots
+//! dry run started from the page shows the command that would apply it; a saga needing attention is retried
+//! from its page and ends (checked here); a reconciliation's dry run started from the page shows what it
+//! found and the command that would apply it. Screenshots
 //! of each page go to `$CARGO_TARGET_DIR/console-screenshots` (`target/` by default).
 //!
 //! `./dev up` installs the browser and the npm package; a machine without them fails this test, naming
@@ -14,7 +16,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{TOKEN, dead_letter_of_the_global_view, global_rows, running};
+use common::{
+    TOKEN, dead_letter_of_the_global_view, escalate, global_rows, running, saga_events,
+    wait_for_outcome,
+};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -64,6 +69,27 @@ async fn on_call_uses_the_console_in_a_browser() {
     .await
     .unwrap();
 
+    // A completed order whose stock commit, as if out of attempts, escalated after the parcel arrived.
+    let (escalated,): (uuid::Uuid,) = sqlx::query_as(
+        "SELECT order_id FROM sagas s WHERE outcome = 'completed' AND EXISTS (
+             SELECT 1 FROM saga_events e
+             WHERE e.order_id = s.order_id AND e.version = 6 AND e.event_type = 'PaymentCaptured')
+         LIMIT 1",
+    )
+    .fetch_one(running.db.pool())
+    .await
+    .unwrap();
+    escalate(
+        &running,
+        escalated,
+        6,
+        &[serde_json::json!({ "type": "DeliveryCompleted" })],
+        "CommitStock",
+    )
+    .await;
+    let today = chrono::Utc::now().date_naive();
+    let tomorrow = today.succ_opt().unwrap();
+
     // Each run writes its own screenshots.
     std::fs::remove_dir_all(screenshots()).ok();
     // Off the runtime's thread: the console in this process answers the browser meanwhile.
@@ -78,6 +104,14 @@ async fn on_call_uses_the_console_in_a_browser() {
         .env("ORDER_ID", searched.to_string())
         .env("EXPECT_TIMELINE", serde_json::to_string(&timeline).unwrap())
         .env("DLQ_TOPIC", &dlq)
+        .env("ESCALATED_ORDER", escalated.to_string())
+        .env("RECONCILE_FROM", today.to_string())
+        .env(
+            "EXPECT_RECONCILE",
+            format!(
+                "orderflow reconcile --from {today}T00:00:00Z --to {tomorrow}T00:00:00Z --apply"
+            ),
+        )
         .env(
             "ORDERS_TOPIC",
             running
@@ -118,12 +152,32 @@ async fn on_call_uses_the_console_in_a_browser() {
     .await
     .unwrap();
     assert_eq!((applied, redrives), (1, 1));
+    // The retried commit reached the inventory, which answered; the saga completed again.
+    wait_for_outcome(&running, escalated, "completed").await;
+    let tail: Vec<String> = saga_events(&running, escalated)
+        .await
+        .into_iter()
+        .skip(6)
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "DeliveryCompleted",
+            "SagaEscalated",
+            "SagaResumed",
+            "StockCommitted"
+        ]
+    );
     for page in [
         "overview",
         "order",
         "dead-letter",
         "refused",
         "dead-letters",
+        "dry-run",
+        "attention",
+        "reconcile-dry-run",
     ] {
         let shot = screenshots().join(format!("{page}.png"));
         assert!(

@@ -197,3 +197,84 @@ pub async fn global_rows(running: &Running, order: uuid::Uuid) -> i64 {
         .await
         .unwrap()
 }
+
+/// Rewrites the saga of `order` as if its step `step` had run out of attempts after the saga's first
+/// `keep` events and then `then` (event JSONs): the stream is cut there, the escalation appended, and the
+/// `sagas` row says it needs attention. What the test stands in for: a participant that did not answer
+/// within the retry budget.
+pub async fn escalate(
+    running: &Running,
+    order: uuid::Uuid,
+    keep: i64,
+    then: &[serde_json::Value],
+    step: &str,
+) {
+    let escalation = serde_json::json!({
+        "type": "SagaEscalated", "step": step, "attempts": 5,
+        "last_error": "no reply within 30s", "retryable": true
+    });
+    let mut tx = running.db.pool().begin().await.unwrap();
+    sqlx::query("DELETE FROM saga_events WHERE order_id = $1 AND version > $2")
+        .bind(order)
+        .bind(keep)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let mut version = keep;
+    for event in then.iter().chain([&escalation]) {
+        version += 1;
+        sqlx::query(
+            "INSERT INTO saga_events (order_id, version, event_type, event) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(order)
+        .bind(version)
+        .bind(event["type"].as_str().unwrap())
+        .bind(event)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "UPDATE sagas SET version = $2, state = 'NeedsAttention', outcome = 'needs_attention',
+                          cancel_reason = NULL
+         WHERE order_id = $1",
+    )
+    .bind(order)
+    .bind(version)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// Waits until the saga of `order` ends with `outcome`.
+pub async fn wait_for_outcome(running: &Running, order: uuid::Uuid, outcome: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (now,): (Option<String>,) =
+            sqlx::query_as("SELECT outcome FROM sagas WHERE order_id = $1")
+                .bind(order)
+                .fetch_one(running.db.pool())
+                .await
+                .unwrap();
+        if now.as_deref() == Some(outcome) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the saga of {order} did not end {outcome} in 60 s: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `(version, type)` of the saga events of `order`.
+pub async fn saga_events(running: &Running, order: uuid::Uuid) -> Vec<(i64, String)> {
+    sqlx::query_as(
+        "SELECT version, event_type FROM saga_events WHERE order_id = $1 ORDER BY version",
+    )
+    .bind(order)
+    .fetch_all(running.db.pool())
+    .await
+    .unwrap()
+}
