@@ -1,6 +1,7 @@
 //! `orderflow demo`: the whole pipeline on the local environment, a realistic mix of orders through it,
 //! and a summary with consistency checks. Exits non-zero when a check fails.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -40,6 +41,18 @@ pub struct DemoArgs {
     /// The orders HTTP API the demo serves while it runs (try `curl` on it).
     #[command(flatten, next_help_heading = "Orders API")]
     pub(crate) api: crate::api_args::ApiArgs,
+    /// Serve the operator console over the demo's pipeline at this address while the demo runs (for
+    /// example 127.0.0.1:8090), on this run's topics and consumer groups. One region only.
+    #[arg(long, value_name = "ADDR")]
+    console: Option<SocketAddr>,
+    /// The console's access token (with --console): its actions need it; without one it only shows.
+    #[arg(
+        long,
+        env = "CONSOLE_TOKEN",
+        hide_env_values = true,
+        requires = "console"
+    )]
+    console_token: Option<String>,
     /// The simulated payment provider's faults.
     #[command(flatten, next_help_heading = "Payment provider")]
     provider: crate::provider_args::ProviderKnobs,
@@ -104,7 +117,16 @@ pub async fn run(
     args: &DemoArgs,
 ) -> anyhow::Result<()> {
     if args.regions == 2 {
+        if args.console.is_some() {
+            anyhow::bail!(crate::replay::BadInput(
+                "--console serves one region's pipeline; it cannot go with --regions 2".into()
+            ));
+        }
         return crate::demo_regions::run(roles, kafka, registry_url, args).await;
+    }
+    if let Some(addr) = args.console {
+        orderflow_console::check_listen(addr, args.console_token.as_deref())
+            .map_err(crate::replay::BadInput)?;
     }
     // The workload's order submissions and the report run as the migrating user (they stand for the orders
     // API's clients and an operator): a connection per submission in flight, and a few more.
@@ -143,13 +165,50 @@ pub async fn run(
     if let Some(addr) = pipeline.http_addr() {
         println!("orders API: http://{addr}/orders (GET /orders/<id>, GET /openapi.json)");
     }
+    let console = match args.console {
+        Some(addr) => Some(serve_console(&pipeline, addr, args.console_token.clone()).await?),
+        None => None,
+    };
     let outcome = drive(&pipeline, &workload, args).await;
+    if let Some(console) = console {
+        console.cancel();
+    }
     let stopped = pipeline.stop().await;
     let (_, report) = outcome?;
     stopped?;
     print!("{}", report.render());
     anyhow::ensure!(report.passed(), "a consistency check failed");
     Ok(())
+}
+
+/// Serves the operator console over `pipeline` at `addr` until the returned token is cancelled.
+async fn serve_console(
+    pipeline: &Pipeline,
+    addr: SocketAddr,
+    token: Option<String>,
+) -> anyhow::Result<tokio_util::sync::CancellationToken> {
+    let shared = pipeline.shared();
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("failed to listen on {addr} for the console"))?;
+    println!("console: http://{}/", listener.local_addr()?);
+    let services = &shared.config.services;
+    let console = orderflow_console::Console::new(
+        shared.pool.clone(),
+        shared.config.kafka.clone(),
+        orderflow_console::ConsoleConfig {
+            topics: services.topics.clone(),
+            group_prefix: services.group_prefix.clone(),
+            regions: Vec::new(),
+            replication_every: Duration::from_secs(15),
+            token,
+            codec: Some(std::sync::Arc::clone(&shared.codec)),
+            region: services.region.clone(),
+        },
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(console.serve(listener, stop.clone()));
+    Ok(stop)
 }
 
 /// Stocks, places the workload's orders, waits for their sagas, repairs and checks: what was placed, and

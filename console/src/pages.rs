@@ -366,9 +366,8 @@ fn render_order(d: &OrderDetails) -> String {
         escape(o.idempotency_key.as_deref().unwrap_or("-")),
         money(o.total_minor),
         escape(&o.currency),
-        o.placed_at.to_rfc3339(),
-        o.ended_at
-            .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339()),
+        precise(o.placed_at),
+        o.ended_at.map_or_else(|| "-".to_owned(), precise),
     );
     out.push_str("<h2>Saga</h2>");
     match &d.saga {
@@ -381,8 +380,8 @@ fn render_order(d: &OrderDetails) -> String {
                 s.outcome
                     .as_deref()
                     .map_or_else(String::new, |o| format!(", ended {}", escape(o))),
-                s.started_at.to_rfc3339(),
-                s.updated_at.to_rfc3339()
+                precise(s.started_at),
+                precise(s.updated_at)
             );
         }
     }
@@ -394,7 +393,7 @@ fn render_order(d: &OrderDetails) -> String {
             out,
             "<tr><td class=\"num\">{}</td><td>{}</td><td>{}</td><td><pre>{}</pre></td></tr>",
             step.version,
-            step.recorded_at.to_rfc3339(),
+            precise(step.recorded_at),
             escape(&step.event_type),
             escape(&step.event.to_string())
         );
@@ -407,7 +406,7 @@ fn render_order(d: &OrderDetails) -> String {
         let _ = write!(
             out,
             "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td><pre>{}</pre></td></tr>",
-            e.recorded_at.to_rfc3339(),
+            precise(e.recorded_at),
             escape(&e.stream),
             e.version,
             escape(&e.event_type),
@@ -755,6 +754,11 @@ pub(crate) async fn decide(
         .into_response(),
         Err(problem) => problem_page(&problem),
     }
+}
+
+/// A time to the millisecond (UTC), for the steps of one order.
+fn precise(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
 }
 
 /// A time, or `-`.
