@@ -1,14 +1,16 @@
 //! `orderflow demo` as a newcomer runs it: a small run passes every check and prints its summary, its log
-//! goes to a file whose path it prints (the terminal shows progress and the summary only), and the faults
-//! it injects on purpose are not logged as errors; a bad option is refused with a message that names it.
+//! goes to a file whose path it prints (the terminal shows progress and the summary only), the faults it
+//! injects on purpose are not logged as errors, and its console answers while it runs; a bad option is
+//! refused with a message that names it.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
 
 #[tokio::test]
 async fn a_small_demo_passes_every_check() {
     let db = testkit::TestDb::new().await;
     let logs = std::env::temp_dir().join(format!("{}.log", testkit::unique_name("demo")));
-    let output = Command::new(env!("CARGO_BIN_EXE_orderflow"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orderflow"))
         .args([
             "demo",
             "--orders",
@@ -22,17 +24,57 @@ async fn a_small_demo_passes_every_check() {
         // A lost result waits for the saga's deadline, a minute in the demo: the finance e2e test loses
         // results with short deadlines instead.
         .args(["--lost-notification-rate", "0"])
+        .args(["--console", "127.0.0.1:0"])
         .arg("--log-file")
         .arg(&logs)
         .env("DATABASE_URL", db.url())
         .env("HTTP_ADDR", "127.0.0.1:0")
         .env("KAFKA_BOOTSTRAP", &testkit::kafka().bootstrap)
         .env("RUST_LOG", "info")
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("the orderflow binary runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let stderr_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        stderr_pipe.read_to_string(&mut text).map(|_| text)
+    });
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stdout = String::new();
+    // The console answers while the demo runs: its overview, over this run's pipeline.
+    let mut console = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        stdout.push_str(&line);
+        stdout.push('\n');
+        if let Some(url) = line.strip_prefix("console: ") {
+            console = Some(url.to_owned());
+            break;
+        }
+    }
+    let console = console.unwrap_or_else(|| panic!("no console address in:\n{stdout}"));
+    let overview: serde_json::Value = reqwest::get(format!("{console}api/overview"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(overview["sagas_in_flight"].is_i64(), "{overview}");
+    let groups = overview["consumer_lag"].as_array().unwrap();
+    assert!(
+        groups
+            .iter()
+            .all(|g| g["group"].as_str().unwrap().starts_with("demo-")),
+        "the console reads the demo's own groups: {overview}"
+    );
+    for line in lines {
+        stdout.push_str(&line.unwrap());
+        stdout.push('\n');
+    }
+    let status = child.wait().unwrap();
+    let stderr = stderr_reader.join().unwrap().unwrap();
+    assert!(status.success(), "{stdout}\n{stderr}");
     for line in [
         "orders by final state: ",
         "cancelled because:     ",
@@ -72,6 +114,27 @@ async fn a_small_demo_passes_every_check() {
         "an injected, retried fault is not an error:\n{}",
         errors.join("\n")
     );
+}
+
+#[test]
+fn a_console_for_two_regions_or_on_an_open_address_without_a_token_is_refused() {
+    for (args, named) in [
+        (
+            &["--regions", "2", "--console", "127.0.0.1:0"][..],
+            "--regions 2",
+        ),
+        (&["--console", "0.0.0.0:0"][..], "CONSOLE_TOKEN"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_orderflow"))
+            .arg("demo")
+            .args(args)
+            .env_remove("CONSOLE_TOKEN")
+            .output()
+            .expect("the orderflow binary runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
+    }
 }
 
 #[test]
