@@ -21,7 +21,7 @@ th{color:#5a6672;font-weight:600}.num{text-align:right}.bad{color:#b3261e;font-w
 .ok{color:#1e7b34}.tiles{display:flex;flex-wrap:wrap;gap:12px}\
 .tile{border:1px solid #dde3ea;border-radius:6px;padding:10px 14px;min-width:150px}\
 .tile b{display:block;font-size:22px}pre{margin:0;font-size:12px;white-space:pre-wrap}\
-form{display:inline}input{font:inherit;padding:3px 6px;width:320px}";
+form{display:inline}input{font:inherit;padding:3px 6px;width:320px}.note{color:#5a6672;font-size:12px}";
 
 /// Escapes `text` for HTML text and attribute values.
 fn escape(text: &str) -> String {
@@ -47,7 +47,8 @@ fn page(title: &str, body: &str, refresh: Option<u32>) -> Html<String> {
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{refresh}\
          <title>{} · orderflow console</title><style>{STYLE}</style></head><body><header>\
-         <a href=\"/\">orderflow console</a><a href=\"/dead-letters\">dead letters</a>\
+         <a href=\"/\">orderflow console</a><a href=\"/sagas/attention\">attention</a>\
+         <a href=\"/dead-letters\">dead letters</a>\
          <a href=\"/outbox\">outbox</a><a href=\"/replays\">replays</a>\
          <a href=\"/reconciliations\">reconciliation</a>\
          <form action=\"/orders\" method=\"get\">\
@@ -167,7 +168,10 @@ fn render_overview(o: &Overview) -> String {
             escape(&lag)
         );
     }
-    out.push_str("</table>");
+    out.push_str(
+        "</table><p class=\"note\">Records not yet committed by the group. Groups commit their offsets every \
+         few seconds, so an idle pipeline can show a small lag until the next commit.</p>",
+    );
     out.push_str(&lag_chart(&o.lag_history));
     out.push_str("<h2>Dead letters</h2>");
     if o.dead_letters.is_empty() {

@@ -12,7 +12,8 @@ use common::{TOKEN, dead_letter_of_the_global_view, global_rows, running, runnin
 
 #[tokio::test]
 async fn the_overview_shows_what_the_database_holds() {
-    let running = running(12).await;
+    // Half the payments declined: both final states among 12 orders (all alike 1 run in 2,000).
+    let running = running_with(12, 0.5).await;
     // The console samples the lag from its start; the first sample takes a moment.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let overview = loop {
@@ -513,11 +514,15 @@ async fn a_reconciliations_dry_run_starts_here_finds_the_differences_and_repairs
     let answer = post(wanted, Some(TOKEN)).await.unwrap();
     assert_eq!(answer.status(), 200);
     let done: serde_json::Value = answer.json().await.unwrap();
+    // The lost capture is among what it found (a provider timeout may add its own).
     let differences = done["differences"].as_array().unwrap();
-    assert_eq!(differences.len(), 1, "{done}");
-    assert_eq!(differences[0]["class"], "captured_not_recorded");
-    assert_eq!(differences[0]["provider_ref"], provider_ref.as_str());
-    assert_eq!(differences[0]["order_id"], order.to_string());
+    let lost: Vec<&serde_json::Value> = differences
+        .iter()
+        .filter(|d| d["provider_ref"] == provider_ref.as_str())
+        .collect();
+    assert_eq!(lost.len(), 1, "{done}");
+    assert_eq!(lost[0]["class"], "captured_not_recorded");
+    assert_eq!(lost[0]["order_id"], order.to_string());
     assert_eq!(
         done["apply"],
         format!("orderflow reconcile --from {from} --to {to} --apply")
@@ -539,7 +544,8 @@ async fn a_reconciliations_dry_run_starts_here_finds_the_differences_and_repairs
         ("console", "dry_run", "differences")
     );
     let (repairs, operations): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM reconcile_repairs), (SELECT count(*) FROM payment_operations WHERE provider_ref = $1)",
+        "SELECT (SELECT count(*) FROM reconcile_repairs),
+                (SELECT count(*) FROM payment_operations WHERE provider_ref = $1)",
     )
     .bind(&provider_ref)
     .fetch_one(db)

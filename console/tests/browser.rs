@@ -56,19 +56,6 @@ async fn on_call_uses_the_console_in_a_browser() {
     .unwrap()
     .into_iter()
     .collect();
-    let (searched,): (uuid::Uuid,) =
-        sqlx::query_as("SELECT order_id FROM orders_view ORDER BY order_id LIMIT 1")
-            .fetch_one(running.db.pool())
-            .await
-            .unwrap();
-    let timeline: Vec<String> = sqlx::query_scalar(
-        "SELECT event_type FROM saga_events WHERE order_id = $1 ORDER BY version",
-    )
-    .bind(searched)
-    .fetch_all(running.db.pool())
-    .await
-    .unwrap();
-
     // A completed order whose stock commit, as if out of attempts, escalated after the parcel arrived.
     let (escalated,): (uuid::Uuid,) = sqlx::query_as(
         "SELECT order_id FROM sagas s WHERE outcome = 'completed' AND EXISTS (
@@ -87,6 +74,22 @@ async fn on_call_uses_the_console_in_a_browser() {
         "CommitStock",
     )
     .await;
+    // Another order to search for.
+    let (searched,): (uuid::Uuid,) = sqlx::query_as(
+        "SELECT order_id FROM orders_view WHERE order_id <> $1 ORDER BY order_id LIMIT 1",
+    )
+    .bind(escalated)
+    .fetch_one(running.db.pool())
+    .await
+    .unwrap();
+    let timeline: Vec<String> = sqlx::query_scalar(
+        "SELECT event_type FROM saga_events WHERE order_id = $1 ORDER BY version",
+    )
+    .bind(searched)
+    .fetch_all(running.db.pool())
+    .await
+    .unwrap();
+
     let today = chrono::Utc::now().date_naive();
     let tomorrow = today.succ_opt().unwrap();
 
