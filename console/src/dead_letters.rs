@@ -205,12 +205,8 @@ pub(crate) async fn post_redrive(
     body: Result<Json<RedriveRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Redriven>, Problem> {
     crate::actions::authorize(&headers, console.config.token.as_deref())?;
-    let Json(request) = body.map_err(|e| {
-        Problem::bad_request(format!(
-            "expected {{\"letters\": [{{\"partition\": 0, \"offset\": 3}}, ...]}}: {}",
-            e.body_text()
-        ))
-    })?;
+    let request =
+        crate::problem::json_body(body, r#"{"letters": [{"partition": 0, "offset": 3}, ...]}"#)?;
     let positions = request
         .letters
         .iter()

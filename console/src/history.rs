@@ -267,13 +267,13 @@ pub(crate) async fn post_dry_run(
     body: Result<Json<DryRunRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<DryRun>, Problem> {
     crate::actions::authorize(&headers, console.config.token.as_deref())?;
-    let Json(request) = body.map_err(|e| {
-        Problem::bad_request(format!(
-            "expected {{\"source\": \"orders.events\", \"to_topic\" or \"to_group\": ..., \"from_time\", \
-             \"to_time\" (RFC 3339), \"event_types\"}}: {}",
-            e.body_text()
-        ))
-    })?;
+    let request = crate::problem::json_body(
+        body,
+        concat!(
+            r#"{"source": "orders.events", "to_topic" or "to_group": ..., "#,
+            r#""from_time", "to_time" (RFC 3339), "event_types"}"#
+        ),
+    )?;
     Ok(Json(dry_run(&console, &request).await?))
 }
 

@@ -46,6 +46,15 @@ impl Problem {
     }
 }
 
+/// The JSON body of a request, or 400 naming the body `expected` and what was wrong with this one.
+pub(crate) fn json_body<T>(
+    body: Result<axum::Json<T>, axum::extract::rejection::JsonRejection>,
+    expected: &str,
+) -> Result<T, Problem> {
+    body.map(|axum::Json(value)| value)
+        .map_err(|e| Problem::bad_request(format!("expected {expected}: {}", e.body_text())))
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         #[derive(Serialize)]

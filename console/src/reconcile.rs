@@ -83,12 +83,10 @@ pub(crate) async fn post_dry_run(
     body: Result<Json<DryRunRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<DryRun>, Problem> {
     crate::actions::authorize(&headers, console.config.token.as_deref())?;
-    let Json(request) = body.map_err(|e| {
-        Problem::bad_request(format!(
-            "expected {{\"from\": \"2026-11-30\", \"to\": \"2026-12-01T00:00:00Z\"}} (both optional): {}",
-            e.body_text()
-        ))
-    })?;
+    let request = crate::problem::json_body(
+        body,
+        r#"{"from": "2026-11-30", "to": "2026-12-01T00:00:00Z"} (both optional)"#,
+    )?;
     Ok(Json(dry_run(&console, &request).await?))
 }
 

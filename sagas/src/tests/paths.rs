@@ -358,14 +358,7 @@ fn a_parcel_delivered_while_settling_completes_the_order_once_settled() {
 #[test]
 fn a_failed_compensation_is_retried_with_backoff_then_escalated() {
     let f = Fixture::new();
-    let cancel = |attempt| {
-        f.send(
-            attempt,
-            SagaCommand::CancelDelivery {
-                delivery_id: Some(f.delivery_id),
-            },
-        )
-    };
+    let cancel = |attempt| f.cancel_delivery(attempt);
     let failed = |error: &str| SagaInput::StepFailed {
         step: Step::CancelDelivery,
         error: error.into(),
@@ -451,14 +444,7 @@ fn a_failed_compensation_is_retried_with_backoff_then_escalated() {
 #[test]
 fn an_operator_resumes_an_escalated_compensation_with_a_fresh_budget() {
     let f = Fixture::new();
-    let cancel = |attempt| {
-        f.send(
-            attempt,
-            SagaCommand::CancelDelivery {
-                delivery_id: Some(f.delivery_id),
-            },
-        )
-    };
+    let cancel = |attempt| f.cancel_delivery(attempt);
     let escalated = [
         f.history("Compensating"),
         vec![SagaEvent::Escalated {

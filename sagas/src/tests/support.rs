@@ -213,6 +213,16 @@ impl Fixture {
         }
     }
 
+    /// Attempt `attempt` at cancelling the fixture's delivery.
+    pub fn cancel_delivery(&self, attempt: u32) -> OutgoingCommand {
+        self.send(
+            attempt,
+            SagaCommand::CancelDelivery {
+                delivery_id: Some(self.delivery_id),
+            },
+        )
+    }
+
     pub fn cancel_order(&self, reason: CancelReason) -> OutgoingCommand {
         self.send(1, SagaCommand::CancelOrder { reason })
     }
