@@ -11,7 +11,7 @@ use producers::topics::Topics;
 /// Settings of `orderflow console`.
 #[derive(Debug, clap::Args)]
 pub struct ConsoleArgs {
-    /// Serve here. An address other than loopback needs --token.
+    /// Serve here. An address other than loopback needs --token, and then reading needs it too.
     #[arg(long, env = "CONSOLE_ADDR", default_value = "127.0.0.1:8090")]
     listen: SocketAddr,
     /// The console's access token: its actions (redriving dead letters, retrying sagas, ...) need it, as
@@ -55,6 +55,7 @@ pub async fn run(
             regions,
             replication_every: Duration::from_secs(args.replication_every),
             token: args.token.clone(),
+            reads_need_token: !args.listen.ip().is_loopback(),
             codec: Some(std::sync::Arc::new(
                 schemas::AvroCodec::new(registry_url).context("bad schema registry URL")?,
             )),

@@ -202,6 +202,7 @@ async fn serve_console(
             regions: Vec::new(),
             replication_every: Duration::from_secs(15),
             token,
+            reads_need_token: !addr.ip().is_loopback(),
             codec: Some(std::sync::Arc::clone(&shared.codec)),
             region: services.region.clone(),
         },

@@ -1,5 +1,6 @@
 //! Who may act: the console's actions (POST) need its access token, and are refused when they come from
-//! another site.
+//! another site. Reading needs the token too when the console serves an address other than loopback
+//! ([`ConsoleConfig::reads_need_token`](crate::ConsoleConfig::reads_need_token)).
 //!
 //! The token comes as `Authorization: Bearer <token>` (the JSON API) or as the cookie the login form sets
 //! (`HttpOnly`, `SameSite=Strict`, so a browser never sends it with a request another site makes). On top of
@@ -28,15 +29,24 @@ pub(crate) fn authorize(headers: &HeaderMap, token: Option<&str>) -> Result<(), 
         });
     };
     same_origin(headers)?;
+    authenticate(headers, token, "this action")
+}
+
+/// Checks that the request in `headers` carries `token`, as a bearer or as the login cookie.
+///
+/// # Errors
+/// 401 naming `what` needs the token, and how to give it.
+pub(crate) fn authenticate(headers: &HeaderMap, token: &str, what: &str) -> Result<(), Problem> {
     let given = bearer(headers).or_else(|| cookie(headers));
-    if given.is_some_and(|given| equal(given.as_bytes(), token.as_bytes())) {
+    if !token.is_empty() && given.is_some_and(|given| equal(given.as_bytes(), token.as_bytes())) {
         Ok(())
     } else {
         Err(Problem {
             status: StatusCode::UNAUTHORIZED,
             title: "unauthorized",
-            detail: "this action needs the console's access token (Authorization: Bearer, or log in at /login)"
-                .into(),
+            detail: format!(
+                "{what} needs the console's access token (Authorization: Bearer, or log in at /login)"
+            ),
         })
     }
 }

@@ -20,7 +20,8 @@
 //!   ([`history`]) or a reconciliation's ([`reconcile`]) dry run, and shows the command that applies it.
 //!
 //! Actions need the console's access token and are refused from other sites (`actions`); each is a row of
-//! `operator_actions`, the CLI's audit trail.
+//! `operator_actions`, the CLI's audit trail. On an address other than loopback, reading needs the token
+//! too ([`ConsoleConfig::reads_need_token`]).
 //!
 //! Bad input is answered with `application/problem+json` (RFC 9457) and a 4xx status, and changes nothing.
 //! The console reads; it shows no secret (no connection string, no subscriber secret). It refuses to listen
@@ -65,6 +66,9 @@ pub struct ConsoleConfig {
     pub replication_every: Duration,
     /// The access token actions need; without one the console acts on nothing.
     pub token: Option<String>,
+    /// Whether reading needs the token too (every page and `/api` but `/login`): set when the console
+    /// serves an address other than loopback, where whoever reaches it would otherwise see every order.
+    pub reads_need_token: bool,
     /// Decodes dead letters' values to JSON and encodes the commands of retried sagas; without one dead
     /// letters are shown undecoded and sagas cannot be retried.
     pub codec: Option<Arc<schemas::AvroCodec>>,
@@ -161,6 +165,10 @@ impl Console {
                 get(dead_letters::get_one),
             )
             .fallback(problem::not_found)
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                guard_reads,
+            ))
             .with_state(self.clone())
     }
 
@@ -185,6 +193,27 @@ impl Console {
         tokio::spawn(overview::sample_lag(self.clone(), shutdown.clone()));
         let router = self.router();
         web::serve(listener, router, async move { shutdown.cancelled().await }).await
+    }
+}
+
+/// With [`ConsoleConfig::reads_need_token`], lets through only the requests that carry the token (and the
+/// login page): a page without it is sent to `/login`, an API call gets a 401 problem. Actions check the
+/// token again, with the origin ([`actions::authorize`]).
+async fn guard_reads(
+    axum::extract::State(console): axum::extract::State<Console>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let path = request.uri().path();
+    let token = console.config.token.as_deref().unwrap_or_default();
+    if !console.config.reads_need_token || path == "/login" {
+        return next.run(request).await;
+    }
+    match actions::authenticate(request.headers(), token, "reading the console") {
+        Ok(()) => next.run(request).await,
+        Err(problem) if path.starts_with("/api/") => problem.into_response(),
+        Err(_) => axum::response::Redirect::to("/login").into_response(),
     }
 }
 

@@ -1103,7 +1103,8 @@ pub(crate) async fn reconciliation(
 pub(crate) async fn login_form() -> Html<String> {
     page(
         "log in",
-        "<h1>Log in</h1><p>The console's actions need its access token (CONSOLE_TOKEN).</p>\
+        "<h1>Log in</h1><p>The console's actions need its access token (CONSOLE_TOKEN), and so does reading \
+         it when it is served on an address other than loopback.</p>\
          <form method=\"post\" action=\"/login\" id=\"login\"><input type=\"password\" name=\"token\" \
          aria-label=\"token\"> <button type=\"submit\">Log in</button></form>",
         None,

@@ -26,6 +26,14 @@ pub struct Running {
 
 /// The console over `db` alone (no pipeline, no registry), with `TOKEN`: its base URL, and what stops it.
 pub async fn console_on(db: &TestDb) -> (String, tokio_util::sync::CancellationToken) {
+    console_reading(db, false).await
+}
+
+/// As [`console_on`]; reading needs the token too when `reads_need_token`, as on an open address.
+pub async fn console_reading(
+    db: &TestDb,
+    reads_need_token: bool,
+) -> (String, tokio_util::sync::CancellationToken) {
     let console = Console::new(
         db.pool().clone(),
         testkit::kafka(),
@@ -35,6 +43,7 @@ pub async fn console_on(db: &TestDb) -> (String, tokio_util::sync::CancellationT
             regions: Vec::new(),
             replication_every: Duration::from_secs(15),
             token: Some(TOKEN.into()),
+            reads_need_token,
             codec: None,
             region: "test".into(),
         },
@@ -92,6 +101,7 @@ pub async fn running_with(orders: usize, decline_rate: f64) -> Running {
             regions: Vec::new(),
             replication_every: Duration::from_secs(15),
             token: Some(TOKEN.to_owned()),
+            reads_need_token: false,
             codec: Some(std::sync::Arc::clone(&pipeline.shared().codec)),
             region: pipeline.shared().config.services.region.clone(),
         },
