@@ -379,11 +379,8 @@ fn render_order(d: &OrderDetails) -> String {
         Some(s) => {
             let _ = write!(
                 out,
-                "<p id=\"saga\">{}{}; started {}, last step {}</p>",
+                "<p id=\"saga\">{}; started {}, last step {}</p>",
                 escape(&s.state),
-                s.outcome
-                    .as_deref()
-                    .map_or_else(String::new, |o| format!(", ended {}", escape(o))),
                 precise(s.started_at),
                 precise(s.updated_at)
             );
