@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use ops::audit::Via;
 use serde::Serialize;
@@ -87,11 +87,7 @@ pub(crate) async fn retry(console: &Console, reference: &str) -> Result<Retried,
     let step = ops::sagas::retry(store, order, Via::Console, "console")
         .await
         .map_err(|e| match e {
-            ops::OperatorError::BadInput(why) => Problem {
-                status: StatusCode::CONFLICT,
-                title: "conflict",
-                detail: why,
-            },
+            ops::OperatorError::BadInput(why) => Problem::conflict(why),
             other => Problem::unavailable(other),
         })?;
     Ok(Retried {

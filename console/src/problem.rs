@@ -34,6 +34,16 @@ impl Problem {
         }
     }
 
+    /// 409: what the request acts on is not in a state that allows it.
+    #[must_use]
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::CONFLICT,
+            title: "conflict",
+            detail: detail.into(),
+        }
+    }
+
     /// 503: the database or the broker did not answer; the detail says which, without its address.
     #[must_use]
     pub fn unavailable(error: impl std::fmt::Display) -> Self {

@@ -333,4 +333,28 @@ mod tests {
         assert_eq!(csv_field("a, b"), "\"a, b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
     }
+
+    #[test]
+    fn the_window_asked_is_yesterday_a_day_from_its_start_or_both_ends() {
+        let time = |text| parse_time(text).unwrap();
+        let now = time("2026-12-02T13:45:00Z");
+        assert_eq!(
+            Window::asked(None, None, now).unwrap(),
+            Window::new(time("2026-12-01"), time("2026-12-02")).unwrap()
+        );
+        assert_eq!(
+            Window::asked(Some(time("2026-11-30T06:00:00+02:00")), None, now).unwrap(),
+            Window::new(time("2026-11-30T04:00:00Z"), time("2026-12-01T04:00:00Z")).unwrap()
+        );
+        assert!(
+            Window::asked(None, Some(time("2026-12-01")), now)
+                .unwrap_err()
+                .contains("needs its start")
+        );
+        assert!(
+            parse_time("monday")
+                .unwrap_err()
+                .contains("neither RFC 3339")
+        );
+    }
 }
