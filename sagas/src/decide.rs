@@ -170,7 +170,8 @@ impl OrderSaga {
     /// Decides what `input` does to the saga.
     ///
     /// Pure and deterministic. A duplicate, late or out-of-turn input is
-    /// [`Decision::Ignore`]d; a terminal saga ignores everything.
+    /// [`Decision::Ignore`]d; a terminal saga ignores everything but an operator's
+    /// [`SagaInput::Resume`] of an escalated one.
     ///
     /// # Errors
     /// [`SagaError::NotStarted`] for anything but a start before the saga started;

@@ -330,7 +330,8 @@ impl OrderSaga {
     }
 
     /// Whether the saga is over: completed, compensated or escalated. A terminal saga
-    /// ignores every input and never sends a command.
+    /// ignores every input and never sends a command, but for an operator's
+    /// [`SagaInput::Resume`](crate::SagaInput::Resume) of an escalated one.
     #[must_use]
     pub const fn is_terminal(&self) -> bool {
         match self {
