@@ -208,7 +208,12 @@ async fn serve_console(
         },
     );
     let stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(console.serve(listener, stop.clone()));
+    let serving = console.serve(listener, stop.clone());
+    tokio::spawn(async move {
+        if let Err(e) = serving.await {
+            tracing::error!(error = %e, "the demo's console stopped serving");
+        }
+    });
     Ok(stop)
 }
 
