@@ -757,6 +757,11 @@ pub(crate) async fn decide(
     }
 }
 
+/// A link to an order's page, or nothing without an order.
+fn order_link(order_id: Option<uuid::Uuid>) -> String {
+    order_id.map_or_else(String::new, |o| format!("<a href=\"/orders/{o}\">{o}</a>"))
+}
+
 /// A time to the millisecond (UTC), for the steps of one order.
 fn precise(time: chrono::DateTime<chrono::Utc>) -> String {
     time.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
@@ -1033,9 +1038,7 @@ pub(crate) async fn reconcile_dry_run(
                  <th class=\"num\">amount</th><th>detail</th></tr>",
             );
             for d in &report.differences {
-                let order = d
-                    .order_id
-                    .map_or_else(String::new, |o| format!("<a href=\"/orders/{o}\">{o}</a>"));
+                let order = order_link(d.order_id);
                 let _ = write!(
                     out,
                     "<tr><td>{}</td><td>{order}</td><td>{}</td><td class=\"num\">{} {}</td><td>{}</td></tr>",
@@ -1076,9 +1079,7 @@ pub(crate) async fn reconciliation(
                 json_block("repaired", r.run.repaired.as_ref()),
             );
             for repair in &r.repairs {
-                let order = repair
-                    .order_id
-                    .map_or_else(String::new, |o| format!("<a href=\"/orders/{o}\">{o}</a>"));
+                let order = order_link(repair.order_id);
                 let _ = write!(
                     out,
                     "<tr><td>{}</td><td>{order}</td><td class=\"num\">{} {}</td><td>{}</td><td>{}</td></tr>",
