@@ -390,18 +390,12 @@ async fn a_replays_dry_run_starts_here_and_shows_the_command_that_applies_it() {
         .services
         .topics
         .events(producers::topics::Service::Orders);
-    let client = reqwest::Client::new();
-    let post = |body: serde_json::Value, token: Option<&str>| {
-        let mut request = client
-            .post(format!("{}/api/replays/dry-run", running.base))
-            .json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        request.send()
-    };
+    let dry_run = "/api/replays/dry-run";
     let wanted = serde_json::json!({ "source": source, "to_group": "orders-view" });
-    assert_eq!(post(wanted.clone(), None).await.unwrap().status(), 401);
+    assert_eq!(
+        running.post(dry_run, Some(&wanted), None).await.status(),
+        401
+    );
     for (body, detail) in [
         (serde_json::json!({ "source": source }), "give one target"),
         (
@@ -413,7 +407,7 @@ async fn a_replays_dry_run_starts_here_and_shows_the_command_that_applies_it() {
             "payments",
         ),
     ] {
-        let answer = post(body, Some(TOKEN)).await.unwrap();
+        let answer = running.post(dry_run, Some(&body), Some(TOKEN)).await;
         assert_eq!(answer.status(), 400);
         let problem: serde_json::Value = answer.json().await.unwrap();
         assert!(
@@ -422,7 +416,7 @@ async fn a_replays_dry_run_starts_here_and_shows_the_command_that_applies_it() {
         );
     }
 
-    let answer = post(wanted, Some(TOKEN)).await.unwrap();
+    let answer = running.post(dry_run, Some(&wanted), Some(TOKEN)).await;
     assert_eq!(answer.status(), 200);
     let done: serde_json::Value = answer.json().await.unwrap();
     assert_eq!(
@@ -467,16 +461,7 @@ async fn a_reconciliations_dry_run_starts_here_finds_the_differences_and_repairs
     .fetch_one(db)
     .await
     .unwrap();
-    let client = reqwest::Client::new();
-    let post = |body: serde_json::Value, token: Option<&str>| {
-        let mut request = client
-            .post(format!("{}/api/reconciliations/dry-run", running.base))
-            .json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        request.send()
-    };
+    let dry_run = "/api/reconciliations/dry-run";
     // The last hour and the next: the orders' window, whatever the time of day.
     let at = |hours| {
         (chrono::Utc::now() + chrono::Duration::hours(hours))
@@ -491,7 +476,10 @@ async fn a_reconciliations_dry_run_starts_here_finds_the_differences_and_repairs
             .unwrap();
         n
     };
-    assert_eq!(post(wanted.clone(), None).await.unwrap().status(), 401);
+    assert_eq!(
+        running.post(dry_run, Some(&wanted), None).await.status(),
+        401
+    );
     for (body, detail) in [
         (
             serde_json::json!({ "from": "last tuesday" }),
@@ -501,7 +489,7 @@ async fn a_reconciliations_dry_run_starts_here_finds_the_differences_and_repairs
         (serde_json::json!({ "from": to, "to": from }), "not before"),
         (serde_json::json!({ "window": "today" }), "unknown field"),
     ] {
-        let answer = post(body, Some(TOKEN)).await.unwrap();
+        let answer = running.post(dry_run, Some(&body), Some(TOKEN)).await;
         assert_eq!(answer.status(), 400);
         let problem: serde_json::Value = answer.json().await.unwrap();
         assert!(
@@ -511,7 +499,7 @@ async fn a_reconciliations_dry_run_starts_here_finds_the_differences_and_repairs
     }
     assert_eq!(runs().await, 0, "nothing was started");
 
-    let answer = post(wanted, Some(TOKEN)).await.unwrap();
+    let answer = running.post(dry_run, Some(&wanted), Some(TOKEN)).await;
     assert_eq!(answer.status(), 200);
     let done: serde_json::Value = answer.json().await.unwrap();
     // The lost capture is among what it found (a provider timeout may add its own).

@@ -157,20 +157,13 @@ async fn an_escalated_compensation_is_retried_from_the_console_and_the_pipeline_
         page.contains(&format!("action=\"/sagas/{order}/retry\"")),
         "{page}"
     );
-    let client = reqwest::Client::new();
-    let retry = |order: String, token: Option<&'static str>| {
-        let mut request = client.post(format!("{}/api/sagas/{order}/retry", running.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        request.send()
-    };
+    let retry = format!("/api/sagas/{order}/retry");
     // Without the token: refused, nothing changed.
-    let refused = retry(order.to_string(), None).await.unwrap();
+    let refused = running.post(&retry, None, None).await;
     assert_eq!(refused.status(), 401);
     assert_eq!(saga_events(&running, order).await.len(), 4);
 
-    let answer = retry(order.to_string(), Some(TOKEN)).await.unwrap();
+    let answer = running.post(&retry, None, Some(TOKEN)).await;
     assert_eq!(answer.status(), 200);
     let retried: serde_json::Value = answer.json().await.unwrap();
     assert_eq!(retried["step"], "ReleaseStock");
@@ -188,7 +181,7 @@ async fn an_escalated_compensation_is_retried_from_the_console_and_the_pipeline_
     assert_eq!(status, "cancelled");
 
     // Again: the saga does not need attention any more.
-    let again = retry(order.to_string(), Some(TOKEN)).await.unwrap();
+    let again = running.post(&retry, None, Some(TOKEN)).await;
     assert_eq!(again.status(), 409);
     let problem: serde_json::Value = again.json().await.unwrap();
     assert!(
@@ -217,7 +210,9 @@ async fn an_escalated_compensation_is_retried_from_the_console_and_the_pipeline_
         ("not-an-id", 400),
         (&*uuid::Uuid::now_v7().to_string(), 404),
     ] {
-        let answer = retry(reference.to_owned(), Some(TOKEN)).await.unwrap();
+        let answer = running
+            .post(&format!("/api/sagas/{reference}/retry"), None, Some(TOKEN))
+            .await;
         assert_eq!(answer.status(), status, "{reference}");
         assert_eq!(
             answer.headers()["content-type"],

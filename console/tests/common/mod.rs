@@ -127,6 +127,23 @@ impl Running {
         answer.json().await.unwrap()
     }
 
+    /// POSTs to `path`, with `body` as JSON when given and `token` as a bearer when given.
+    pub async fn post(
+        &self,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        token: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = reqwest::Client::new().post(format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
     pub async fn stop(self) {
         self.stop.cancel();
         self.pipeline.stop().await.unwrap();
