@@ -15,28 +15,17 @@
 //   RECONCILE_FROM   the start of a reconciliation's dry run (a date)
 //   EXPECT_RECONCILE the command that dry run shows to apply it
 
-import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { env, open } from "./browser.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
 const base = env("CONSOLE_URL");
-const shots = env("SCREENSHOTS");
-mkdirSync(shots, { recursive: true });
 
 function expectEqual(actual, expected, what) {
   const [a, e] = [JSON.stringify(actual), JSON.stringify(expected)];
   if (a !== e) throw new Error(`${what}: expected ${e}, saw ${a}`);
 }
 
-const browser = await chromium.launch({ executablePath: env("CHROMIUM"), args: ["--no-sandbox"] });
+const { browser, page, shot } = await open();
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 
   // The overview shows the counts the database holds.
   await page.goto(`${base}/`);

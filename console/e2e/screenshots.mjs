@@ -8,18 +8,9 @@
 //   ORDER_ID     an ended order whose page to take (its saga's whole timeline)
 //   LATEST_ID    an order still in flight, whose page to take too
 
-import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { env, open } from "./browser.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
 const base = env("CONSOLE_URL");
-const shots = env("SCREENSHOTS");
-mkdirSync(shots, { recursive: true });
 
 const pages = [
   ["overview", "/"],
@@ -32,18 +23,15 @@ const pages = [
   ["reconciliations", "/reconciliations"],
 ];
 
-const browser = await chromium.launch({ executablePath: env("CHROMIUM"), args: ["--no-sandbox"] });
+const { browser, page, shot } = await open();
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   for (const [name, path] of pages) {
     const answer = await page.goto(`${base}${path}`);
     if (!answer.ok()) throw new Error(`${path}: status ${answer.status()}`);
     if ((await page.locator("#problem").count()) > 0) {
       throw new Error(`${path}: ${await page.locator("#problem").innerText()}`);
     }
-    const file = join(shots, `${name}.png`);
-    await page.screenshot({ path: file, fullPage: true });
-    console.log(file);
+    console.log(await shot(name));
   }
 } finally {
   await browser.close();
