@@ -11,7 +11,9 @@ use consumers::{ConsumerConfig, ConsumerRuntime, Handler, HandlerError, Incoming
 use indicatif::ProgressBar;
 use ops::OperatorError;
 use ops::groups::{self, ResetTo};
-use ops::replay::{Filters, Mode, REPLAY_ID, REPLAY_SOURCE, Range, ReplaySpec, Replayer, Target};
+use ops::replay::{
+    Cursor, Filters, Mode, REPLAY_ID, REPLAY_SOURCE, Range, ReplaySpec, Replayer, Report, Target,
+};
 use producers::KafkaConfig;
 use producers::headers::{self, RecordHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -37,7 +39,10 @@ struct Source {
 impl Source {
     async fn new(kafka: &KafkaConfig) -> Self {
         let topic = new_topic(kafka).await;
-        let t0 = DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
+        // An hour ago, in whole seconds: records older than the broker's retention (a day) may be deleted
+        // under the test by its next retention check.
+        let hour_ago = (Utc::now() - chrono::Duration::hours(1)).timestamp();
+        let t0 = DateTime::from_timestamp(hour_ago, 0).unwrap();
         let producer: FutureProducer = kafka
             .producer_config(&producers::ProducerConfig::default())
             .create()
@@ -465,27 +470,18 @@ async fn a_resume_finds_what_was_written_after_the_last_checkpoint_and_writes_it
     assert!(why.contains("finished"), "{why}");
 }
 
-#[tokio::test]
-async fn a_stopped_replay_resumes_where_it_stopped() {
-    let db = TestDb::new().await;
-    let setup = Setup::new();
-    let source = Source::new(&setup.kafka).await;
-    let target = new_topic(&setup.kafka).await;
-    let replayer = setup.replayer(db.pool());
-    let mut spec = source.spec(Target::Topic(target.clone()));
+/// Starts replaying `source` to `target` at 20 records a second and stops it once some records are on the
+/// target (the first checkpoints say so). Returns the stopped run's report.
+async fn stopped_replay(setup: &Setup, pool: &PgPool, source: &Source, target: &str) -> Report {
+    let mut spec = source.spec(Target::Topic(target.to_owned()));
     spec.rate = Some(20);
-    // Stopped once some records are on the target (the first checkpoints say so).
-    let (cancel, pool, topic) = (
-        setup.cancel.clone(),
-        db.pool().clone(),
-        source.topic.clone(),
-    );
+    let (cancel, watching, topic) = (setup.cancel.clone(), pool.clone(), source.topic.clone());
     tokio::spawn(async move {
         loop {
             let written: Option<(i64,)> =
                 sqlx::query_as("SELECT written FROM replays WHERE source_topic = $1")
                     .bind(&topic)
-                    .fetch_optional(&pool)
+                    .fetch_optional(&watching)
                     .await
                     .unwrap();
             if written.is_some_and(|(w,)| w >= 4) {
@@ -495,21 +491,31 @@ async fn a_stopped_replay_resumes_where_it_stopped() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
-    let report = replayer.start(spec, Mode::Apply, "t").await.unwrap();
+    let report = setup
+        .replayer(pool)
+        .start(spec, Mode::Apply, "t")
+        .await
+        .unwrap();
     assert!(report.stopped);
     assert!(
         (1..RECORDS).contains(&report.written()),
         "{}",
         report.written()
     );
-    let row = ops::replay::row(db.pool(), report.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let row = ops::replay::row(pool, report.id).await.unwrap().unwrap();
     assert_eq!(
         (row.outcome.as_str(), row.written),
         ("stopped", report.written())
     );
+    report
+}
+
+#[tokio::test]
+async fn a_stopped_replay_resumes_where_it_stopped() {
+    let db = TestDb::new().await;
+    let source = Source::new(&testkit::kafka()).await;
+    let target = new_topic(&testkit::kafka()).await;
+    let report = stopped_replay(&Setup::new(), db.pool(), &source, &target).await;
 
     let setup = Setup::new();
     let resumed = setup.replayer(db.pool()).resume(report.id).await.unwrap();
@@ -518,6 +524,68 @@ async fn a_stopped_replay_resumes_where_it_stopped() {
     let copied = testkit::read_topic(&setup.kafka, &target).await;
     assert_eq!(copied.len(), usize::try_from(RECORDS).unwrap());
     assert_eq!(indexes(&copied), (0..RECORDS).collect());
+}
+
+/// Records a stopped replay had yet to read are deleted before it resumes (by retention in real life, by
+/// delete-records here): the resume names each partition that lost records and where it now starts, fails
+/// the replay's row with that, and writes nothing more.
+#[tokio::test]
+async fn a_resume_whose_unread_records_were_deleted_names_them_and_writes_nothing() {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    let db = TestDb::new().await;
+    let kafka = testkit::kafka();
+    let source = Source::new(&kafka).await;
+    let target = new_topic(&kafka).await;
+    let report = stopped_replay(&Setup::new(), db.pool(), &source, &target).await;
+    let unfinished: Vec<&Cursor> = report.cursors.iter().filter(|c| !c.is_done()).collect();
+    assert!(!unfinished.is_empty(), "{:?}", report.cursors);
+
+    let mut everything = rdkafka::TopicPartitionList::new();
+    for cursor in &report.cursors {
+        everything
+            .add_partition_offset(
+                &source.topic,
+                cursor.range.partition,
+                rdkafka::Offset::Offset(cursor.range.end),
+            )
+            .unwrap();
+    }
+    let admin: AdminClient<_> = kafka.client_config().create().unwrap();
+    let deleted = admin
+        .delete_records(&everything, &AdminOptions::new())
+        .await
+        .unwrap();
+    assert!(
+        deleted.elements().iter().all(|e| e.error().is_ok()),
+        "{deleted:?}"
+    );
+
+    let why = match Setup::new().replayer(db.pool()).resume(report.id).await {
+        Err(OperatorError::Failed(why)) => why,
+        other => panic!("{other:?}"),
+    };
+    assert!(why.contains("deleted"), "{why}");
+    for cursor in unfinished {
+        let lost = format!(
+            "{}/{} starts at offset {}, past offset {}",
+            source.topic, cursor.range.partition, cursor.range.end, cursor.next
+        );
+        assert!(why.contains(&lost), "{lost:?} not in {why}");
+    }
+    let row = ops::replay::row(db.pool(), report.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (row.outcome.as_str(), row.written, row.error.as_deref()),
+        ("failed", report.written(), Some(why.as_str()))
+    );
+    let copied = testkit::read_topic(&kafka, &target).await;
+    assert_eq!(
+        copied.len(),
+        usize::try_from(report.written()).unwrap(),
+        "nothing written after the stop"
+    );
 }
 
 /// Inserts each record's event id into `applied`.

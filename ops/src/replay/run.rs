@@ -14,6 +14,7 @@ use producers::KafkaConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer as _, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers as _, Message as _};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -197,6 +198,8 @@ pub(super) async fn drive<S: Sink>(
         .collect();
     let mut pacer = Pacer::new(reading.rate);
     let mut stopped = false;
+    // A read that fell off the start of a partition: records were deleted before this replay read them.
+    let mut fell_off = None;
     loop {
         let mut moved = BTreeSet::new();
         let before = tally.counts;
@@ -217,6 +220,10 @@ pub(super) async fn drive<S: Sink>(
                         moved.insert(i);
                     }
                     continue;
+                }
+                Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::AutoOffsetReset) => {
+                    fell_off = Some(e);
+                    break;
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -278,10 +285,51 @@ pub(super) async fn drive<S: Sink>(
         if !moved.is_empty() || sink.pending() > 0 {
             sink.land(&moved, batch).await?;
         }
+        if let Some(e) = fell_off {
+            // What was read before is landed; the rest is gone, and reading on from the partition's new start
+            // would skip it without a word.
+            return Err(deleted_unread(reading, cursors).await?.unwrap_or(e.into()));
+        }
         if stopped || cursors.iter().all(Cursor::is_done) {
             return Ok((tally, stopped));
         }
     }
+}
+
+/// The error for records deleted (by retention or delete-records) before this replay read them: which
+/// partitions of the source now start past their cursors. `None` when none does.
+async fn deleted_unread(
+    reading: &Reading<'_>,
+    cursors: &[Cursor],
+) -> Result<Option<OperatorError>, OperatorError> {
+    let (kafka, topic) = (reading.kafka.clone(), reading.topic.to_owned());
+    let unread: Vec<(i32, i64)> = cursors
+        .iter()
+        .filter(|c| !c.is_done())
+        .map(|c| (c.range.partition, c.next))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let consumer = plain_consumer(&kafka)?;
+        let partitions: Vec<i32> = unread.iter().map(|&(p, _)| p).collect();
+        let watermarks = super::plan::watermarks(&consumer, &topic, &partitions)?;
+        let lost: Vec<String> = unread
+            .iter()
+            .filter_map(|&(p, next)| {
+                let &(low, _) = watermarks.get(&p)?;
+                (next < low).then(|| format!("{topic}/{p} starts at offset {low}, past offset {next}"))
+            })
+            .collect();
+        Ok((!lost.is_empty()).then(|| {
+            OperatorError::Failed(format!(
+                "records this replay had yet to read were deleted (by retention or delete-records): {}. \
+                 What it read before is on the target; replay what is left with a new `orderflow replay` \
+                 from the partitions' new start",
+                lost.join("; ")
+            ))
+        }))
+    })
+    .await
+    .map_err(|e| OperatorError::Failed(format!("watermark thread failed: {e}")))?
 }
 
 fn pause(consumer: &StreamConsumer<Quiet>, topic: &str, partition: i32) {
