@@ -335,7 +335,7 @@ async fn input_it_cannot_carry_out_is_refused_by_name_and_nothing_is_written() {
     let replayer = setup.replayer(db.pool());
     let target = new_topic(&setup.kafka).await;
 
-    let refused = |result: Result<ops::replay::Report, OperatorError>| match result {
+    let refused = |result: Result<Report, OperatorError>| match result {
         Err(OperatorError::BadInput(why)) => why,
         other => panic!("expected bad input, got {other:?}"),
     };

@@ -36,7 +36,7 @@ pub(super) struct Quiet;
 impl rdkafka::ClientContext for Quiet {
     fn error(&self, error: KafkaError, reason: &str) {
         match error {
-            KafkaError::Global(rdkafka::types::RDKafkaErrorCode::PartitionEOF) => {
+            KafkaError::Global(RDKafkaErrorCode::PartitionEOF) => {
                 tracing::debug!(reason, "end of a partition, reported as a global error");
             }
             error => tracing::error!(%error, reason, "librdkafka"),
