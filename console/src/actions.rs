@@ -7,12 +7,48 @@
 //! that, a request a browser marks as cross-site (`Sec-Fetch-Site`) or whose `Origin` is not the console's own
 //! is refused before the token is looked at. Without a token configured the console acts on nothing.
 
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 
-use crate::Problem;
+use crate::{Console, Problem};
 
 /// The cookie the login form sets.
 pub(crate) const COOKIE: &str = "orderflow_console_token";
+
+/// Someone the console lets act: the request carried the access token and came from the console's own site
+/// ([`authorize`]). Only an extractor makes one, so a function that takes it cannot act for anyone else.
+pub(crate) struct Operator {
+    actor: String,
+}
+
+impl Operator {
+    /// Who acts, for the audit trail: `console@<client address>` (the token is shared, so the address is
+    /// what tells one operator from another).
+    pub(crate) fn actor(&self) -> &str {
+        &self.actor
+    }
+}
+
+impl FromRequestParts<Console> for Operator {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, console: &Console) -> Result<Self, Problem> {
+        authorize(&parts.headers, console.config.token.as_deref())?;
+        let client = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or_else(
+                || "unknown".to_owned(),
+                |ConnectInfo(peer)| peer.ip().to_string(),
+            );
+        Ok(Self {
+            actor: format!("console@{client}"),
+        })
+    }
+}
 
 /// Checks that the request in `headers` may act, given the console's `token`.
 ///

@@ -5,12 +5,12 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use ops::audit::Via;
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::actions::Operator;
 use crate::{Console, Problem};
 
 /// An escalated saga.
@@ -62,13 +62,17 @@ pub(crate) struct Retried {
     pub step: &'static str,
 }
 
-/// Retries the step the saga of order `reference` gave up on, as the console's action.
+/// Retries the step the saga of order `reference` gave up on, as `operator`'s action.
 ///
 /// # Errors
 /// 400 for a reference that is not an order id; 404 for an order without a saga; 409 when its saga does
 /// not need attention or retrying cannot help; nothing changed then. 503 without a schema registry (the
 /// step's command could not be encoded) or when the database does not answer.
-pub(crate) async fn retry(console: &Console, reference: &str) -> Result<Retried, Problem> {
+pub(crate) async fn retry(
+    console: &Console,
+    operator: &Operator,
+    reference: &str,
+) -> Result<Retried, Problem> {
     let order_id: Uuid = reference
         .parse()
         .map_err(|_| Problem::bad_request(format!("{reference:?} is not an order id (a UUID)")))?;
@@ -84,7 +88,7 @@ pub(crate) async fn retry(console: &Console, reference: &str) -> Result<Retried,
     {
         return Err(Problem::not_found(format!("order {order_id} has no saga")));
     }
-    let step = ops::sagas::retry(store, order, Via::Console, "console")
+    let step = ops::sagas::retry(store, order, Via::Console, operator.actor())
         .await
         .map_err(|e| match e {
             ops::OperatorError::BadInput(why) => Problem::conflict(why),
@@ -100,8 +104,7 @@ pub(crate) async fn retry(console: &Console, reference: &str) -> Result<Retried,
 pub(crate) async fn post_retry(
     State(console): State<Console>,
     Path(reference): Path<String>,
-    headers: HeaderMap,
+    operator: Operator,
 ) -> Result<Json<Retried>, Problem> {
-    crate::actions::authorize(&headers, console.config.token.as_deref())?;
-    Ok(Json(retry(&console, &reference).await?))
+    Ok(Json(retry(&console, &operator, &reference).await?))
 }

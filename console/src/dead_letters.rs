@@ -4,13 +4,13 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use consumers::dlq::{self, DeadLetter};
 use ops::audit::Via;
 use ops::dead_letters::Selection;
 use producers::topics::Topics;
 use serde::{Deserialize, Serialize};
 
+use crate::actions::Operator;
 use crate::{Console, Problem};
 
 /// One dead letter in a list.
@@ -201,10 +201,9 @@ pub(crate) struct Redriven {
 pub(crate) async fn post_redrive(
     State(console): State<Console>,
     Path(topic): Path<String>,
-    headers: HeaderMap,
+    operator: Operator,
     body: Result<Json<RedriveRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Redriven>, Problem> {
-    crate::actions::authorize(&headers, console.config.token.as_deref())?;
     let request =
         crate::problem::json_body(body, r#"{"letters": [{"partition": 0, "offset": 3}, ...]}"#)?;
     let positions = request
@@ -212,16 +211,17 @@ pub(crate) async fn post_redrive(
         .iter()
         .map(|p| (p.partition, p.offset))
         .collect();
-    let redriven = redrive(&console, &topic, positions).await?;
+    let redriven = redrive(&console, &operator, &topic, positions).await?;
     Ok(Json(Redriven { redriven }))
 }
 
-/// Redrives the dead letters at `positions` of `topic` (at least one), recorded as the console's action.
+/// Redrives the dead letters at `positions` of `topic` (at least one), recorded as `operator`'s action.
 ///
 /// # Errors
 /// 400 for no position, 404 for an unknown topic or position; nothing published then.
 pub(crate) async fn redrive(
     console: &Console,
+    operator: &Operator,
     topic: &str,
     positions: Vec<(i32, i64)>,
 ) -> Result<usize, Problem> {
@@ -235,7 +235,7 @@ pub(crate) async fn redrive(
         topic,
         &Selection::Only(positions),
         Via::Console,
-        "console",
+        operator.actor(),
     )
     .await
     .map_err(|e| match e {

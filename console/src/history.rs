@@ -11,6 +11,7 @@ use ops::replay::ReplayRow;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::actions::Operator;
 use crate::{Console, Problem};
 
 /// How many runs a history shows.
@@ -226,11 +227,15 @@ fn quote(word: &str) -> String {
     }
 }
 
-/// Runs the dry run `request` asks for, recorded as the console's (a `replays` row).
+/// Runs the dry run `request` asks for, recorded as `operator`'s (a `replays` row).
 ///
 /// # Errors
 /// 400 naming what the replay cannot carry out (an unknown topic or group, an empty range, ...).
-pub(crate) async fn dry_run(console: &Console, request: &DryRunRequest) -> Result<DryRun, Problem> {
+pub(crate) async fn dry_run(
+    console: &Console,
+    operator: &Operator,
+    request: &DryRunRequest,
+) -> Result<DryRun, Problem> {
     let spec = request.spec()?;
     let codec = console.config.codec.clone().ok_or_else(|| {
         Problem::unavailable("the console has no schema registry to decode samples with")
@@ -248,7 +253,7 @@ pub(crate) async fn dry_run(console: &Console, request: &DryRunRequest) -> Resul
         max_batch: ops::replay::DEFAULT_BATCH,
     };
     let report = replayer
-        .start(spec, ops::replay::Mode::DryRun, "console")
+        .start(spec, ops::replay::Mode::DryRun, operator.actor())
         .await
         .map_err(|e| match e {
             ops::OperatorError::BadInput(why) => Problem::bad_request(why),
@@ -263,10 +268,9 @@ pub(crate) async fn dry_run(console: &Console, request: &DryRunRequest) -> Resul
 /// `POST /api/replays/dry-run`.
 pub(crate) async fn post_dry_run(
     State(console): State<Console>,
-    headers: axum::http::HeaderMap,
+    operator: Operator,
     body: Result<Json<DryRunRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<DryRun>, Problem> {
-    crate::actions::authorize(&headers, console.config.token.as_deref())?;
     let request = crate::problem::json_body(
         body,
         concat!(
@@ -274,7 +278,7 @@ pub(crate) async fn post_dry_run(
             r#""from_time", "to_time" (RFC 3339), "event_types"}"#
         ),
     )?;
-    Ok(Json(dry_run(&console, &request).await?))
+    Ok(Json(dry_run(&console, &operator, &request).await?))
 }
 
 #[cfg(test)]

@@ -3,12 +3,12 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use ops::audit::Via;
 use ops::quarantine::Decision;
 use outbox::quarantine::Quarantined;
 use serde::Serialize;
 
+use crate::actions::Operator;
 use crate::overview::Outbox;
 use crate::{Console, Problem};
 
@@ -53,17 +53,22 @@ pub(crate) fn decision(name: &str) -> Result<Decision, Problem> {
     }
 }
 
-/// Carries out `decision` on record `id` as the console's action.
+/// Carries out `decision` on record `id` as `operator`'s action.
 ///
 /// # Errors
 /// 404 when no quarantined record has that id; nothing changed then.
-pub(crate) async fn decide(console: &Console, id: &str, decision: Decision) -> Result<(), Problem> {
+pub(crate) async fn decide(
+    console: &Console,
+    operator: &Operator,
+    id: &str,
+    decision: Decision,
+) -> Result<(), Problem> {
     let id: i64 = id.parse().map_err(|_| {
         Problem::bad_request(format!(
             "{id:?} is not a quarantined record's id (a number)"
         ))
     })?;
-    ops::quarantine::decide(&console.pool, id, decision, Via::Console, "console")
+    ops::quarantine::decide(&console.pool, id, decision, Via::Console, operator.actor())
         .await
         .map_err(|e| match e {
             ops::OperatorError::BadInput(why) => Problem::not_found(why),
@@ -82,11 +87,10 @@ pub(crate) struct Decided {
 pub(crate) async fn post(
     State(console): State<Console>,
     Path((id, name)): Path<(String, String)>,
-    headers: HeaderMap,
+    operator: Operator,
 ) -> Result<Json<Decided>, Problem> {
-    crate::actions::authorize(&headers, console.config.token.as_deref())?;
     let decision = decision(&name)?;
-    decide(&console, &id, decision).await?;
+    decide(&console, &operator, &id, decision).await?;
     Ok(Json(Decided {
         id: id.parse().unwrap_or_default(),
         action: decision.action(),

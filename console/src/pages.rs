@@ -8,6 +8,7 @@ use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use crate::actions::Operator;
 use crate::order::OrderDetails;
 use crate::overview::{LagSample, Minute, Overview};
 use crate::{Console, Problem};
@@ -568,12 +569,13 @@ async fn dead_letter_page(
 pub(crate) async fn redrive(
     State(console): State<Console>,
     Path(topic): Path<String>,
-    headers: HeaderMap,
+    operator: Result<Operator, Problem>,
     body: String,
 ) -> Response {
-    if let Err(problem) = crate::actions::authorize(&headers, console.config.token.as_deref()) {
-        return problem_page(&problem);
-    }
+    let operator = match operator {
+        Ok(operator) => operator,
+        Err(problem) => return problem_page(&problem),
+    };
     let positions: Result<Vec<(i32, i64)>, Problem> = crate::actions::form_pairs(&body)
         .into_iter()
         .filter(|(key, _)| key == "letter")
@@ -583,7 +585,7 @@ pub(crate) async fn redrive(
         })
         .collect();
     let redriven = match positions {
-        Ok(positions) => crate::dead_letters::redrive(&console, &topic, positions).await,
+        Ok(positions) => crate::dead_letters::redrive(&console, &operator, &topic, positions).await,
         Err(problem) => Err(problem),
     };
     match redriven {
@@ -652,10 +654,10 @@ pub(crate) async fn attention(
 pub(crate) async fn retry_saga(
     State(console): State<Console>,
     Path(order_id): Path<String>,
-    headers: HeaderMap,
+    operator: Result<Operator, Problem>,
 ) -> Response {
-    let retried = match crate::actions::authorize(&headers, console.config.token.as_deref()) {
-        Ok(()) => crate::attention::retry(&console, &order_id).await,
+    let retried = match operator {
+        Ok(operator) => crate::attention::retry(&console, &operator, &order_id).await,
         Err(problem) => Err(problem),
     };
     match retried {
@@ -736,11 +738,11 @@ async fn outbox_page(console: &Console, message: &Message) -> Result<String, Pro
 pub(crate) async fn decide(
     State(console): State<Console>,
     Path((id, name)): Path<(String, String)>,
-    headers: HeaderMap,
+    operator: Result<Operator, Problem>,
 ) -> Response {
-    let done = match crate::actions::authorize(&headers, console.config.token.as_deref()) {
-        Ok(()) => match crate::outbox::decision(&name) {
-            Ok(decision) => crate::outbox::decide(&console, &id, decision)
+    let done = match operator {
+        Ok(operator) => match crate::outbox::decision(&name) {
+            Ok(decision) => crate::outbox::decide(&console, &operator, &id, decision)
                 .await
                 .map(|()| decision),
             Err(problem) => Err(problem),
@@ -836,15 +838,15 @@ const DRY_RUN_FORM: &str = "<h2>Start a dry run</h2><form method=\"post\" action
 /// applies it.
 pub(crate) async fn dry_run(
     State(console): State<Console>,
-    headers: HeaderMap,
+    operator: Result<Operator, Problem>,
     body: String,
 ) -> Response {
     respond(
         "dry run",
         async {
-            crate::actions::authorize(&headers, console.config.token.as_deref())?;
+            let operator = operator?;
             let request = dry_run_request(&body)?;
-            let done = crate::history::dry_run(&console, &request).await?;
+            let done = crate::history::dry_run(&console, &operator, &request).await?;
             let id = done.report.id;
             let row = crate::history::replay(&console, &id.to_string()).await?;
             let mut out = format!(
@@ -986,13 +988,13 @@ const RECONCILE_FORM: &str = "<h2>Start a dry run</h2><form method=\"post\" acti
 /// one, and the command that applies it.
 pub(crate) async fn reconcile_dry_run(
     State(console): State<Console>,
-    headers: HeaderMap,
+    operator: Result<Operator, Problem>,
     body: String,
 ) -> Response {
     respond(
         "reconciliation dry run",
         async {
-            crate::actions::authorize(&headers, console.config.token.as_deref())?;
+            let operator = operator?;
             let mut request = crate::reconcile::DryRunRequest::default();
             for (key, value) in crate::actions::form_pairs(&body) {
                 match key.as_str() {
@@ -1001,7 +1003,7 @@ pub(crate) async fn reconcile_dry_run(
                     _ => {}
                 }
             }
-            let done = crate::reconcile::dry_run(&console, &request).await?;
+            let done = crate::reconcile::dry_run(&console, &operator, &request).await?;
             let report = &done.report;
             let mut out = format!(
                 "<h1>Dry run <a href=\"/reconciliations/{id}\">{id}</a></h1><p id=\"reconcile-found\">{} to {}: \

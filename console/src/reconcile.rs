@@ -4,11 +4,11 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use chrono::{SecondsFormat, Utc};
 use ops::reconcile::{Mode, Report, Window};
 use serde::{Deserialize, Serialize};
 
+use crate::actions::Operator;
 use crate::{Console, Problem};
 
 /// The dry run asked for: a window's start and end, each RFC 3339 or a UTC date, as
@@ -55,16 +55,20 @@ fn apply_command(window: &Window) -> String {
     )
 }
 
-/// Runs the dry run `request` asks for, recorded as the console's (a `reconcile_runs` row).
+/// Runs the dry run `request` asks for, recorded as `operator`'s (a `reconcile_runs` row).
 ///
 /// # Errors
 /// 400 for a window that does not read; 503 when the database does not answer.
-pub(crate) async fn dry_run(console: &Console, request: &DryRunRequest) -> Result<DryRun, Problem> {
+pub(crate) async fn dry_run(
+    console: &Console,
+    operator: &Operator,
+    request: &DryRunRequest,
+) -> Result<DryRun, Problem> {
     let window = request.window()?;
     let report = ops::reconcile::reconcile(
         &console.pool,
         window,
-        "console",
+        operator.actor(),
         Mode::DryRun,
         &indicatif::ProgressBar::hidden(),
     )
@@ -79,15 +83,14 @@ pub(crate) async fn dry_run(console: &Console, request: &DryRunRequest) -> Resul
 /// `POST /api/reconciliations/dry-run`.
 pub(crate) async fn post_dry_run(
     State(console): State<Console>,
-    headers: HeaderMap,
+    operator: Operator,
     body: Result<Json<DryRunRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<DryRun>, Problem> {
-    crate::actions::authorize(&headers, console.config.token.as_deref())?;
     let request = crate::problem::json_body(
         body,
         r#"{"from": "2026-11-30", "to": "2026-12-01T00:00:00Z"} (both optional)"#,
     )?;
-    Ok(Json(dry_run(&console, &request).await?))
+    Ok(Json(dry_run(&console, &operator, &request).await?))
 }
 
 #[cfg(test)]

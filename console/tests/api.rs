@@ -278,8 +278,8 @@ async fn a_dead_letter_is_shown_decoded_and_redriven_once_with_the_token_only() 
     .await
     .unwrap();
     assert_eq!(applied, 1, "applied once");
-    let actions: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT via, action, outcome FROM operator_actions WHERE target = $1 ORDER BY at",
+    let actions: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT via, actor, action, outcome FROM operator_actions WHERE target = $1 ORDER BY at",
     )
     .bind(&dlq)
     .fetch_all(running.db.pool())
@@ -287,7 +287,15 @@ async fn a_dead_letter_is_shown_decoded_and_redriven_once_with_the_token_only() 
     .unwrap();
     assert_eq!(
         actions,
-        vec![("console".into(), "dlq.redrive".into(), "done".into()); 2]
+        vec![
+            (
+                "console".into(),
+                "console@127.0.0.1".into(),
+                "dlq.redrive".into(),
+                "done".into()
+            );
+            2
+        ]
     );
     running.stop().await;
 }
@@ -435,7 +443,10 @@ async fn a_replays_dry_run_starts_here_and_shows_the_command_that_applies_it() {
             .fetch_one(running.db.pool())
             .await
             .unwrap();
-    assert_eq!((run_by.as_str(), mode.as_str()), ("console", "dry_run"));
+    assert_eq!(
+        (run_by.as_str(), mode.as_str()),
+        ("console@127.0.0.1", "dry_run")
+    );
     assert!(matched > 0);
     // A replay through orders-view applies in the inbox scope orders-view; a dry run applies nothing.
     let applied: i64 =
@@ -529,7 +540,7 @@ async fn a_reconciliations_dry_run_starts_here_finds_the_differences_and_repairs
             .unwrap();
     assert_eq!(
         (run_by.as_str(), mode.as_str(), outcome.as_str()),
-        ("console", "dry_run", "differences")
+        ("console@127.0.0.1", "dry_run", "differences")
     );
     let (repairs, operations): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM reconcile_repairs),

@@ -192,7 +192,8 @@ async fn an_escalated_compensation_is_retried_from_the_console_and_the_pipeline_
         "{problem}"
     );
     let audit: Vec<(String, String)> = sqlx::query_as(
-        "SELECT via, outcome FROM operator_actions WHERE action = 'saga.retry' AND target = $1 ORDER BY at",
+        "SELECT actor, outcome FROM operator_actions WHERE action = 'saga.retry' AND target = $1 AND via = 'console'
+         ORDER BY at",
     )
     .bind(format!("saga/{order}"))
     .fetch_all(db.pool())
@@ -201,8 +202,8 @@ async fn an_escalated_compensation_is_retried_from_the_console_and_the_pipeline_
     assert_eq!(
         audit,
         [
-            ("console".to_owned(), "done".to_owned()),
-            ("console".to_owned(), "refused".to_owned()),
+            ("console@127.0.0.1".to_owned(), "done".to_owned()),
+            ("console@127.0.0.1".to_owned(), "refused".to_owned()),
         ]
     );
     // Bad references: 400 and 404, as problem+json.

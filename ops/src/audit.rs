@@ -28,7 +28,7 @@ impl Via {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Action<'a> {
     pub via: Via,
-    /// The CLI's `$USER`, or the console's client address.
+    /// The CLI's `$USER`, or `console@<client address>`.
     pub actor: &'a str,
     /// e.g. `dlq.redrive`.
     pub action: &'a str,

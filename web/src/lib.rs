@@ -26,9 +26,13 @@ pub async fn serve(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
         }
     });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // Handlers may ask for the client's address (`ConnectInfo<SocketAddr>`), e.g. for an audit trail.
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 #[cfg(test)]
@@ -38,10 +42,17 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn it_serves_until_shutdown_and_accepted_connections_have_nodelay() {
+    async fn it_serves_until_shutdown_and_tells_handlers_the_clients_address() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let router = Router::new().route("/", axum::routing::get(|| async { "hello" }));
+        let router = Router::new().route(
+            "/",
+            axum::routing::get(
+                |axum::extract::ConnectInfo(client): axum::extract::ConnectInfo<
+                    std::net::SocketAddr,
+                >| async move { format!("hello {}", client.ip()) },
+            ),
+        );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(listener, router, async {
             stopped.await.ok();
@@ -54,7 +65,7 @@ mod tests {
         let mut answer = String::new();
         stream.read_to_string(&mut answer).await.unwrap();
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-        assert!(answer.ends_with("hello"), "{answer}");
+        assert!(answer.ends_with("hello 127.0.0.1"), "{answer}");
         stop.send(()).unwrap();
         server.await.unwrap().unwrap();
         assert!(
