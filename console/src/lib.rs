@@ -116,27 +116,36 @@ impl Console {
     /// The pages and the JSON API.
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/", get(pages::overview))
-            .route("/orders", get(pages::search))
-            .route("/orders/{reference}", get(pages::order))
-            .route("/dead-letters", get(pages::dead_letter_topics))
-            .route("/dead-letters/{topic}", get(pages::dead_letters))
-            .route("/dead-letters/{topic}/redrive", post(pages::redrive))
+            .route("/", get(pages::overview::get))
+            .route("/orders", get(pages::orders::search))
+            .route("/orders/{reference}", get(pages::orders::get))
+            .route("/dead-letters", get(pages::dead_letters::topics))
+            .route("/dead-letters/{topic}", get(pages::dead_letters::list))
+            .route(
+                "/dead-letters/{topic}/redrive",
+                post(pages::dead_letters::redrive),
+            )
             .route(
                 "/dead-letters/{topic}/{partition}/{offset}",
-                get(pages::dead_letter),
+                get(pages::dead_letters::one),
             )
-            .route("/sagas/attention", get(pages::attention))
-            .route("/sagas/{order_id}/retry", post(pages::retry_saga))
-            .route("/outbox", get(pages::outbox))
-            .route("/outbox/quarantine/{id}/{decision}", post(pages::decide))
-            .route("/replays", get(pages::replays))
-            .route("/replays/dry-run", post(pages::dry_run))
-            .route("/replays/{id}", get(pages::replay))
-            .route("/reconciliations", get(pages::reconciliations))
-            .route("/reconciliations/dry-run", post(pages::reconcile_dry_run))
-            .route("/reconciliations/{id}", get(pages::reconciliation))
-            .route("/login", get(pages::login_form).post(pages::login))
+            .route("/sagas/attention", get(pages::attention::get))
+            .route("/sagas/{order_id}/retry", post(pages::attention::retry))
+            .route("/outbox", get(pages::outbox::get))
+            .route(
+                "/outbox/quarantine/{id}/{decision}",
+                post(pages::outbox::decide),
+            )
+            .route("/replays", get(pages::replays::list))
+            .route("/replays/dry-run", post(pages::replays::dry_run))
+            .route("/replays/{id}", get(pages::replays::one))
+            .route("/reconciliations", get(pages::reconciliations::list))
+            .route(
+                "/reconciliations/dry-run",
+                post(pages::reconciliations::dry_run),
+            )
+            .route("/reconciliations/{id}", get(pages::reconciliations::one))
+            .route("/login", get(pages::login::form).post(pages::login::submit))
             .route("/api/overview", get(overview::get))
             .route("/api/orders/{reference}", get(order::get))
             .route("/api/replays", get(history::get_replays))
