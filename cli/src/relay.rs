@@ -159,8 +159,9 @@ async fn decide(pool: &sqlx::PgPool, id: i64, decision: Decision) -> anyhow::Res
     ops::quarantine::decide(pool, id, decision, Via::Cli, &crate::replay::run_by())
         .await
         .map_err(|e| match e {
-            ops::OperatorError::BadInput(why) => {
-                anyhow::anyhow!("{why} (see `orderflow outbox quarantine list`)")
+            ops::OperatorError::NotFound(why) => {
+                crate::replay::BadInput(format!("{why} (see `orderflow outbox quarantine list`)"))
+                    .into()
             }
             other => other.into(),
         })

@@ -139,10 +139,9 @@ pub struct BadInput(pub String);
 pub fn is_bad_input(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         cause.is::<BadInput>()
-            || matches!(
-                cause.downcast_ref::<ops::OperatorError>(),
-                Some(ops::OperatorError::BadInput(_))
-            )
+            || cause
+                .downcast_ref::<ops::OperatorError>()
+                .is_some_and(ops::OperatorError::is_refusal)
     })
 }
 

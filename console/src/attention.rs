@@ -81,16 +81,10 @@ pub(crate) async fn retry(
     })?;
     let order = domain::OrderId::from_uuid(order_id)
         .map_err(|e| Problem::bad_request(format!("{reference:?} is not an order id: {e}")))?;
-    if sagas::queries::saga(&console.pool, order)
-        .await
-        .map_err(Problem::unavailable)?
-        .is_none()
-    {
-        return Err(Problem::not_found(format!("order {order_id} has no saga")));
-    }
     let step = ops::sagas::retry(store, order, Via::Console, operator.actor())
         .await
         .map_err(|e| match e {
+            ops::OperatorError::NotFound(why) => Problem::not_found(why),
             ops::OperatorError::BadInput(why) => Problem::conflict(why),
             other => Problem::unavailable(other),
         })?;

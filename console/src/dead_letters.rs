@@ -239,7 +239,8 @@ pub(crate) async fn redrive(
     )
     .await
     .map_err(|e| match e {
-        ops::OperatorError::BadInput(why) => Problem::not_found(why),
+        ops::OperatorError::NotFound(why) => Problem::not_found(why),
+        ops::OperatorError::BadInput(why) => Problem::conflict(why),
         other => Problem::unavailable(other),
     })
 }

@@ -71,7 +71,7 @@ pub(crate) async fn decide(
     ops::quarantine::decide(&console.pool, id, decision, Via::Console, operator.actor())
         .await
         .map_err(|e| match e {
-            ops::OperatorError::BadInput(why) => Problem::not_found(why),
+            ops::OperatorError::NotFound(why) => Problem::not_found(why),
             other => Problem::unavailable(other),
         })
 }

@@ -22,8 +22,9 @@ pub enum Selection {
 /// many were published.
 ///
 /// # Errors
-/// [`OperatorError::BadInput`] for a position that holds no dead letter of the topic, or a record this
-/// runtime did not dead-letter (nothing published); Kafka and database errors.
+/// [`OperatorError::NotFound`] for a position that holds no dead letter of the topic,
+/// [`OperatorError::BadInput`] for a record this runtime did not dead-letter (nothing published then); Kafka
+/// and database errors.
 pub async fn redrive(
     pool: &PgPool,
     kafka: &KafkaConfig,
@@ -75,7 +76,7 @@ async fn select_and_send(
                 .map(|(p, o)| format!("{p}/{o}"))
                 .collect();
             if !missing.is_empty() {
-                return Err(OperatorError::BadInput(format!(
+                return Err(OperatorError::NotFound(format!(
                     "no dead letter at {} of {dlq_topic}",
                     missing.join(", ")
                 )));

@@ -7,6 +7,10 @@ pub enum OperatorError {
     /// nothing, a group with active members); nothing was written. The CLI exits 2.
     #[error("{0}")]
     BadInput(String),
+    /// What the command names does not exist (an order without a saga, an unknown replay, no dead letter
+    /// or quarantined record there); nothing was written. The CLI exits 2, as for bad input.
+    #[error("{0}")]
+    NotFound(String),
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("database: {0}")]
@@ -15,13 +19,22 @@ pub enum OperatorError {
     Failed(String),
 }
 
-/// How an operator's command ended, for its audit row: `done`, `refused` (bad input, nothing changed) or
-/// `failed`, with the error's text.
+impl OperatorError {
+    /// Whether the command was refused, with nothing changed ([`BadInput`](Self::BadInput) or
+    /// [`NotFound`](Self::NotFound)), rather than failing on the way.
+    #[must_use]
+    pub const fn is_refusal(&self) -> bool {
+        matches!(self, Self::BadInput(_) | Self::NotFound(_))
+    }
+}
+
+/// How an operator's command ended, for its audit row: `done`, `refused` (bad input or nothing there,
+/// nothing changed) or `failed`, with the error's text.
 #[must_use]
 pub fn outcome_of<T>(outcome: &Result<T, OperatorError>) -> (&'static str, Option<String>) {
     match outcome {
         Ok(_) => ("done", None),
-        Err(OperatorError::BadInput(why)) => ("refused", Some(why.clone())),
+        Err(e) if e.is_refusal() => ("refused", Some(e.to_string())),
         Err(e) => ("failed", Some(e.to_string())),
     }
 }

@@ -30,7 +30,7 @@ impl Decision {
 /// Carries out `decision` on quarantined record `id`, recorded as done by `actor` via `via`.
 ///
 /// # Errors
-/// [`OperatorError::BadInput`] when no quarantined record has that id; database errors.
+/// [`OperatorError::NotFound`] when no quarantined record has that id; database errors.
 pub async fn decide(
     pool: &PgPool,
     id: i64,
@@ -44,7 +44,7 @@ pub async fn decide(
     };
     let outcome = match found {
         Ok(true) => Ok(()),
-        Ok(false) => Err(OperatorError::BadInput(format!(
+        Ok(false) => Err(OperatorError::NotFound(format!(
             "no quarantined record with id {id}"
         ))),
         Err(e) => Err(OperatorError::Failed(e.to_string())),

@@ -17,9 +17,9 @@ const CONFLICT_ATTEMPTS: u32 = 3;
 /// `via`. Returns the step retried.
 ///
 /// # Errors
-/// [`OperatorError::BadInput`], with nothing changed, when the order has no saga, when its saga does not
-/// need attention, or when retrying cannot help (a parcel dispatched before its cancellation); database and
-/// outbox errors as [`OperatorError::Failed`].
+/// With nothing changed: [`OperatorError::NotFound`] when the order has no saga; [`OperatorError::BadInput`]
+/// when its saga does not need attention, or when retrying cannot help (a parcel dispatched before its
+/// cancellation). Database and outbox errors as [`OperatorError::Failed`].
 pub async fn retry<C: Codec>(
     store: &SagaStore<C>,
     order_id: OrderId,
@@ -47,7 +47,7 @@ async fn resume<C: Codec>(store: &SagaStore<C>, order_id: OrderId) -> Result<Ste
     drop(conn);
     let step = match &loaded.state {
         OrderSaga::NotStarted => {
-            return Err(OperatorError::BadInput(format!(
+            return Err(OperatorError::NotFound(format!(
                 "order {order_id} has no saga"
             )));
         }

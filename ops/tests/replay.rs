@@ -413,6 +413,14 @@ async fn input_it_cannot_carry_out_is_refused_by_name_and_nothing_is_written() {
     );
     assert!(why.contains("group payments is not rebuildable"), "{why}");
 
+    let unknown = Uuid::now_v7();
+    match replayer.resume(unknown).await {
+        Err(OperatorError::NotFound(why)) => {
+            assert!(why.contains(&format!("no replay {unknown}")), "{why}");
+        }
+        other => panic!("expected no such replay, got {other:?}"),
+    }
+
     assert_eq!(testkit::count_records(&setup.kafka, &target).await, 0);
     let rows = ops::replay::history(db.pool(), 10).await.unwrap();
     assert!(rows.iter().all(|r| r.written == 0), "{rows:?}");

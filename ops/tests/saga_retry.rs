@@ -172,7 +172,7 @@ async fn what_retrying_cannot_help_is_refused_with_nothing_changed() {
     let unknown = OrderId::new();
     let refused = ops::sagas::retry(&store, unknown, Via::Cli, "alice").await;
     assert!(
-        matches!(&refused, Err(OperatorError::BadInput(why)) if why.contains("has no saga")),
+        matches!(&refused, Err(OperatorError::NotFound(why)) if why.contains("has no saga")),
         "{refused:?}"
     );
     for order_id in [dispatched, unknown] {

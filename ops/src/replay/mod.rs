@@ -242,8 +242,8 @@ impl Replayer<'_> {
     /// Continues replay `id` from its checkpoints.
     ///
     /// # Errors
-    /// [`OperatorError::BadInput`] for an unknown replay, a dry run or a finished replay; else as
-    /// [`start`](Self::start).
+    /// [`OperatorError::NotFound`] for an unknown replay; [`OperatorError::BadInput`] for a dry run or a
+    /// finished replay; else as [`start`](Self::start).
     pub async fn resume(&self, id: Uuid) -> Result<Report, OperatorError> {
         let (row, cursors, marks) = store::load(self.pool, id).await?;
         if row.mode != Mode::Apply.as_str() {

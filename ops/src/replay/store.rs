@@ -101,7 +101,7 @@ pub async fn load(
     id: Uuid,
 ) -> Result<(ReplayRow, Vec<Cursor>, BTreeMap<i32, i64>), OperatorError> {
     let row = row(pool, id).await?.ok_or_else(|| {
-        OperatorError::BadInput(format!("no replay {id} (see `orderflow replay history`)"))
+        OperatorError::NotFound(format!("no replay {id} (see `orderflow replay history`)"))
     })?;
     let cursors = sqlx::query_as::<_, (i32, i64, i64, i64, i64)>(
         "SELECT partition, start_offset, end_offset, next_offset, written
