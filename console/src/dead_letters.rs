@@ -218,7 +218,8 @@ pub(crate) async fn post_redrive(
 /// Redrives the dead letters at `positions` of `topic` (at least one), recorded as `operator`'s action.
 ///
 /// # Errors
-/// 400 for no position, 404 for an unknown topic or position; nothing published then.
+/// 400 for no position, 404 for an unknown topic or position, 409 for a record this runtime did not
+/// dead-letter; nothing published then.
 pub(crate) async fn redrive(
     console: &Console,
     operator: &Operator,
