@@ -259,10 +259,20 @@ enum Command {
     /// default; resumable (`replay resume ID`); every replay recorded (`replay history`). Exit 2 for input
     /// it cannot carry out, with nothing written.
     Replay(replay::ReplayArgs),
-    /// Serve the operator console (default http://127.0.0.1:8090) until SIGINT or SIGTERM: the overview
-    /// (orders of the last hour by state, sagas in flight and needing attention, outbox backlog, consumer lag,
-    /// dead letters, replication lag, given-up notifications; it reloads itself), and an order by id or
-    /// idempotency key with its saga's timeline, the services' events and its payment. JSON under /api.
+    /// Serve the operator console, web pages and their JSON API under /api (default
+    /// http://127.0.0.1:8090), until SIGINT or SIGTERM.
+    ///
+    /// Pages: the overview (orders of the last hour by state, sagas in flight and needing attention, outbox
+    /// backlog, consumer lag, dead letters, replication lag, given-up notifications, and charts; it reloads
+    /// itself); an order by id or idempotency key, with its saga's timeline, the services' events and its
+    /// payment; the sagas needing attention, with a retry of the step each gave up on; dead letters, decoded,
+    /// with redrive; the outbox's quarantine, with retry and discard; the history of replays and
+    /// reconciliation runs, with dry runs of both (applying stays a CLI command, which the page shows).
+    ///
+    /// Actions need --token (CONSOLE_TOKEN), as `Authorization: Bearer` or through /login, and are refused
+    /// from other sites; each is a row of the audit trail, by `console@<client address>`. On an address
+    /// other than loopback the token is required and reading needs it too. For example:
+    /// CONSOLE_TOKEN=$(openssl rand -hex 16) orderflow console --listen 0.0.0.0:8090
     Console(console::ConsoleArgs),
     /// Replication between regions (MirrorMaker 2): lag per replicated partition, heartbeats, checkpoints.
     Region {

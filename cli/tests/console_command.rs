@@ -16,3 +16,27 @@ fn it_refuses_an_address_other_than_loopback_without_a_token() {
         "{stderr}"
     );
 }
+
+#[test]
+fn its_help_names_every_page_and_what_acting_needs() {
+    let output = Command::new(env!("CARGO_BIN_EXE_orderflow"))
+        .args(["console", "--help"])
+        .output()
+        .expect("the orderflow binary runs");
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{help}");
+    for taught in [
+        "the overview",
+        "saga's timeline",
+        "sagas needing attention",
+        "dead letters",
+        "quarantine",
+        "replays",
+        "reconciliation runs",
+        "CONSOLE_TOKEN",
+        "/login",
+        "console@<client address>",
+    ] {
+        assert!(help.contains(taught), "{taught:?} not in {help}");
+    }
+}
