@@ -60,8 +60,8 @@ try {
   if (!refused.includes("access token")) throw new Error(`redrive without the token: saw ${refused}`);
   await shot("refused");
 
-  // Logged in, the same action redrives it.
-  await page.goto(`${base}/login`);
+  // Logged in through the refusal's link, the same action redrives it.
+  await Promise.all([page.waitForURL(`${base}/login`), page.click("#login-link")]);
   await page.fill("input[name=token]", env("CONSOLE_TOKEN"));
   await Promise.all([page.waitForURL(`${base}/`), page.click("#login button")]);
   await page.goto(`${base}/dead-letters/${topic}`);

@@ -206,8 +206,8 @@ impl Console {
 }
 
 /// With [`ConsoleConfig::reads_need_token`], lets through only the requests that carry the token (and the
-/// login page): a page without it is sent to `/login`, an API call gets a 401 problem. Actions check the
-/// token again, with the origin ([`actions::authorize`]).
+/// login page): a page without it is sent to `/login`, a page's form gets the 401 page with a link there, an
+/// API call gets a 401 problem. Actions check the token again, with the origin ([`actions::authorize`]).
 async fn guard_reads(
     axum::extract::State(console): axum::extract::State<Console>,
     request: axum::extract::Request,
@@ -222,6 +222,10 @@ async fn guard_reads(
     match actions::authenticate(request.headers(), token, "reading the console") {
         Ok(()) => next.run(request).await,
         Err(problem) if path.starts_with("/api/") => problem.into_response(),
+        // A page's form gets the refusal and a link to log in, not a redirect that hides why.
+        Err(problem) if request.method() != axum::http::Method::GET => {
+            pages::problem_page(&problem)
+        }
         Err(_) => axum::response::Redirect::to("/login").into_response(),
     }
 }

@@ -1,6 +1,6 @@
 //! Reading the console on an address other than loopback needs its token (`reads_need_token`): an API call
-//! without it is a 401 problem, a page sends the browser to `/login`, whose cookie then lets it read. On
-//! loopback (the other tests) reading is open.
+//! without it is a 401 problem, a page sends the browser to `/login`, whose cookie then lets it read, and a
+//! page's form gets the 401 page with a link to log in. On loopback (the other tests) reading is open.
 
 mod common;
 
@@ -41,6 +41,19 @@ async fn reading_needs_the_token_when_the_console_is_served_beyond_loopback() {
         let page = get("/sagas/attention", token).await.unwrap();
         assert_eq!(page.status(), 303, "{token:?}");
         assert_eq!(page.headers()["location"], "/login");
+        // A page's form is refused where it was sent, with the way to log in.
+        let mut form = client.post(format!("{base}/sagas/{}/retry", uuid::Uuid::now_v7()));
+        if let Some(token) = token {
+            form = form.bearer_auth(token);
+        }
+        let refused = form.send().await.unwrap();
+        assert_eq!(refused.status(), 401, "{token:?}");
+        let html = refused.text().await.unwrap();
+        assert!(
+            html.contains("reading the console needs the console&#39;s access token")
+                && html.contains("<a id=\"login-link\" href=\"/login\">"),
+            "{html}"
+        );
     }
     assert_eq!(
         get("/api/overview", Some(TOKEN)).await.unwrap().status(),

@@ -62,10 +62,16 @@ fn page(title: &str, body: &str, refresh: Option<u32>) -> Html<String> {
     ))
 }
 
-/// A page saying what went wrong, with the problem's status.
-fn problem_page(problem: &Problem) -> Response {
+/// A page saying what went wrong, with the problem's status; a link to log in when the token was missing.
+pub(crate) fn problem_page(problem: &Problem) -> Response {
+    let login = if problem.status == axum::http::StatusCode::UNAUTHORIZED {
+        "<p><a id=\"login-link\" href=\"/login\">Log in with the console's access token</a>, then try \
+         again.</p>"
+    } else {
+        ""
+    };
     let body = format!(
-        "<h1>{}</h1><p class=\"bad\" id=\"problem\">{}</p>",
+        "<h1>{}</h1><p class=\"bad\" id=\"problem\">{}</p>{login}",
         escape(problem.title),
         escape(&problem.detail)
     );
