@@ -12,7 +12,8 @@ use tokio::net::TcpListener;
 ///
 /// Every accepted connection has `TCP_NODELAY`, so that an answer written in more than one piece is not held
 /// back by Nagle's algorithm until the client acknowledges the first (a delayed acknowledgement costs up to
-/// 40 ms on Linux) on the kept-alive connections services use to call each other.
+/// 40 ms on Linux) on the kept-alive connections services use to call each other. Handlers can extract the
+/// client's address as `ConnectInfo<SocketAddr>` (the console's audit trail names it).
 ///
 /// # Errors
 /// When accepting or serving fails.
@@ -26,7 +27,6 @@ pub async fn serve(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
         }
     });
-    // Handlers may ask for the client's address (`ConnectInfo<SocketAddr>`), e.g. for an audit trail.
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
