@@ -223,7 +223,7 @@ async fn guard_reads(
         Ok(()) => next.run(request).await,
         Err(problem) if path.starts_with("/api/") => problem.into_response(),
         // A page's form gets the refusal and a link to log in, not a redirect that hides why.
-        Err(problem) if request.method() != axum::http::Method::GET => {
+        Err(problem) if request.method() == axum::http::Method::POST => {
             pages::problem_page(&problem)
         }
         Err(_) => axum::response::Redirect::to("/login").into_response(),
