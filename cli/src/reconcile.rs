@@ -102,7 +102,7 @@ pub async fn run(
         reconcile::Mode::DryRun
     };
     let window = Window::asked(args.from, args.to, Utc::now()).map_err(anyhow::Error::msg)?;
-    let run_by = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let run_by = crate::replay::run_by();
     eprintln!("reconcile: {} to {}", window.from, window.to);
     // On a terminal only: cron and pipes get the report alone.
     let style = indicatif::ProgressStyle::with_template(
